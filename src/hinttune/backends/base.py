@@ -1,0 +1,89 @@
+"""The one narrow interface every generation backend implements.
+
+A batch of requests goes in; for each request, ``n`` generations come out (text, finish
+reason, token counts), yielded as soon as that request is complete so the caller can store
+it before the next one finishes. A failure is a generation with ``finish_reason='error'``
+and its message, never an exception that stops the batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from hinttune.config import ModelBase, Sampling
+
+
+@dataclass
+class Request:
+    messages: list[dict[str, str]]
+    sampling: Sampling
+    continuation: str | None = None  # a partial assistant turn to continue verbatim
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+    n: int = 1
+    seed: int | None = None
+
+
+@dataclass
+class Generation:
+    text: str
+    finish_reason: str  # "stop", "length" (cut by max_tokens) or "error"
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.finish_reason == "error"
+
+
+def failed(error: str, raw: str = "") -> Generation:
+    return Generation(text=raw, finish_reason="error", error=error)
+
+
+class Backend(ABC):
+    """Subclasses import their heavy libraries in ``load`` only."""
+
+    name: str = "base"
+
+    def __init__(self, cfg: ModelBase):
+        self.cfg = cfg
+
+    def identity(self) -> dict[str, Any]:
+        """What, besides the prompt and sampling, decides the output (part of the cache key)."""
+        return {"backend": self.name, "model": self.cfg.model, "gguf_file": self.cfg.gguf_file}
+
+    @abstractmethod
+    def prompt_text(self, request: Request) -> str:
+        """The exact text the model is conditioned on (cheap: no engine needed)."""
+
+    @abstractmethod
+    def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
+        """Yield ``(index into requests, generations)`` as each request completes."""
+
+    def close(self) -> None:
+        """Free the engine (GPU memory, connections)."""
+
+
+def sampling_dict(sampling: Sampling) -> dict[str, Any]:
+    return sampling.model_dump(mode="json")
+
+
+class TemplatedBackend(Backend):
+    """A backend that renders prompts with the model's tokenizer (transformers, vLLM, and the
+    openai backend's completions mode)."""
+
+    def tokenizer(self) -> Any:
+        from hinttune.chat import load_tokenizer
+
+        if self.cfg.tokenizer:
+            return load_tokenizer(self.cfg.tokenizer, None, getattr(self.cfg, "trust_remote_code", False))
+        return load_tokenizer(self.cfg.model, self.cfg.gguf_file,
+                              getattr(self.cfg, "trust_remote_code", False))
+
+    def prompt_text(self, request: Request) -> str:
+        from hinttune.chat import render_prompt
+
+        return render_prompt(self.tokenizer(), request.messages, request.continuation,
+                             request.template_kwargs)

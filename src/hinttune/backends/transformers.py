@@ -1,0 +1,147 @@
+"""Local Hugging Face models (a folder, a hub id, or a GGUF file) with batched generation on
+CPU or GPU: left padding, prompts sorted by length to waste little padding, and stopping at
+the end-of-turn token as well as at EOS.
+
+Seeding: transformers cannot seed each row of a batch separately, so each batch is seeded
+from its first request's seed. Greedy decoding (temperature 0) is seed-independent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterator
+
+from hinttune.backends.base import Generation, Request, TemplatedBackend, failed
+from hinttune.chat import encode_prompt, resolve_model_path
+from hinttune.config import TransformersModel
+from hinttune.errors import HinttuneError, missing_extra
+
+log = logging.getLogger(__name__)
+
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                      "<｜end▁of▁sentence｜>")
+
+
+class TransformersBackend(TemplatedBackend):
+    name = "transformers"
+    cfg: TransformersModel
+
+    def __init__(self, cfg: TransformersModel):
+        super().__init__(cfg)
+        self.model: Any = None
+
+    def load(self) -> None:
+        if self.model is not None:
+            return
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM
+        except ImportError:
+            raise missing_extra("transformers", "transformers") from None
+        path = resolve_model_path(self.cfg.model)
+        kwargs: dict[str, Any] = {"trust_remote_code": self.cfg.trust_remote_code}
+        if self.cfg.gguf_file:
+            kwargs["gguf_file"] = self.cfg.gguf_file
+        if self.cfg.dtype != "auto":
+            kwargs["dtype"] = getattr(torch, self.cfg.dtype)
+        device = self.cfg.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own progress bars are the ones that matter
+        started = time.time()
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        except Exception as exc:
+            raise HinttuneError(f"could not load model {self.cfg.model!r}: {exc}") from None
+        self.model = model.to(device).eval()
+        self.device = device
+        tok = self.tokenizer()
+        tok.padding_side = "left"
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        self.stop_ids = sorted({i for i in [tok.eos_token_id, *(tok.convert_tokens_to_ids(t)
+                               for t in END_OF_TURN_TOKENS if t in tok.get_vocab())]
+                               if i is not None})
+        log.info("loaded %s on %s in %.1fs", self.cfg.model, device, time.time() - started)
+
+    def _batches(self, requests: list[Request]) -> list[list[tuple[int, int, list[int]]]]:
+        """Rows (request index, sample, token ids) grouped into batches of equal sampling
+        settings, sorted by prompt length."""
+        tok = self.tokenizer()
+        rows = []
+        for index, request in enumerate(requests):
+            ids = encode_prompt(tok, self.prompt_text(request))
+            rows += [(index, j, ids) for j in range(request.n)]
+        def group(row: tuple[int, int, list[int]]) -> str:
+            return requests[row[0]].sampling.model_dump_json()
+        rows.sort(key=lambda row: (group(row), len(row[2])))
+        batches: list[list[tuple[int, int, list[int]]]] = []
+        for row in rows:
+            if batches and len(batches[-1]) < self.cfg.batch_size and group(batches[-1][0]) == group(row):
+                batches[-1].append(row)
+            else:
+                batches.append([row])
+        return batches
+
+    def _run_batch(self, rows: list[tuple[int, int, list[int]]], request: Request) -> list[Generation]:
+        import torch
+
+        tok = self.tokenizer()
+        width = max(len(ids) for _, _, ids in rows)
+        input_ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (_, _, ids) in enumerate(rows):
+            input_ids[i, width - len(ids):] = torch.tensor(ids)
+            mask[i, width - len(ids):] = 1
+        s = request.sampling
+        kwargs: dict[str, Any] = {"max_new_tokens": s.max_tokens, "eos_token_id": self.stop_ids,
+                                  "pad_token_id": tok.pad_token_id}
+        if s.temperature > 0:
+            kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p,
+                          top_k=s.top_k if s.top_k and s.top_k > 0 else 0)
+            if request.seed is not None:
+                torch.manual_seed(request.seed)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if s.stop:
+            kwargs.update(stop_strings=s.stop, tokenizer=tok)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=input_ids.to(self.device),
+                                      attention_mask=mask.to(self.device), **kwargs)
+        results = []
+        for i, (_, _, ids) in enumerate(rows):
+            new = out[i, width:].tolist()
+            ended = next((k for k, t in enumerate(new) if t in self.stop_ids), None)
+            if ended is not None:
+                new = new[:ended]
+            finish = "stop" if ended is not None or len(new) < s.max_tokens else "length"
+            text = tok.decode(new, skip_special_tokens=True)
+            if s.stop:  # cut at the stop string like the servers do
+                cuts = [text.find(x) for x in s.stop if x in text]
+                if cuts:
+                    text, finish = text[:min(cuts)], "stop"
+            results.append(Generation(text, finish, len(ids), len(new)))
+        return results
+
+    def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
+        if not requests:
+            return
+        self.load()
+        pending = {i: [None] * r.n for i, r in enumerate(requests)}
+        for rows in self._batches(requests):
+            first = requests[rows[0][0]]
+            try:
+                outputs = self._run_batch(rows, first)
+            except Exception as exc:  # e.g. out of memory: fail this batch, keep going
+                log.exception("batch failed")
+                outputs = [failed(f"{type(exc).__name__}: {exc}")] * len(rows)
+            for (index, sample, _), gen in zip(rows, outputs):
+                pending[index][sample] = gen
+                if all(g is not None for g in pending[index]):
+                    yield index, pending.pop(index)
+
+    def close(self) -> None:
+        self.model = None

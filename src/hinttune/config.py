@@ -1,0 +1,190 @@
+"""One typed configuration for a run, loaded from YAML (a file or a built-in preset) and
+overridable field by field from the command line with dotted keys (``think.model=...``)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hinttune.errors import HinttuneError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Sampling(Strict):
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(0.8, gt=0, le=1)
+    top_k: int | None = Field(None, description="None or -1 disables top-k")
+    max_tokens: int = Field(32768, gt=0, description="maximum new tokens per generation")
+    stop: list[str] = Field(default_factory=list)
+
+
+class ModelBase(Strict):
+    """What every backend shares: which model, how a problem becomes a prompt, how to sample."""
+
+    model: str = Field(description="hub id, local folder, package://NAME for a model shipped in a "
+                       "Python package, or the served model name for the openai backend")
+    gguf_file: str | None = Field(None, description="GGUF file inside `model` (transformers)")
+    tokenizer: str | None = Field(None, description="tokenizer to render chat templates with; "
+                                  "defaults to `model`")
+    system_prompt: str | None = None
+    prompt_template: str = Field("{problem}", description="user message; {problem} is replaced")
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="passed to the chat template, e.g. enable_thinking: false")
+    sampling: Sampling = Field(default_factory=Sampling)
+
+
+class VLLMModel(ModelBase):
+    backend: Literal["vllm"]
+    tensor_parallel_size: int = Field(1, ge=1)
+    max_model_len: int | None = 32768
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    dtype: str = "auto"
+    enable_prefix_caching: bool = True
+    trust_remote_code: bool = False
+    chunk_size: int = Field(512, ge=1, description="prompts per engine call; each finished "
+                            "chunk is written to the run store before the next starts")
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra vllm.LLM args")
+
+
+class OpenAIModel(ModelBase):
+    backend: Literal["openai"]
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY", description="name of the environment variable holding the API key "
+        "(the key itself is never written to config, logs or outputs)")
+    continue_mode: Literal["completions", "chat_continue", "chat_fallback"] = Field(
+        "completions", description="how a partial assistant turn is continued: raw "
+        "/v1/completions with a prompt rendered from the tokenizer (exact), chat with "
+        "continue_final_message (vLLM/SGLang), or the official scripts' 'please continue' "
+        "fallback for chat-only APIs")
+    max_concurrency: int = Field(32, ge=1)
+    max_retries: int = Field(5, ge=0)
+    timeout: float = Field(600.0, gt=0, description="seconds per HTTP request")
+    requests_per_minute: float | None = Field(None, gt=0)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransformersModel(ModelBase):
+    backend: Literal["transformers"]
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = Field(8, ge=1)
+    trust_remote_code: bool = False
+
+
+class FakeModel(ModelBase):
+    """A scripted model shipped for tests and dry runs: no weights, deterministic output."""
+
+    backend: Literal["fake"]
+    delay: float = Field(0.0, ge=0, description="seconds per generation")
+    answers: dict[str, str] = Field(default_factory=dict, description="substring of prompt -> reply")
+    default_reply: str = "<think>\nLet me think. The answer is 0.\n</think>\n\nThe answer is 0."
+
+
+ModelConfig = Annotated[
+    Union[VLLMModel, OpenAIModel, TransformersModel, FakeModel], Field(discriminator="backend")
+]
+
+
+class ProblemsConfig(Strict):
+    source: str = Field("demo", description="'demo', a .json/.jsonl/.parquet file, a "
+                        "save_to_disk folder, or a Hugging Face dataset name")
+    split: str = "train"
+    problem_field: str | None = Field(None, description="default: problem, question")
+    answer_field: str | None = Field(None, description="default: gold_answer, answer, solution")
+    skip_invalid: bool = Field(False, description="skip malformed records (listed in the run log) "
+                               "instead of stopping")
+    limit: int | None = Field(None, ge=1, description="use only the first N problems")
+
+
+class AttemptsConfig(Strict):
+    samples: int = Field(1, ge=1, description="answers per problem and model")
+
+
+class RunConfig(Strict):
+    run_dir: Path = Path("runs/default")
+    seed: int = 0
+    problems: ProblemsConfig = Field(default_factory=ProblemsConfig)
+    think: ModelConfig
+    instruct: ModelConfig
+    attempts: AttemptsConfig = Field(default_factory=AttemptsConfig)
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("hinttune") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(config: str) -> tuple[dict[str, Any], str]:
+    path = Path(config)
+    if path.is_file():
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    elif config in preset_names():
+        text = (resources.files("hinttune") / "presets" / f"{config}.yaml").read_text("utf-8")
+        where = f"preset {config!r}"
+    else:
+        raise HinttuneError(f"config {config!r}: no such file, and not a preset "
+                            f"(presets: {', '.join(preset_names())})")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise HinttuneError(f"{where}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise HinttuneError(f"{where}: the top level must be a mapping of settings")
+    return data, where
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply ``a.b.c=value`` in place; the value is parsed as YAML (numbers, lists, null)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise HinttuneError(f"override {override!r}: expected KEY=VALUE, e.g. think.model=Qwen/Qwen3-4B")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+    if error["type"] == "extra_forbidden":
+        return f"{loc}: unknown key"
+    if error["type"] == "union_tag_invalid":
+        return f"{loc}.backend: must be one of vllm, openai, transformers, fake"
+    return f"{loc}: {error['msg']}"
+
+
+def validate_config(data: dict[str, Any], where: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = "\n  ".join(_describe(e) for e in exc.errors())
+        raise HinttuneError(f"{where}: invalid configuration:\n  {lines}") from None
+
+
+def load_config(config: str, overrides: list[str] | None = None) -> RunConfig:
+    data, where = _read_yaml(config)
+    for override in overrides or []:
+        apply_override(data, override)
+    if overrides:
+        where += " with overrides"
+    return validate_config(data, where)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,26 @@
+"""Where a think model's reasoning is in its output: the text inside ``<think>...</think>``.
+With no ``<think>`` (templates such as Qwen3-Thinking-2507 put it in the prompt) the reasoning
+starts at the beginning; with no ``</think>`` (cut by the length limit) it runs to the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OPEN, CLOSE = "<think>", "</think>"
+
+
+@dataclass(frozen=True)
+class ThinkSplit:
+    reasoning: str
+    answer: str
+    opened: bool  # an explicit <think> was present
+    closed: bool  # an explicit </think> was present
+
+
+def split_think(text: str) -> ThinkSplit:
+    start = text.find(OPEN)
+    body = text[start + len(OPEN):] if start >= 0 else text
+    end = body.find(CLOSE)
+    if end < 0:
+        return ThinkSplit(body, "", start >= 0, False)
+    return ThinkSplit(body[:end], body[end + len(CLOSE):], start >= 0, True)

@@ -1,0 +1,191 @@
+"""The run store: one SQLite database (WAL mode) per run directory.
+
+Every generation is committed the moment it completes, keyed by a hash of the model, the
+rendered prompt, the sampling parameters and the sample index. A re-run skips keys already
+done, so a run killed at any moment (even by SIGKILL) resumes with nothing lost and nothing
+duplicated: a row is either fully committed or absent. Failed generations are stored with
+their error and raw output, and are retried (replaced) by the next run.
+
+Each stage also writes its *plan* (which keys it needs for which problem, role and sample), so
+``hinttune status`` can report progress without loading any model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    key TEXT PRIMARY KEY,
+    stage TEXT NOT NULL,
+    role TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    sample INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,
+    params TEXT NOT NULL,
+    text TEXT,
+    finish_reason TEXT,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error TEXT,
+    seconds REAL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS plan (
+    stage TEXT NOT NULL,
+    role TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    sample INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (stage, role, problem_id, sample)
+);
+CREATE INDEX IF NOT EXISTS plan_key ON plan(key);
+"""
+
+
+def stable_hash(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class GenerationRecord:
+    key: str
+    stage: str
+    role: str
+    problem_id: str
+    sample: int
+    model: str
+    request: dict[str, Any]
+    params: dict[str, Any]
+    text: str | None
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    status: str = "ok"
+    error: str | None = None
+    seconds: float | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+
+@dataclass
+class PlanStatus:
+    stage: str
+    role: str
+    planned: int
+    ok: int
+    failed: int
+    truncated: int
+    completion_tokens: int
+
+
+class RunStore:
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / "store.sqlite"
+        # isolation_level=None: we open transactions ourselves, so each record is one commit.
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against process crashes (SIGKILL) in WAL mode; only a power loss
+        # can drop the last commits, which a re-run regenerates.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- generations -------------------------------------------------------------------
+    def done_keys(self, keys: Iterable[str]) -> set[str]:
+        keys = list(keys)
+        done: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT key FROM generations WHERE status='ok' AND key IN ({marks})", chunk)
+            done.update(row[0] for row in rows)
+        return done
+
+    def put(self, rec: GenerationRecord) -> None:
+        """Insert one record and commit. An ok record is never overwritten; a failed one is."""
+        self.db.execute(
+            """INSERT INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+               ON CONFLICT(key) DO UPDATE SET
+                 stage=excluded.stage, role=excluded.role, problem_id=excluded.problem_id,
+                 sample=excluded.sample, model=excluded.model, request=excluded.request,
+                 params=excluded.params, text=excluded.text, finish_reason=excluded.finish_reason,
+                 prompt_tokens=excluded.prompt_tokens, completion_tokens=excluded.completion_tokens,
+                 status=excluded.status, error=excluded.error, seconds=excluded.seconds,
+                 created=excluded.created
+               WHERE generations.status != 'ok'""",
+            (rec.key, rec.stage, rec.role, rec.problem_id, rec.sample, rec.model,
+             json.dumps(rec.request, ensure_ascii=False), json.dumps(rec.params, sort_keys=True),
+             rec.text, rec.finish_reason, rec.prompt_tokens, rec.completion_tokens, rec.status,
+             rec.error, rec.seconds, time.time()))
+
+    def get(self, key: str) -> GenerationRecord | None:
+        row = self.db.execute("SELECT * FROM generations WHERE key=?", (key,)).fetchone()
+        return _record(row) if row else None
+
+    def count(self, status: str | None = None) -> int:
+        if status is None:
+            return self.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM generations WHERE status=?",
+                               (status,)).fetchone()[0]
+
+    # --- plans -------------------------------------------------------------------------
+    def set_plan(self, stage: str, role: str, rows: Iterable[tuple[str, int, str]]) -> None:
+        """Replace the plan of (stage, role) with (problem_id, sample, key) rows, atomically."""
+        with self.db:  # one transaction: a kill leaves the old plan or the new one
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM plan WHERE stage=? AND role=?", (stage, role))
+            self.db.executemany("INSERT INTO plan VALUES (?,?,?,?,?)",
+                                ((stage, role, pid, sample, key) for pid, sample, key in rows))
+
+    def planned(self, stage: str, role: str) -> Iterator[tuple[str, int, GenerationRecord | None]]:
+        """(problem_id, sample, record-or-None) for every planned item, in plan order."""
+        rows = self.db.execute(
+            """SELECT plan.problem_id AS pid, plan.sample AS psample, generations.*
+               FROM plan LEFT JOIN generations ON generations.key = plan.key
+               WHERE plan.stage=? AND plan.role=? ORDER BY plan.rowid""", (stage, role))
+        for row in rows:
+            yield row["pid"], row["psample"], (_record(row) if row["status"] else None)
+
+    def status(self) -> list[PlanStatus]:
+        rows = self.db.execute(
+            """SELECT plan.stage, plan.role, COUNT(*) AS planned,
+                      SUM(g.status='ok') AS ok, SUM(g.status='failed') AS failed,
+                      SUM(g.status='ok' AND g.finish_reason='length') AS truncated,
+                      SUM(CASE WHEN g.status='ok' THEN g.completion_tokens ELSE 0 END) AS tokens
+               FROM plan LEFT JOIN generations g ON g.key = plan.key
+               GROUP BY plan.stage, plan.role ORDER BY MIN(plan.rowid)""")
+        return [PlanStatus(r["stage"], r["role"], r["planned"], r["ok"] or 0, r["failed"] or 0,
+                           r["truncated"] or 0, r["tokens"] or 0) for r in rows]
+
+
+def _record(row: sqlite3.Row) -> GenerationRecord:
+    return GenerationRecord(
+        key=row["key"], stage=row["stage"], role=row["role"], problem_id=row["problem_id"],
+        sample=row["sample"], model=row["model"], request=json.loads(row["request"]),
+        params=json.loads(row["params"]), text=row["text"], finish_reason=row["finish_reason"],
+        prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
+        status=row["status"], error=row["error"], seconds=row["seconds"])
