@@ -22,6 +22,7 @@ def problem_messages(model: ModelBase, problem: Problem) -> list[dict[str, str]]
 
 def attempt_request(model: ModelBase, problem: Problem) -> Request:
     return Request(messages=problem_messages(model, problem), sampling=model.sampling,
+                   continuation=model.response_prefix or None,
                    template_kwargs=dict(model.chat_template_kwargs))
 
 
@@ -30,7 +31,7 @@ def run_attempts(cfg: RunConfig, store: RunStore, problems: list[Problem],
     results = {}
     for role in ROLES:
         model: ModelBase = getattr(cfg, role)
-        jobs = [Job(p.id, sample, attempt_request(model, p))
+        jobs = [Job(p.id, sample, attempt_request(model, p), output_prefix=model.response_prefix)
                 for p in problems for sample in range(cfg.attempts.samples)]
         results[role] = run_jobs(store, pool.get(model), STAGE, role, jobs, cfg.seed,
                                  label=f"attempts · {role} model")

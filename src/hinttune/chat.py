@@ -17,6 +17,17 @@ from hinttune.errors import HinttuneError, missing_extra
 
 PACKAGE_SCHEME = "package://"
 
+# Tokens that end an assistant turn in common chat templates (besides the tokenizer's EOS).
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                      "<｜end▁of▁sentence｜>")
+
+
+def end_of_turn_tokens(tokenizer: Any) -> list[str]:
+    """The end-of-turn token strings this tokenizer knows, EOS first."""
+    vocab = tokenizer.get_vocab()
+    found = [tokenizer.eos_token] if tokenizer.eos_token else []
+    return found + [t for t in END_OF_TURN_TOKENS if t in vocab and t not in found]
+
 
 def resolve_model_path(model: str) -> str:
     """``package://NAME`` is the folder of an installed Python package shipping weights

@@ -35,6 +35,8 @@ class ModelBase(Strict):
                                   "defaults to `model`")
     system_prompt: str | None = None
     prompt_template: str = Field("{problem}", description="user message; {problem} is replaced")
+    response_prefix: str = Field("", description="text the assistant turn starts with, which the "
+                                 "model continues (e.g. '<think>\\n' to make it reason in tags)")
     chat_template_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="passed to the chat template, e.g. enable_thinking: false")
     sampling: Sampling = Field(default_factory=Sampling)
@@ -160,12 +162,17 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     node[parts[-1]] = value
 
 
+BACKENDS = ("vllm", "openai", "transformers", "fake")
+
+
 def _describe(error: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+    # pydantic puts the discriminator's value in the location (think.vllm.x): drop it
+    parts = [str(p) for p in error["loc"]]
+    loc = ".".join(p for i, p in enumerate(parts) if not (i == 1 and p in BACKENDS))
     if error["type"] == "extra_forbidden":
         return f"{loc}: unknown key"
     if error["type"] == "union_tag_invalid":
-        return f"{loc}.backend: must be one of vllm, openai, transformers, fake"
+        return f"{loc}.backend: must be one of {', '.join(BACKENDS)}"
     return f"{loc}: {error['msg']}"
 
 

@@ -20,6 +20,7 @@ class Job:
     problem_id: str
     sample: int
     request: Request
+    output_prefix: str = ""  # stored in front of the generated text (a response prefix)
 
 
 def plan_keys(backend: Backend, jobs: list[Job], run_seed: int) -> list[str]:
@@ -65,7 +66,7 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
                 store.put(GenerationRecord(
                     key=todo_keys[index], stage=stage, role=role, problem_id=job.problem_id,
                     sample=job.sample, model=model, request=_request_summary(job.request),
-                    params=params[index], text=gen.text, finish_reason=gen.finish_reason,
+                    params=params[index], text=job.output_prefix + gen.text, finish_reason=gen.finish_reason,
                     prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
                     status="failed" if gen.failed else "ok", error=gen.error))
                 if gen.failed:

@@ -98,6 +98,9 @@ class OpenAIBackend(TemplatedBackend):
         if s.stop:
             common["stop"] = list(s.stop)
         if self.cfg.continue_mode == "completions":
+            # A raw completion does not know where the turn ends: stop at end-of-turn tokens
+            # (llama.cpp's EOS is not SmolLM2's <|im_end|>, for one).
+            common["stop"] = list(s.stop) + [t for t in self._turn_ends if t not in s.stop]
             response = await client.completions.create(
                 prompt=self.prompt_text(request), extra_body=body or None, **common)
             choice = response.choices[0]
@@ -135,8 +138,12 @@ class OpenAIBackend(TemplatedBackend):
         if not requests:
             return
         from openai import AsyncOpenAI
+        self._turn_ends: list[str] = []
         if self.cfg.continue_mode == "completions":
-            self.tokenizer()  # fail early, before any request, if it cannot be loaded
+            from hinttune.chat import end_of_turn_tokens
+
+            # load the tokenizer before any request, so a bad name fails early
+            self._turn_ends = end_of_turn_tokens(self.tokenizer())
         loop = asyncio.new_event_loop()
         client = AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._api_key(),
                              max_retries=self.cfg.max_retries, timeout=self.cfg.timeout)

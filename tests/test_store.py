@@ -1,0 +1,97 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from hinttune.store import GenerationRecord, RunStore, stable_hash
+
+
+def record(key, status="ok", text="t", finish="stop"):
+    return GenerationRecord(key=key, stage="attempts", role="think", problem_id="p", sample=0,
+                            model="m", request={"messages": []}, params={"temperature": 0},
+                            text=text, finish_reason=finish, prompt_tokens=3, completion_tokens=5,
+                            status=status, error=None if status == "ok" else "boom")
+
+
+def test_put_get_roundtrip(tmp_path):
+    with RunStore(tmp_path) as store:
+        store.put(record("a", finish="length"))
+        got = store.get("a")
+        assert got.text == "t" and got.truncated and got.params == {"temperature": 0}
+        assert store.get("missing") is None
+
+
+def test_ok_is_kept_failed_is_replaced(tmp_path):
+    with RunStore(tmp_path) as store:
+        store.put(record("a", status="failed", text="raw"))
+        assert store.get("a").status == "failed" and store.done_keys(["a"]) == set()
+        store.put(record("a", text="good"))
+        assert store.get("a").text == "good"
+        store.put(record("a", text="other"))  # an ok record is never overwritten
+        assert store.get("a").text == "good"
+        assert store.count() == 1
+
+
+def test_plan_and_status(tmp_path):
+    with RunStore(tmp_path) as store:
+        store.set_plan("attempts", "think", [("p1", 0, "a"), ("p2", 0, "b"), ("p3", 0, "c")])
+        store.put(record("a", finish="length"))
+        store.put(record("b", status="failed"))
+        (row,) = store.status()
+        assert (row.planned, row.ok, row.failed, row.truncated, row.completion_tokens) == (3, 1, 1, 1, 5)
+        store.set_plan("attempts", "think", [("p1", 0, "a")])  # replaced, not appended
+        assert store.status()[0].planned == 1
+        assert [(pid, rec.key) for pid, _, rec in store.planned("attempts", "think")] == [("p1", "a")]
+
+
+def test_stable_hash_is_order_insensitive_for_dicts():
+    assert stable_hash({"a": 1, "b": 2}, "x") == stable_hash({"b": 2, "a": 1}, "x")
+    assert stable_hash({"a": 1}, "x") != stable_hash({"a": 1}, "y")
+
+
+def _config(tmp_path, problems, delay):
+    problems_file = tmp_path / "problems.jsonl"
+    problems_file.write_text("".join(json.dumps({"problem": f"What is {i}+{i}?",
+                                                 "gold_answer": str(2 * i)}) + "\n"
+                                     for i in range(problems)))
+    cfg = {"run_dir": str(tmp_path / "run"), "problems": {"source": str(problems_file)},
+           "think": {"backend": "fake", "model": "think", "delay": delay},
+           "instruct": {"backend": "fake", "model": "instruct", "delay": delay}}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_resume_after_sigkill(tmp_path):
+    """Kill a real run with SIGKILL mid-stage; the re-run completes it with every record once
+    and never regenerates what was finished before the kill."""
+    config = _config(tmp_path, problems=30, delay=0.05)
+    cmd = [sys.executable, "-m", "hinttune", "attempts", "--config", str(config)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = tmp_path / "run" / "store.sqlite"
+    deadline = time.time() + 60
+    before = 0
+    while time.time() < deadline and before < 20:
+        time.sleep(0.05)
+        if db.exists():
+            with RunStore(tmp_path / "run") as store:
+                before = store.count()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 20 <= before < 60, "the kill should land mid-run"
+    with RunStore(tmp_path / "run") as store:
+        survived = {r["key"]: r["created"] for r in store.db.execute("SELECT key, created FROM generations")}
+    assert len(survived) >= before
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with RunStore(tmp_path / "run") as store:
+        rows = {r["key"]: r["created"] for r in store.db.execute("SELECT key, created FROM generations")}
+        assert tuple(store.db.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM generations").fetchone()) == (60, 60)
+        assert [(s.role, s.planned, s.ok) for s in store.status()] == [("think", 30, 30), ("instruct", 30, 30)]
+    # records finished before the kill were not generated again
+    assert all(rows[key] == created for key, created in survived.items())
