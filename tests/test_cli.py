@@ -1,0 +1,105 @@
+import json
+import os
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from hinttune.cli import app
+from loopback import Scripted, scripted  # noqa: F401  (fixture)
+
+runner = CliRunner()
+SECRET = "sk-live-never-write-me-987"
+
+
+def fake_config(tmp_path, instruct=None, problems=None):
+    problems_file = tmp_path / "problems.json"
+    problems_file.write_text(json.dumps(problems or [
+        {"problem": "What is 2+2?", "gold_answer": "4"},
+        {"problem": "What is 3+3?", "gold_answer": "6"}]))
+    cfg = {"run_dir": str(tmp_path / "run"), "problems": {"source": str(problems_file)},
+           "think": {"backend": "fake", "model": "t", "response_prefix": "<think>\n",
+                     "default_reply": "2 plus 2\n</think>\n\nThe answer is 4."},
+           "instruct": instruct or {"backend": "fake", "model": "i", "default_reply": "It is 4."}}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_attempts_then_status(tmp_path):
+    config = fake_config(tmp_path)
+    result = runner.invoke(app, ["attempts", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "2 problems" in result.output and "attempts" in result.output
+    run = tmp_path / "run"
+    assert {"config.yaml", "problems.jsonl", "store.sqlite", "run.log"} <= {p.name for p in run.iterdir()}
+    assert len((run / "problems.jsonl").read_text().splitlines()) == 2
+    status = runner.invoke(app, ["status", str(run)])
+    assert status.exit_code == 0 and "2 (100%)" in status.output
+
+
+def test_overrides_from_the_command_line(tmp_path):
+    config = fake_config(tmp_path)
+    result = runner.invoke(app, ["attempts", "-c", str(config), "-o", str(tmp_path / "other"),
+                                 "--set", "attempts.samples=2"])
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((tmp_path / "other" / "config.yaml").read_text())
+    assert saved["attempts"]["samples"] == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "think.temprature=1"], "think.temprature: unknown key"),
+    (["--problems", "nowhere.jsonl"], "nowhere.jsonl: file not found"),
+])
+def test_errors_are_one_clear_line(tmp_path, args, message):
+    result = runner.invoke(app, ["attempts", "-c", str(fake_config(tmp_path)), *args])
+    assert result.exit_code == 2
+    assert "error:" in result.output and message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_record_error_names_file_record_and_field(tmp_path):
+    config = fake_config(tmp_path, problems=[{"problem": "x", "gold_answer": "1"}, {"problem": "y"}])
+    result = runner.invoke(app, ["attempts", "-c", str(config)])
+    assert result.exit_code == 2 and "problems.json: record 1: no gold answer field" in result.output
+
+
+def test_status_of_a_non_run(tmp_path):
+    result = runner.invoke(app, ["status", str(tmp_path)])
+    assert result.exit_code == 2 and "not a run directory" in result.output
+
+
+def test_config_shows_the_resolved_preset():
+    result = runner.invoke(app, ["config", "-c", "paper", "--set", "think.tensor_parallel_size=4"])
+    assert result.exit_code == 0
+    cfg = yaml.safe_load(result.output)
+    assert cfg["think"]["tensor_parallel_size"] == 4 and cfg["think"]["backend"] == "vllm"
+    assert "demo" in runner.invoke(app, ["presets"]).output
+
+
+def test_api_key_never_reaches_logs_or_outputs(tmp_path, scripted, monkeypatch):
+    monkeypatch.setenv("PROVIDER_KEY", SECRET)
+    config = fake_config(tmp_path, instruct={
+        "backend": "openai", "model": "served", "base_url": scripted, "api_key_env": "PROVIDER_KEY",
+        "continue_mode": "chat_fallback", "max_retries": 0})
+    (tmp_path / "problems.json").write_text(json.dumps([
+        {"problem": "fine what is 2+2?", "gold_answer": "4"},
+        {"problem": "dead what is 3+3?", "gold_answer": "6"}]))
+    result = runner.invoke(app, ["attempts", "-c", str(config), "-v"])
+    assert result.exit_code == 0, result.output
+    assert Scripted.auth and all(a == f"Bearer {SECRET}" for a in Scripted.auth)
+    assert SECRET not in result.output
+    for root, _, files in os.walk(tmp_path / "run"):
+        for name in files:
+            assert SECRET.encode() not in open(os.path.join(root, name), "rb").read(), name
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "failed" in log  # the dead request is logged as failed, without the key
+
+
+@pytest.mark.slow
+def test_demo_preset_runs_on_cpu(tmp_path, smollm_dir):
+    result = runner.invoke(app, ["attempts", "-c", "demo", "-o", str(tmp_path / "demo"),
+                                 "--set", "problems.limit=3"])
+    assert result.exit_code == 0, result.output
+    status = runner.invoke(app, ["status", str(tmp_path / "demo")])
+    assert status.output.count("3 (100%)") == 2

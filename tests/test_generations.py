@@ -1,0 +1,95 @@
+from hinttune.backends import BackendPool, make_backend
+from hinttune.backends.base import Request
+from hinttune.config import FakeModel, Sampling
+from hinttune.generations import Job, run_jobs
+from hinttune.store import RunStore
+
+
+class Counting:
+    """Wraps a backend and counts the requests it is asked to generate."""
+
+    def __init__(self, backend):
+        self.backend, self.sent = backend, []
+        self.cfg = backend.cfg
+
+    def identity(self):
+        return self.backend.identity()
+
+    def prompt_text(self, request):
+        return self.backend.prompt_text(request)
+
+    def generate(self, requests):
+        self.sent.extend(requests)
+        return self.backend.generate(requests)
+
+
+def fake(**kw):
+    return Counting(make_backend(FakeModel(backend="fake", model="f", **kw)))
+
+
+def jobs(n, temperature=0.7, text="q"):
+    return [Job(f"p{i}", 0, Request([{"role": "user", "content": f"{text}{i}"}],
+                                    Sampling(temperature=temperature, max_tokens=50)))
+            for i in range(n)]
+
+
+def test_rerun_generates_nothing_and_changed_params_recompute(tmp_path):
+    with RunStore(tmp_path) as store:
+        backend = fake()
+        first = run_jobs(store, backend, "attempts", "think", jobs(4), run_seed=0)
+        assert len(first) == 4 and len(backend.sent) == 4
+        again = run_jobs(store, backend, "attempts", "think", jobs(4), run_seed=0)
+        assert len(backend.sent) == 4 and again.keys() == first.keys()
+        run_jobs(store, backend, "attempts", "think", jobs(5), run_seed=0)
+        assert len(backend.sent) == 5  # only the new problem
+        run_jobs(store, backend, "attempts", "think", jobs(5, temperature=0.6), run_seed=0)
+        assert len(backend.sent) == 10  # a sampling change recomputes everything it touches
+        run_jobs(store, backend, "attempts", "think", jobs(5, temperature=0.6), run_seed=1)
+        assert len(backend.sent) == 15  # so does the run seed
+
+
+def test_seeds_are_derived_from_the_request(tmp_path):
+    with RunStore(tmp_path) as store:
+        a, b = jobs(2), jobs(2)
+        run_jobs(store, fake(), "s", "r", a, run_seed=0)
+        run_jobs(store, fake(), "s", "r2", b, run_seed=0)
+        assert [j.request.seed for j in a] == [j.request.seed for j in b]
+        assert a[0].request.seed != a[1].request.seed
+
+
+def test_identical_requests_are_generated_once(tmp_path):
+    twins = jobs(1) + [Job("p_twin", 0, jobs(1)[0].request)]
+    with RunStore(tmp_path) as store:
+        backend = fake()
+        out = run_jobs(store, backend, "attempts", "think", twins, run_seed=0)
+        assert len(backend.sent) == 1 and set(out) == {("p0", 0), ("p_twin", 0)}
+
+
+def test_failures_are_recorded_with_raw_output_and_retried(tmp_path):
+    with RunStore(tmp_path) as store:
+        broken = fake(answers={"q1": "!fail"})
+        out = run_jobs(store, broken, "attempts", "think", jobs(3), run_seed=0)
+        assert out[("p1", 0)].status == "failed" and out[("p1", 0)].text == "partial output"
+        assert out[("p1", 0)].error == "scripted failure"
+        assert out[("p0", 0)].status == "ok"
+        healed = fake()
+        out = run_jobs(store, healed, "attempts", "think", jobs(3), run_seed=0)
+        assert len(healed.sent) == 1 and out[("p1", 0)].status == "ok"
+
+
+def test_length_cut_is_marked_and_prefix_kept(tmp_path):
+    with RunStore(tmp_path) as store:
+        backend = fake(default_reply="one two three four five")
+        js = [Job("p", 0, Request([{"role": "user", "content": "x"}], Sampling(max_tokens=3)),
+                  output_prefix="<think>\n")]
+        rec = run_jobs(store, backend, "attempts", "think", js, run_seed=0)[("p", 0)]
+        assert rec.truncated and rec.text == "<think>\none two three"
+
+
+def test_pool_shares_one_engine_across_roles():
+    with BackendPool() as pool:
+        a = pool.get(FakeModel(backend="fake", model="m", system_prompt="A"))
+        b = pool.get(FakeModel(backend="fake", model="m", system_prompt="B"))
+        assert a is b and b.cfg.system_prompt == "B"
+        c = pool.get(FakeModel(backend="fake", model="other"))
+        assert c is not a
