@@ -74,3 +74,28 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, str]], continuation: 
 def encode_prompt(tokenizer: Any, text: str) -> list[int]:
     # The rendered template already holds any BOS token: adding special tokens would double it.
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+class TokenCounter:
+    """Counts tokens with a model's tokenizer; falls back to whitespace-separated words when
+    the model has none to load (the fake backend, or no tokenizer installed)."""
+
+    def __init__(self, model: Any):
+        self.tokenizer, self.unit = None, "words"
+        if getattr(model, "backend", None) == "fake":
+            return
+        try:
+            if model.tokenizer:
+                self.tokenizer = load_tokenizer(model.tokenizer, None)
+            else:
+                self.tokenizer = load_tokenizer(model.model, model.gguf_file)
+            self.unit = "tokens"
+        except HinttuneError:
+            pass
+
+    def __call__(self, text: str) -> int:
+        if not text:
+            return 0
+        if self.tokenizer is None:
+            return len(text.split())
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

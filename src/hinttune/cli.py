@@ -56,29 +56,49 @@ def resolve(config: str, sets: Optional[List[str]], run_dir: Optional[Path],
     return load_config(config, overrides)
 
 
-@app.command()
-@friendly
-def attempts(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
-             run_dir: Optional[Path] = RunDirOpt, problems: Optional[str] = ProblemsOpt,
-             verbose: bool = VerboseOpt) -> None:
-    """Stage 1: the think and the instruct model each answer every problem, no hint.
+PolicyOpt = typer.Option(None, "--policy", help="State rules: 'paper' (default) or 'official' "
+                         "(reproduces the official scripts; sets assemble.policy).")
+KeepOpt = typer.Option(None, "--keep-unverified/--drop-unverified", help="Keep Full-Hint targets "
+                       "whose think answer was not graded correct (sets assemble.keep_unverified).")
 
-    Example: [cyan]hinttune attempts --config demo[/]  ·  re-run the same command to resume.
-    """
-    from hinttune.attempts import run_attempts
-    from hinttune.backends import BackendPool
-    from hinttune.report import attempts_table
-    from hinttune.rundir import open_run, setup_logging
+STAGE_HELP = {
+    "attempts": "Stage 1: the think and the instruct model each answer every problem, no hint.",
+    "grade": "Stages 1-2: grade both models' answers against the gold answers.",
+    "segment": "Stages 1-3: split each think trace into episodes (writes segments.jsonl).",
+    "probe": "Stages 1-4: find each problem's minimal effective hint K*, batched across problems.",
+    "assemble": "Stages 1-5: assign No-Hint / Sparse-Hint / Full-Hint.",
+    "export": "Stages 1-6: write the dataset (Alpaca JSON, messages JSONL, LLaMA-Factory entry).",
+    "summary": "Stages 1-7: summary table, summary.json and plots.",
+    "run": "Build a Hint Tuning dataset: every stage in order, resuming from what is done.",
+}
 
-    cfg = resolve(config, set, run_dir, problems)
-    setup_logging(Path(cfg.run_dir), verbose)
-    store, loaded = open_run(cfg)
-    console.print(f"[bold]{len(loaded.problems)}[/] problems from {loaded.source}"
-                  + (f", {len(loaded.skipped)} skipped" if loaded.skipped else "")
-                  + f" → {cfg.run_dir}")
-    with store, BackendPool() as pool:
-        results = run_attempts(cfg, store, loaded.problems, pool)
-    console.print(attempts_table(results))
+
+def _stage_command(name: str) -> None:
+    def command(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
+                run_dir: Optional[Path] = RunDirOpt, problems: Optional[str] = ProblemsOpt,
+                policy: Optional[str] = PolicyOpt, keep_unverified: Optional[bool] = KeepOpt,
+                verbose: bool = VerboseOpt) -> None:
+        from hinttune.pipeline import build
+        from hinttune.report import stage_report
+        from hinttune.rundir import setup_logging
+
+        extra = [f"assemble.policy={policy}"] if policy else []
+        if keep_unverified is not None:
+            extra.append(f"assemble.keep_unverified={str(keep_unverified).lower()}")
+        cfg = resolve(config, [*(set or []), *extra], run_dir, problems)
+        setup_logging(Path(cfg.run_dir), verbose)
+        console.print(f"run directory: {cfg.run_dir}", highlight=False)
+        result = build(cfg, until="summary" if name == "run" else name)
+        for renderable in stage_report(result):
+            console.print(renderable)
+
+    command.__doc__ = (f"{STAGE_HELP[name]}\n\nExample: [cyan]hinttune {name} --config demo[/]"
+                       "  ·  re-run the same command to resume.")
+    app.command(name)(friendly(command))
+
+
+for _name in STAGE_HELP:
+    _stage_command(_name)
 
 
 @app.command()

@@ -110,6 +110,55 @@ class AttemptsConfig(Strict):
     samples: int = Field(1, ge=1, description="answers per problem and model")
 
 
+DEFAULT_KEYWORDS = ["wait", "actually", "let me reconsider", "on second thought", "hold on",
+                    "let me rethink", "hmm"]
+OFFICIAL_KEYWORDS = DEFAULT_KEYWORDS[:-1]  # the official config has no "hmm"
+
+
+class GradingConfig(Strict):
+    grader: Literal["hybrid", "math", "judge"] | None = Field(
+        None, description="hybrid: Math-Verify where the gold answer is short and it is decisive, "
+        "else the LLM judge; judge alone reproduces the paper (default: hybrid; official policy: judge)")
+    judge: ModelConfig | None = Field(None, description="the LLM judge; default: the instruct "
+                                      "model at temperature 0, 512 tokens, thinking off")
+    judge_rule: Literal["last_line", "endswith"] | None = Field(
+        None, description="last_line: the reply's last line must be Yes or No, else undecided; "
+        "endswith: correct iff the reply ends with 'yes' (official scripts)")
+    math_timeout: int = Field(5, ge=1, description="seconds per Math-Verify check (in a worker process)")
+    math_workers: int = Field(2, ge=1)
+    short_gold_chars: int = Field(100, ge=1, description="gold answers up to this long (and with "
+                                  "no line breaks) count as short final answers")
+
+
+class SegmentConfig(Strict):
+    method: Literal["keywords", "paragraphs", "windows"] = "keywords"
+    keywords: list[str] | None = Field(None, description="reflection keywords (default: the "
+                                       "paper's list incl. 'hmm'; official policy: without 'hmm')")
+    whole_words: bool | None = Field(None, description="match keywords as whole words (default) "
+                                     "or as raw substrings like the official scripts")
+    max_episodes: int = Field(40, ge=1, description="keep only the first N episodes")
+    window_tokens: int = Field(64, ge=1, description="tokens per episode for method=windows")
+
+
+class ProbeConfig(Strict):
+    max_tokens: int | None = Field(None, ge=1, description="instruct model's budget per "
+                                   "continuation (paper: 16384); default: instruct.sampling.max_tokens")
+
+
+class AssembleConfig(Strict):
+    policy: Literal["paper", "official"] = Field(
+        "paper", description="paper: the paper's state rules; official: the official scripts'")
+    keep_unverified: bool = Field(False, description="keep Full-Hint targets whose think answer "
+                                  "was not graded correct (the official scripts do)")
+
+
+class ExportConfig(Strict):
+    formats: list[Literal["alpaca", "messages", "hf"]] = Field(default_factory=lambda: ["alpaca", "messages"])
+    official_layout: bool = Field(False, description="also write the official scripts' four "
+                                  "intermediate files")
+    dataset_name: str = "hint_tuning"
+
+
 class RunConfig(Strict):
     run_dir: Path = Path("runs/default")
     seed: int = 0
@@ -117,6 +166,15 @@ class RunConfig(Strict):
     think: ModelConfig
     instruct: ModelConfig
     attempts: AttemptsConfig = Field(default_factory=AttemptsConfig)
+    grading: GradingConfig = Field(default_factory=GradingConfig)
+    segment: SegmentConfig = Field(default_factory=SegmentConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    assemble: AssembleConfig = Field(default_factory=AssembleConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @property
+    def official(self) -> bool:
+        return self.assemble.policy == "official"
 
 
 def preset_names() -> list[str]:

@@ -45,10 +45,15 @@ def _request_summary(request: Request) -> dict[str, Any]:
 
 
 def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: list[Job],
-             run_seed: int, label: str | None = None) -> dict[tuple[str, int], GenerationRecord]:
-    """Run ``jobs`` (resuming), then return every planned record by (problem_id, sample)."""
+             run_seed: int, label: str | None = None,
+             grow_plan: bool = False) -> dict[tuple[str, int], GenerationRecord]:
+    """Run ``jobs`` (resuming), then return their records by (problem_id, sample).
+
+    The jobs become the plan of (stage, role) - or are added to it with ``grow_plan``, for
+    stages that plan round by round."""
     keys = plan_keys(backend, jobs, run_seed)
-    store.set_plan(stage, role, [(j.problem_id, j.sample, k) for j, k in zip(jobs, keys)])
+    rows = [(j.problem_id, j.sample, k) for j, k in zip(jobs, keys)]
+    (store.add_plan if grow_plan else store.set_plan)(stage, role, rows)
     done = store.done_keys(keys)
     todo: dict[str, Job] = {}
     for job, key in zip(jobs, keys):
@@ -60,7 +65,8 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
         todo_keys, todo_jobs = list(todo), list(todo.values())
         params = [sampling_dict(j.request.sampling) for j in todo_jobs]
         model = backend.cfg.model
-        with stage_progress(label or f"{stage} · {role}", len(todo_jobs)) as bar:
+        # growing plans run in many short rounds: their bars vanish when done
+        with stage_progress(label or f"{stage} · {role}", len(todo_jobs), transient=grow_plan) as bar:
             for index, gens in backend.generate([j.request for j in todo_jobs]):
                 job, gen = todo_jobs[index], gens[0]
                 store.put(GenerationRecord(
@@ -73,4 +79,6 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
                     log.warning("%s/%s problem %s sample %d failed: %s", stage, role,
                                 job.problem_id, job.sample, gen.error)
                 bar.advance(1, gen.completion_tokens or 0)
-    return {(pid, sample): rec for pid, sample, rec in store.planned(stage, role) if rec}
+    wanted = {(j.problem_id, j.sample) for j in jobs}
+    return {(pid, sample): rec for pid, sample, rec in store.planned(stage, role)
+            if rec and (pid, sample) in wanted}

@@ -22,10 +22,10 @@ class TokensPerSecond(ProgressColumn):
 
 
 @contextmanager
-def stage_progress(description: str, total: int) -> Iterator["StageProgress"]:
+def stage_progress(description: str, total: int, transient: bool = False) -> Iterator["StageProgress"]:
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TokensPerSecond(), TimeElapsedColumn(), TextColumn("ETA"),
-                        TimeRemainingColumn(), console=console, transient=False)
+                        TimeRemainingColumn(), console=console, transient=transient)
     with progress:
         task = progress.add_task(description, total=total, tokens=0)
         yield StageProgress(progress, task)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from statistics import mean
+from typing import Any
 
 from rich.table import Table
 
@@ -22,6 +23,39 @@ def attempts_table(results: dict[str, dict[tuple[str, int], GenerationRecord]]) 
                       str(sum(r.truncated for r in ok)), str(closed),
                       f"{mean(tokens):.0f}" if tokens else "-")
     return table
+
+
+def verdicts_table(verdicts: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="grades")
+    for column in ("model", "correct", "wrong", "undecided", "by math", "by judge"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for role, by_id in verdicts.items():
+        v = list(by_id.values())
+        table.add_row(role, str(sum(x.correct is True for x in v)), str(sum(x.correct is False for x in v)),
+                      str(sum(x.correct is None for x in v)), str(sum(x.grader == "math" for x in v)),
+                      str(sum(x.grader == "judge" for x in v)))
+    return table
+
+
+def stage_report(result: Any) -> list[Any]:
+    """What to show after a stage: the furthest stage's own table, and the files written."""
+    from hinttune.summary import summary_table
+
+    if result.summary is not None:
+        files = "\n".join(f"  {path}" for path in result.files.values())
+        return [summary_table(result.summary), f"written:\n{files}"]
+    if result.probes:
+        solved = sum(o.k_star is not None for o in result.probes.values())
+        attempts = sum(len(o.attempts) for o in result.probes.values())
+        return [f"probed {len(result.probes)} problems: {solved} solved with a hint, "
+                f"{attempts} continuations"]
+    if result.episodes:
+        sizes = sorted(len(e) for e in result.episodes.values())
+        return [f"segmented {len(sizes)} traces: episodes min {sizes[0]}, median "
+                f"{sizes[len(sizes) // 2]}, max {sizes[-1]}"]
+    if result.verdicts:
+        return [verdicts_table(result.verdicts)]
+    return [attempts_table(result.attempts)]
 
 
 def status_table(rows: list[PlanStatus]) -> Table:

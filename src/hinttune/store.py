@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS plan (
     PRIMARY KEY (stage, role, problem_id, sample)
 );
 CREATE INDEX IF NOT EXISTS plan_key ON plan(key);
+CREATE TABLE IF NOT EXISTS grades (
+    key TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    correct INTEGER,
+    grader TEXT NOT NULL,
+    detail TEXT,
+    created REAL NOT NULL
+);
 """
 
 
@@ -152,6 +160,24 @@ class RunStore:
         return self.db.execute("SELECT COUNT(*) FROM generations WHERE status=?",
                                (status,)).fetchone()[0]
 
+    # --- grades ------------------------------------------------------------------------
+    def put_grade(self, key: str, subject: str, verdict: Any) -> None:
+        correct = None if verdict.correct is None else int(verdict.correct)
+        self.db.execute("INSERT OR REPLACE INTO grades VALUES (?,?,?,?,?,?)",
+                        (key, subject, correct, verdict.grader, verdict.detail, time.time()))
+
+    def grades(self, keys: list[str]) -> dict[str, Any]:
+        from hinttune.grading import Verdict
+
+        found = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            rows = self.db.execute(f"SELECT * FROM grades WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            for r in rows:
+                found[r["key"]] = Verdict(None if r["correct"] is None else bool(r["correct"]),
+                                          r["grader"], r["detail"] or "")
+        return found
+
     # --- plans -------------------------------------------------------------------------
     def set_plan(self, stage: str, role: str, rows: Iterable[tuple[str, int, str]]) -> None:
         """Replace the plan of (stage, role) with (problem_id, sample, key) rows, atomically."""
@@ -159,6 +185,13 @@ class RunStore:
             self.db.execute("BEGIN")
             self.db.execute("DELETE FROM plan WHERE stage=? AND role=?", (stage, role))
             self.db.executemany("INSERT INTO plan VALUES (?,?,?,?,?)",
+                                ((stage, role, pid, sample, key) for pid, sample, key in rows))
+
+    def add_plan(self, stage: str, role: str, rows: Iterable[tuple[str, int, str]]) -> None:
+        """Add (problem_id, sample, key) rows to a plan that grows (e.g. probe rounds)."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO plan VALUES (?,?,?,?,?)",
                                 ((stage, role, pid, sample, key) for pid, sample, key in rows))
 
     def planned(self, stage: str, role: str) -> Iterator[tuple[str, int, GenerationRecord | None]]:

@@ -1,0 +1,154 @@
+"""``hinttune run``: problems → attempts → grades → segments → probes → states → exports →
+summary, in order, each stage resuming from what the run store already holds."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hinttune.attempts import run_attempts
+from hinttune.backends import BackendPool
+from hinttune.chat import TokenCounter
+from hinttune.config import RunConfig
+from hinttune.export import export_dataset
+from hinttune.grading import GradeItem, Grader, Verdict
+from hinttune.probing import ProbeOutcome, ProbeTarget, run_probes
+from hinttune.problems import Problem
+from hinttune.reasoning import split_think
+from hinttune.rundir import open_run
+from hinttune.segmentation import episodes
+from hinttune.states import Assignment, ProblemFacts, assign
+from hinttune.summary import summarize, write_summary
+
+log = logging.getLogger(__name__)
+STAGES = ("attempts", "grade", "segment", "probe", "assemble", "export", "summary")
+
+
+@dataclass
+class RunResult:
+    problems: list[Problem]
+    attempts: dict[str, dict[tuple[str, int], Any]]
+    verdicts: dict[str, dict[str, Verdict]] = field(default_factory=dict)
+    episodes: dict[str, list[str]] = field(default_factory=dict)
+    probes: dict[str, ProbeOutcome] = field(default_factory=dict)
+    assignments: list[Assignment] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+
+
+def _grade_attempts(cfg: RunConfig, grader: Grader, result: RunResult) -> None:
+    """Verdicts on sample 0 of each model's attempt (the one the states are built from)."""
+    by_id = {p.id: p for p in result.problems}
+    for role in ("think", "instruct"):
+        items, verdicts = [], {}
+        for (pid, sample), rec in result.attempts[role].items():
+            if sample != 0 or rec.status != "ok":
+                continue
+            text = rec.text or ""
+            if role == "think":
+                split = split_think(text)
+                if not split.closed:  # cut before </think>: there is no answer to grade
+                    verdicts[pid] = Verdict(False, "none", "no answer: the reasoning never closed")
+                    continue
+                text = split.answer
+            # keyed by generation and problem: twin problems can share one generation
+            items.append(GradeItem(f"{rec.key}/{pid}", by_id[pid].problem, by_id[pid].gold_answer, text))
+        graded = grader.grade(items, label=f"attempts:{role}")
+        verdicts.update({key.rsplit("/", 1)[1]: v for key, v in graded.items()})
+        result.verdicts[role] = verdicts
+
+
+def _targets(cfg: RunConfig, result: RunResult) -> list[ProbeTarget]:
+    targets = []
+    for p in result.problems:
+        eps = result.episodes.get(p.id)
+        if eps is None:
+            continue
+        if cfg.official:  # the official scripts probe the think model's failures, k = 0..N
+            if result.verdicts["think"].get(p.id, Verdict(None, "none")).correct:
+                continue
+            targets.append(ProbeTarget(p, eps, 0, len(eps)))
+        else:  # the paper: problems the instruct model could not solve; K* = 0 is the attempt
+            instruct = result.verdicts["instruct"].get(p.id)
+            if instruct is None or instruct.correct or len(eps) < 2:
+                continue
+            targets.append(ProbeTarget(p, eps, 1, len(eps) - 1))
+    return targets
+
+
+def _text(result: RunResult, role: str, pid: str) -> str:
+    rec = result.attempts[role].get((pid, 0))
+    return (rec.text or "") if rec is not None and rec.status == "ok" else ""
+
+
+def _meta(a: Assignment, result: RunResult, count: TokenCounter) -> dict[str, Any]:
+    think = split_think(_text(result, "think", a.problem_id))
+    probe = result.probes.get(a.problem_id)
+    return {"id": a.problem_id, "state": a.state, "k_star": a.k_star, "n": a.n,
+            "verified": a.verified,
+            "trace_tokens": count(think.reasoning), "hint_tokens": count(a.hint),
+            "answer_tokens": count(a.answer), "output_tokens": count(a.output),
+            "token_unit": count.unit,
+            "grader_think": result.verdicts["think"].get(a.problem_id, Verdict(None, "none")).grader,
+            "grader_instruct": result.verdicts["instruct"].get(a.problem_id, Verdict(None, "none")).grader,
+            "probe_attempts": len(probe.attempts) if probe else 0}
+
+
+def build(cfg: RunConfig, until: str = "summary") -> RunResult:
+    """Run the construction up to and including stage ``until``."""
+    stop = STAGES.index(until)
+    store, loaded = open_run(cfg)
+    run_dir = Path(cfg.run_dir)
+    with store, BackendPool() as pool:
+        result = RunResult(loaded.problems, run_attempts(cfg, store, loaded.problems, pool))
+        if stop < 1:
+            return result
+        grader = Grader(cfg, store, pool)
+        try:
+            _grade_attempts(cfg, grader, result)
+            if stop < 2:
+                return result
+            counter = TokenCounter(cfg.think)
+            for p in result.problems:
+                text = _text(result, "think", p.id)
+                if text:
+                    result.episodes[p.id] = episodes(split_think(text).reasoning, cfg.segment,
+                                                     cfg.official, counter.tokenizer)
+            with (run_dir / "segments.jsonl").open("w", encoding="utf-8") as out:
+                for pid, eps in result.episodes.items():
+                    out.write(json.dumps({"id": pid, "n": len(eps), "episodes": eps}, ensure_ascii=False) + "\n")
+            if stop < 3:
+                return result
+            targets = _targets(cfg, result)
+            result.probes = run_probes(cfg, store, grader, pool, targets)
+        finally:
+            grader.close()
+    if stop < 4:
+        return result
+    for p in result.problems:
+        think_v = result.verdicts["think"].get(p.id, Verdict(None, "none"))
+        instruct_v = result.verdicts["instruct"].get(p.id, Verdict(None, "none"))
+        facts = ProblemFacts(p.id, p.problem, _text(result, "think", p.id), think_v.correct,
+                             _text(result, "instruct", p.id), instruct_v.correct,
+                             result.episodes.get(p.id, []), result.probes.get(p.id))
+        result.assignments.append(assign(facts, cfg.assemble.policy, cfg.assemble.keep_unverified, cfg.seed))
+    if stop < 5:
+        return result
+    counter = TokenCounter(cfg.think)
+    meta = {a.problem_id: _meta(a, result, counter) for a in result.assignments}
+    result.files = export_dataset(result.assignments, meta, run_dir / "export", cfg.export)
+    if stop < 6:
+        return result
+    graders = Counter(v.grader for role in result.verdicts.values() for v in role.values())
+    graders.update(a.verdict.grader for o in result.probes.values() for a in o.attempts)
+    probe_stats = {"problems": len(result.probes),
+                   "generations": sum(len(o.attempts) for o in result.probes.values()),
+                   "rounds": max((len(o.attempts) for o in result.probes.values()), default=0)}
+    result.summary = summarize(result.assignments, meta, graders, probe_stats)
+    for path in write_summary(result.summary, list(meta.values()), run_dir):
+        result.files[path.stem if path.suffix != ".png" else "plot"] = path
+    return result

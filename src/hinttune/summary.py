@@ -1,0 +1,107 @@
+"""Stage 7, summary: what the dataset is made of - state distribution, K* histogram, tokens
+per state, unsolved problems, which grader decided - as a table, a JSON file and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from statistics import mean, median
+from typing import Any
+
+from rich.table import Table
+
+from hinttune.states import FULL_HINT, NO_HINT, SPARSE_HINT, Assignment
+
+log = logging.getLogger(__name__)
+STATES = (NO_HINT, SPARSE_HINT, FULL_HINT)
+
+
+def summarize(assignments: list[Assignment], meta: dict[str, dict[str, Any]],
+              graders: Counter, probe_stats: dict[str, int]) -> dict[str, Any]:
+    states = Counter(a.state for a in assignments)
+    tokens: dict[str, dict[str, float]] = {}
+    for state in STATES:
+        rows = [meta[a.problem_id] for a in assignments if a.state == state]
+        values = [r["output_tokens"] for r in rows]
+        if values:
+            tokens[state] = {"mean": mean(values), "median": median(values), "total": sum(values)}
+    exported = [a for a in assignments if a.exported]
+    return {
+        "problems": len(assignments),
+        "records": len(exported),
+        "states": {s: states.get(s, 0) for s in (*STATES, "unsolved", "incomplete")},
+        "k_star": dict(sorted(Counter(a.k_star for a in exported if a.state == SPARSE_HINT).items())),
+        "episodes": dict(sorted(Counter(a.n for a in assignments).items())),
+        "output_tokens": tokens,
+        "token_unit": next(iter(meta.values()), {}).get("token_unit", "tokens"),
+        "unverified_records": sum(not a.verified for a in exported),
+        "excluded": [{"id": a.problem_id, "state": a.state, "reason": a.note}
+                     for a in assignments if not a.exported],
+        "graders": dict(graders),
+        "probing": probe_stats,
+    }
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"Hint Tuning dataset: {summary['records']} records from "
+                  f"{summary['problems']} problems")
+    for column in ("state", "records", "share", f"mean output {summary['token_unit']}"):
+        table.add_column(column, justify="left" if column == "state" else "right")
+    total = max(summary["problems"], 1)
+    for state, count in summary["states"].items():
+        if count or state in STATES:
+            mean_tokens = summary["output_tokens"].get(state, {}).get("mean")
+            table.add_row(state, str(count), f"{100 * count / total:.0f}%",
+                          f"{mean_tokens:,.0f}" if mean_tokens is not None else "-")
+    ks = ", ".join(f"K*={k}: {n}" for k, n in summary["k_star"].items()) or "none"
+    graders = ", ".join(f"{g}: {n}" for g, n in summary["graders"].items()) or "none"
+    p = summary["probing"]
+    table.caption = (f"Sparse-Hint {ks} · verdicts by {graders} · probing: {p.get('problems', 0)} "
+                     f"problems, {p.get('generations', 0)} generations, {p.get('rounds', 0)} rounds")
+    return table
+
+
+def write_plots(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.warning("matplotlib is not installed: no plots (pip install 'hinttune[plots]')")
+        return []
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    names = list(STATES)
+    counts = [summary["states"][s] for s in names]
+    colors = ["#4c9f70", "#e0a030", "#c0504d"]
+    axes[0].bar(names, counts, color=colors)
+    axes[0].set_title("state distribution")
+    axes[0].set_ylabel("records")
+    ks = summary["k_star"]
+    axes[1].bar([str(k) for k in ks], list(ks.values()), color=colors[1])
+    axes[1].set_title("minimal effective hint K* (Sparse-Hint)")
+    axes[1].set_xlabel("episodes in the hint")
+    unit = summary["token_unit"]
+    data = [[m["output_tokens"] for m in meta if m["state"] == s] for s in names]
+    present = [(n, d, c) for n, d, c in zip(names, data, colors) if d]
+    if present:
+        parts = axes[2].boxplot([d for _, d, _ in present], patch_artist=True)
+        axes[2].set_xticks(range(1, len(present) + 1), [n for n, _, _ in present])
+        for patch, (_, _, color) in zip(parts["boxes"], present):
+            patch.set_facecolor(color)
+    axes[2].set_title(f"SFT target length ({unit})")
+    fig.suptitle(f"Hint Tuning dataset: {summary['records']} records")
+    fig.tight_layout()
+    path = out_dir / "summary.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def write_summary(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    return [path, *write_plots(summary, meta, out_dir)]
