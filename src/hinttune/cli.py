@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
-from rich.table import Table
 
 from hinttune.errors import HinttuneError
 from hinttune.progress import console
@@ -87,7 +86,6 @@ def _stage_command(name: str) -> None:
             extra.append(f"assemble.keep_unverified={str(keep_unverified).lower()}")
         cfg = resolve(config, [*(set or []), *extra], run_dir, problems)
         setup_logging(Path(cfg.run_dir), verbose)
-        console.print(f"run directory: {cfg.run_dir}", highlight=False)
         result = build(cfg, until="summary" if name == "run" else name)
         for renderable in stage_report(result):
             console.print(renderable)

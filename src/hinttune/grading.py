@@ -69,10 +69,14 @@ def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str]:
     no_answer, bad_gold."""
     from math_verify import parse, verify
 
+    if re.search(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", "", gold)):
+        # words ("yellow", "2 apples"): sympy would read them as products of symbols
+        return "bad_gold", "gold answer is text, not a mathematical expression"
     if short:
-        gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=None) or parse(gold, parsing_timeout=None)
+        gold_parsed = (parse(f"\\boxed{{{gold}}}", fallback_mode="no_fallback", parsing_timeout=None)
+                       or parse(gold, fallback_mode="no_fallback", parsing_timeout=None))
     elif "\\boxed" in gold:
-        gold_parsed = parse(gold, parsing_timeout=None)
+        gold_parsed = parse(gold, fallback_mode="no_fallback", parsing_timeout=None)
     else:
         return "bad_gold", "gold is a worked solution with no final answer"
     if not gold_parsed:
@@ -149,14 +153,25 @@ def parse_judge_reply(reply: str, rule: str = "last_line") -> bool | None:
     return match.group(1).lower() == "yes" if match else None
 
 
+JUDGE_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_tokens=512)
+
+
 def judge_model(cfg: RunConfig) -> ModelBase:
-    """The configured judge, or the instruct model as a judge (the paper's setup)."""
-    if cfg.grading.judge is not None:
-        return cfg.grading.judge
-    return cfg.instruct.model_copy(update={
-        "system_prompt": None, "prompt_template": "{problem}", "response_prefix": "",
-        "chat_template_kwargs": {**cfg.instruct.chat_template_kwargs, "enable_thinking": False},
-        "sampling": Sampling(temperature=0.0, top_p=1.0, max_tokens=512)})
+    """The configured judge, or the instruct model as a judge (the paper's setup). Either
+    way it samples greedily with 512 tokens and thinking off unless the judge config says
+    otherwise."""
+    judge = cfg.grading.judge
+    if judge is None:
+        return cfg.instruct.model_copy(update={
+            "system_prompt": None, "prompt_template": "{problem}", "response_prefix": "",
+            "chat_template_kwargs": {**cfg.instruct.chat_template_kwargs, "enable_thinking": False},
+            "sampling": JUDGE_SAMPLING})
+    update: dict[str, Any] = {}
+    if "sampling" not in judge.model_fields_set:
+        update["sampling"] = JUDGE_SAMPLING
+    if "chat_template_kwargs" not in judge.model_fields_set:
+        update["chat_template_kwargs"] = {"enable_thinking": False}
+    return judge.model_copy(update=update)
 
 
 def judge_request(judge: ModelBase, item: GradeItem) -> Request:

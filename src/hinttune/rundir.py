@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hinttune.config import RunConfig, dump_config
 from hinttune.problems import LoadedProblems, load_problems
+from hinttune.progress import console
 from hinttune.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -52,4 +53,7 @@ def open_run(cfg: RunConfig) -> tuple[RunStore, LoadedProblems]:
                                   "gold_answer": p.gold_answer}, ensure_ascii=False) + "\n")
     log.info("%d problems from %s (%d skipped, %d duplicate notes)", len(loaded.problems),
              loaded.source, len(loaded.skipped), len(loaded.duplicates))
+    console.print(f"[bold]{len(loaded.problems)}[/] problems from {loaded.source}"
+                  + (f", {len(loaded.skipped)} skipped (see run.log)" if loaded.skipped else "")
+                  + f" → {run_dir}", highlight=False)
     return RunStore(run_dir), loaded

@@ -32,25 +32,31 @@ __all__ = ["Backend", "BackendPool", "Generation", "Request", "make_backend", "e
 
 
 class BackendPool:
-    """Keeps one engine loaded at a time and reuses it while consecutive stages use the same
-    engine (e.g. the demo's one small model in both roles), so a GPU never holds two."""
+    """Loaded backends, reused while stages use the same engine (e.g. the demo's one small
+    model in both roles, or the paper's instruct model as its own judge). Engines that hold
+    an accelerator (vllm, transformers) are exclusive - loading one closes the other - so a
+    GPU never holds two; HTTP and fake backends are kept alongside."""
+
+    HEAVY = ("vllm", "transformers")
 
     def __init__(self) -> None:
-        self.key: str | None = None
-        self.backend: Backend | None = None
+        self.backends: dict[str, Backend] = {}
 
     def get(self, cfg: ModelBase) -> Backend:
         key = engine_key(cfg)
-        if self.backend is None or key != self.key:
-            self.close()
-            self.backend, self.key = make_backend(cfg), key
-        self.backend.cfg = cfg  # per-request settings (system prompt, sampling) of this role
-        return self.backend
+        if key not in self.backends:
+            if cfg.backend in self.HEAVY:
+                for other in [k for k, b in self.backends.items() if b.name in self.HEAVY]:
+                    self.backends.pop(other).close()
+            self.backends[key] = make_backend(cfg)
+        backend = self.backends[key]
+        backend.cfg = cfg  # per-request settings (system prompt, sampling) of this role
+        return backend
 
     def close(self) -> None:
-        if self.backend is not None:
-            self.backend.close()
-        self.backend, self.key = None, None
+        for backend in self.backends.values():
+            backend.close()
+        self.backends.clear()
 
     def __enter__(self) -> "BackendPool":
         return self

@@ -1,0 +1,115 @@
+import pytest
+
+from hinttune.backends import BackendPool
+from hinttune.config import validate_config
+from hinttune.grading import (JUDGE_SYSTEM, GradeItem, Grader, MathVerifier, is_short_gold,
+                              judge_model, parse_judge_reply)
+from hinttune.store import RunStore
+
+pytest.importorskip("math_verify")
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    v = MathVerifier(timeout=3, workers=2)
+    yield v
+    v.close()
+
+
+@pytest.mark.parametrize("gold, answer, status", [
+    ("5", "The answer is 5.", "correct"),
+    ("\\frac{1}{2}", "so the result is \\boxed{0.5}", "correct"),
+    ("\\frac{9}{7}", "we get $\\dfrac{9}{7}$", "correct"),
+    ("027", "\\boxed{27}", "correct"),                      # AIME: zero-padded gold
+    ("27.0", "The distance is \\boxed{27} miles", "correct"),  # AMC: float gold
+    ("(1, 2)", "\\boxed{(1,2)}", "correct"),
+    ("x = 3", "\\boxed{3}", "correct"),
+    ("\\sqrt{2}", "\\boxed{2^{1/2}}", "correct"),
+    ("42", "12 + 30 = 32. The answer is 32.", "wrong"),
+    ("\\frac{1}{2}", "\\boxed{\\frac{1}{3}}", "wrong"),
+    ("5", "I am not sure.", "no_answer"),
+    ("\\left(", "\\boxed{3}", "bad_gold"),
+    ("yellow", "\\boxed{3}", "bad_gold"),  # text answers go to the judge
+])
+def test_math_cases(verifier, gold, answer, status):
+    (got, detail), = verifier.check_many([(gold, answer, is_short_gold(gold, 100))])
+    assert got == status, detail
+
+
+def test_long_gold_without_a_final_answer_is_undecided(verifier):
+    gold = "First we note that the sum telescopes.\nHence the claim follows for every n."
+    assert not is_short_gold(gold, 100)
+    (status, _), = verifier.check_many([(gold, "\\boxed{3}", False)])
+    assert status == "bad_gold"
+
+
+def test_a_hostile_expression_times_out_and_the_pool_recovers():
+    v = MathVerifier(timeout=2, workers=1)
+    try:
+        results = v.check_many([("(10^{10^{10}})!", "\\boxed{(10^{10^{10}}+1)!}", True),
+                                ("7", "\\boxed{7}", True)])
+        assert results[0][0] == "timeout" and results[1][0] == "correct"
+    finally:
+        v.close()
+
+
+@pytest.mark.parametrize("reply, rule, verdict", [
+    ("The attempt matches.\nYes", "last_line", True),
+    ("The attempt is off by one.\n\nNo", "last_line", False),
+    ("reasoning...\n**Yes**", "last_line", True),
+    ("reasoning...\nFinal answer: No.", "last_line", False),
+    ("<think>hmm</think>\n\nYES", "last_line", True),
+    ("I cannot decide.", "last_line", None),
+    ("Yes, the attempt is right but the units are missing", "last_line", None),
+    ("", "last_line", None),
+    ("...the answer is yes", "endswith", True),   # the official scripts' rule
+    ("Yes.\nBut then no", "endswith", False),
+])
+def test_judge_reply_parsing(reply, rule, verdict):
+    assert parse_judge_reply(reply, rule) is verdict
+
+
+def config(tmp_path, grader, judge_answers=None, **grading):
+    return validate_config({
+        "run_dir": str(tmp_path), "think": {"backend": "fake", "model": "t"},
+        "instruct": {"backend": "fake", "model": "i", "system_prompt": "be brief"},
+        "grading": {"grader": grader, **grading, **({"judge": {
+            "backend": "fake", "model": "judge", "answers": judge_answers}} if judge_answers else {})}})
+
+
+def test_the_default_judge_is_the_instruct_model_greedy_thinking_off(tmp_path):
+    judge = judge_model(config(tmp_path, "judge"))
+    assert judge.model == "i" and judge.system_prompt is None
+    assert (judge.sampling.temperature, judge.sampling.max_tokens) == (0.0, 512)
+    assert judge.chat_template_kwargs == {"enable_thinking": False}
+
+
+def test_hybrid_uses_math_for_short_golds_and_the_judge_otherwise(tmp_path):
+    cfg = config(tmp_path, "hybrid", judge_answers={"ATTEMPT-A": "Matches.\nYes", "ATTEMPT-B": "hmm"})
+    items = [GradeItem("k1", "1+1?", "2", "The answer is 2."),          # math decides
+             GradeItem("k2", "prove it", "A long worked\nsolution.", "ATTEMPT-A"),  # judge: yes
+             GradeItem("k3", "prove it", "A long worked\nsolution.", "ATTEMPT-B"),  # unreadable
+             GradeItem("k4", "2+2?", "4", "no number ATTEMPT-A")]       # math has no answer: judge
+    with RunStore(tmp_path) as store, BackendPool() as pool:
+        grader = Grader(cfg, store, pool)
+        v = grader.grade(items)
+        assert (v["k1"].correct, v["k1"].grader) == (True, "math")
+        assert (v["k2"].correct, v["k2"].grader) == (True, "judge")
+        assert v["k3"].correct is None and v["k3"].detail == "hmm"
+        assert (v["k4"].correct, v["k4"].grader) == (True, "judge")
+        judge_calls = store.count()
+        again = grader.grade(items)  # cached: no new judge generation
+        assert again == v and store.count() == judge_calls == 3
+        grader.close()
+
+
+def test_judge_prompt_has_the_s1_structure(tmp_path):
+    cfg = config(tmp_path, "judge", judge_answers={"x": "Yes"})
+    with RunStore(tmp_path) as store, BackendPool() as pool:
+        Grader(cfg, store, pool).grade([GradeItem("k", "What is 1+1?", "2", "It is 2.")])
+        rec = store.get(next(iter(store.done_keys(
+            [r[0] for r in store.db.execute("SELECT key FROM generations")]))))
+    system, user = rec.request["messages"]
+    assert system == {"role": "system", "content": JUDGE_SYSTEM}
+    assert user["content"] == "# Problem\nWhat is 1+1?\n\n## Attempt\nIt is 2.\n\n## Correct answer\n2"
+    assert rec.params["temperature"] == 0.0 and rec.params["max_tokens"] == 512
