@@ -69,6 +69,8 @@ def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str]:
     no_answer, bad_gold."""
     from math_verify import parse, verify
 
+    # we enforce timeouts ourselves (see MathVerifier); silence its warning that we do
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
     if re.search(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", "", gold)):
         # words ("yellow", "2 apples"): sympy would read them as products of symbols
         return "bad_gold", "gold answer is text, not a mathematical expression"

@@ -1,0 +1,147 @@
+"""The whole construction on scripted (fake) models: every state, both policies, the export
+formats, and a real SIGKILL in the middle of probing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from hinttune.config import validate_config
+from hinttune.pipeline import build
+from hinttune.states import FULL_MARKER, SPARSE_MARKER
+from hinttune.store import RunStore
+
+pytest.importorskip("math_verify")
+
+TRACE = "First idea. Wait, second idea. Wait, third idea."
+PROBLEMS = [{"problem": "alpha: 1+1", "gold_answer": "2"},   # instruct solves it: No-Hint
+            {"problem": "beta: 2+2", "gold_answer": "4"},    # needs 2 episodes: Sparse-Hint, K*=2
+            {"problem": "gamma: 3+3", "gold_answer": "6"},   # no hint works, think right: Full-Hint
+            {"problem": "delta: 4+4", "gold_answer": "8"}]   # nothing works, think wrong: unsolved
+
+
+def config_dict(tmp_path, delay=0.0, **extra):
+    src = tmp_path / "problems.json"
+    src.write_text(json.dumps(PROBLEMS))
+    think = {f"{p['problem']}\n": f"<think>\n{TRACE}\n</think>\n\nThe answer is "
+             f"{p['gold_answer'] if not p['problem'].startswith('delta') else 0}."
+             for p in PROBLEMS}
+    return {"run_dir": str(tmp_path / "run"), "problems": {"source": str(src)},
+            "think": {"backend": "fake", "model": "think", "answers": think},
+            "instruct": {"backend": "fake", "model": "instruct", "delay": delay, "answers": {
+                "beta: 2+2\n<|assistant|>\nFirst idea. Wait, second idea.": "so it is 4.",
+                "alpha": "The answer is 2."}, "default_reply": "The answer is 0."},
+            "grading": {"grader": "math"}, "export": {"formats": ["alpaca", "messages", "hf"]},
+            **extra}
+
+
+def records(run):
+    return json.loads((run / "export" / "hint_tuning.json").read_text())
+
+
+def test_paper_policy_builds_every_state(tmp_path):
+    cfg = validate_config(config_dict(tmp_path))
+    result = build(cfg)
+    states = {a.problem.split(":")[0]: (a.state, a.k_star) for a in result.assignments}
+    assert states == {"alpha": ("No-Hint", 0), "beta": ("Sparse-Hint", 2),
+                      "gamma": ("Full-Hint", None), "delta": ("unsolved", None)}
+    run = tmp_path / "run"
+    out = {r["instruction"]: r["output"] for r in records(run)}
+    assert set(out) == {"alpha: 1+1", "beta: 2+2", "gamma: 3+3"}
+    # the trace starts with a newline ("<think>\n..."), and the hint is verbatim
+    assert out["beta: 2+2"] == ("<think>\n" + SPARSE_MARKER + "\nFirst idea. Wait, second idea."
+                                "\n</think>\n\nso it is 4.")
+    assert out["gamma: 3+3"] == "<think>\n" + FULL_MARKER + "\n" + TRACE + "\n</think>\n\nThe answer is 6."
+    assert out["alpha: 1+1"].endswith("\n</think>\n\nThe answer is 2.")
+    # probing: beta, gamma and delta try k=1 and k=2 (= N-1); beta succeeds at k=2
+    assert result.summary["probing"] == {"problems": 3, "generations": 6, "rounds": 2}
+    assert result.summary["states"]["unsolved"] == 1 and result.summary["k_star"] == {2: 1}
+    # the other formats say the same thing
+    messages = [json.loads(line) for line in (run / "export" / "hint_tuning.messages.jsonl").open()]
+    assert [m["messages"][1]["content"] for m in messages] == [r["output"] for r in records(run)]
+    info = json.loads((run / "export" / "dataset_info.json").read_text())
+    assert info == {"hint_tuning": {"file_name": "hint_tuning.json", "columns": {
+        "prompt": "instruction", "query": "input", "response": "output"}}}
+    meta = [json.loads(line) for line in (run / "export" / "hint_tuning.meta.jsonl").open()]
+    assert [(m["state"], m["k_star"], m["n"]) for m in meta] == [
+        ("No-Hint", 0, 3), ("Sparse-Hint", 2, 3), ("Full-Hint", None, 3)]
+    assert meta[1]["hint_tokens"] == 5 and meta[0]["token_unit"] == "words"
+    excluded = [json.loads(line) for line in (run / "export" / "excluded.jsonl").open()]
+    assert [e["state"] for e in excluded] == ["unsolved"]
+    datasets = pytest.importorskip("datasets")
+    hf = datasets.load_from_disk(str(run / "export" / "hf"))
+    assert hf["output"] == [r["output"] for r in records(run)] and hf["state"][1] == "Sparse-Hint"
+    assert (run / "summary.json").exists() and (run / "segments.jsonl").exists()
+
+
+def test_rerun_does_no_new_work(tmp_path):
+    cfg = validate_config(config_dict(tmp_path))
+    build(cfg)
+    with RunStore(tmp_path / "run") as store:
+        before = store.db.execute("SELECT COUNT(*), MAX(created) FROM generations").fetchone()
+    build(cfg)
+    with RunStore(tmp_path / "run") as store:
+        assert tuple(store.db.execute("SELECT COUNT(*), MAX(created) FROM generations").fetchone()) == tuple(before)
+
+
+def test_official_policy(tmp_path):
+    cfg = validate_config(config_dict(tmp_path, assemble={"policy": "official", "keep_unverified": False}))
+    result = build(cfg)
+    states = {a.problem.split(":")[0]: (a.state, a.k_star) for a in result.assignments}
+    # think right on alpha, beta, gamma: No-Hint; delta probed from k=0 to N=3, nothing works:
+    # Full-Hint with the wrong trace, as the official scripts write it
+    assert states == {"alpha": ("No-Hint", 0), "beta": ("No-Hint", 0), "gamma": ("No-Hint", 0),
+                      "delta": ("Full-Hint", None)}
+    assert [a.k for a in result.probes[result.assignments[3].problem_id].attempts] == [0, 1, 2, 3]
+    beta = next(r for r in records(tmp_path / "run") if r["instruction"].startswith("beta"))
+    assert beta["output"].endswith("</think>\n\nThe answer is 0.")  # the ungraded instruct answer
+
+
+def test_policy_flags_from_the_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from hinttune.cli import app
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path)))
+    result = CliRunner().invoke(app, ["run", "-c", str(path), "--policy", "official"])
+    assert result.exit_code == 0, result.output
+    assert "No-Hint" in result.output and "records" in result.output
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["assemble"]["policy"] == "official"
+
+
+def test_a_run_killed_mid_probe_resumes_to_the_same_dataset(tmp_path):
+    """SIGKILL while probing; the re-run repeats no finished generation and writes the same
+    dataset as an uninterrupted run."""
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    for folder in (killed, clean):
+        folder.mkdir()
+        (folder / "run.yaml").write_text(yaml.safe_dump(config_dict(folder, delay=0.3)))
+    cmd = [sys.executable, "-m", "hinttune", "run", "-c"]
+    proc = subprocess.Popen(cmd + [str(killed / "run.yaml")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline, probes = time.time() + 60, 0
+    while time.time() < deadline and probes < 2:
+        time.sleep(0.05)
+        if (killed / "run" / "store.sqlite").exists():
+            with RunStore(killed / "run") as store:
+                probes = store.db.execute("SELECT COUNT(*) FROM generations WHERE stage='probe'").fetchone()[0]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 2 <= probes < 6, "the kill should land mid-probe"
+    assert not (killed / "run" / "export").exists()
+    with RunStore(killed / "run") as store:
+        survived = dict(store.db.execute("SELECT key, created FROM generations").fetchall())
+    for folder in (killed, clean):
+        done = subprocess.run(cmd + [str(folder / "run.yaml")], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    with RunStore(killed / "run") as store:
+        rows = dict(store.db.execute("SELECT key, created FROM generations").fetchall())
+        assert store.db.execute("SELECT COUNT(*) FROM generations WHERE stage='probe'").fetchone()[0] == 6
+    assert all(rows[k] == created for k, created in survived.items())  # nothing redone
+    assert records(killed / "run") == records(clean / "run")
