@@ -94,12 +94,3 @@ def test_api_key_never_reaches_logs_or_outputs(tmp_path, scripted, monkeypatch):
             assert SECRET.encode() not in open(os.path.join(root, name), "rb").read(), name
     log = (tmp_path / "run" / "run.log").read_text()
     assert "failed" in log  # the dead request is logged as failed, without the key
-
-
-@pytest.mark.slow
-def test_demo_preset_runs_on_cpu(tmp_path, smollm_dir):
-    result = runner.invoke(app, ["attempts", "-c", "demo", "-o", str(tmp_path / "demo"),
-                                 "--set", "problems.limit=3"])
-    assert result.exit_code == 0, result.output
-    status = runner.invoke(app, ["status", str(tmp_path / "demo")])
-    assert status.output.count("3 (100%)") == 2

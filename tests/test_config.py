@@ -73,3 +73,10 @@ def test_api_key_is_never_part_of_the_config():
     assert "api_key" not in OpenAIModel.model_fields
     with pytest.raises(HinttuneError, match="api_key: unknown key"):
         validate_config({**MINIMAL, "think": {"backend": "openai", "model": "m", "api_key": "sk-x"}})
+
+
+def test_switching_backend_by_override_drops_the_old_backends_keys():
+    cfg = load_config("demo", ["instruct.backend=openai", "instruct.base_url=http://127.0.0.1:9/v1"])
+    assert isinstance(cfg.instruct, OpenAIModel) and cfg.instruct.gguf_file  # shared keys stay
+    with pytest.raises(HinttuneError, match="instruct.samplng: unknown key"):  # typos still fail
+        load_config("demo", ["instruct.backend=openai", "instruct.samplng=1"])

@@ -242,13 +242,35 @@ def validate_config(data: dict[str, Any], where: str = "config") -> RunConfig:
         raise HinttuneError(f"{where}: invalid configuration:\n  {lines}") from None
 
 
+MODEL_CLASSES = {"vllm": VLLMModel, "openai": OpenAIModel, "transformers": TransformersModel,
+                 "fake": FakeModel}
+
+
+def _prune_for_backend(section: Any) -> None:
+    """After ``--set think.backend=openai``, keys of the file's old backend (device,
+    tensor_parallel_size, ...) no longer apply: drop them instead of failing."""
+    if isinstance(section, dict) and section.get("backend") in MODEL_CLASSES:
+        allowed = MODEL_CLASSES[section["backend"]].model_fields
+        for key in [k for k in section if k not in allowed and k in _ALL_BACKEND_KEYS]:
+            del section[key]
+
+
 def load_config(config: str, overrides: list[str] | None = None) -> RunConfig:
     data, where = _read_yaml(config)
     for override in overrides or []:
         apply_override(data, override)
+        key = override.partition("=")[0].strip()
+        if key.endswith(".backend"):
+            node: Any = data
+            for part in key.split(".")[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            _prune_for_backend(node)
     if overrides:
         where += " with overrides"
     return validate_config(data, where)
+
+
+_ALL_BACKEND_KEYS = {k for cls in MODEL_CLASSES.values() for k in cls.model_fields}
 
 
 def dump_config(cfg: RunConfig) -> str:

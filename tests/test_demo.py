@@ -1,0 +1,48 @@
+"""The README's first command, for real: the demo preset on the small CPU model, and the same
+construction with the instruct model served by a real llama.cpp server."""
+
+import json
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from hinttune.cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def states(run_dir):
+    return [json.loads(line)["state"] for line in (run_dir / "export" / "hint_tuning.meta.jsonl").open()]
+
+
+def test_demo_builds_all_three_states(tmp_path, smollm_dir):
+    result = runner.invoke(app, ["run", "-c", "demo", "-o", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert set(states(tmp_path / "demo")) == {"No-Hint", "Sparse-Hint", "Full-Hint"}
+    records = json.loads((tmp_path / "demo" / "export" / "hint_tuning.json").read_text())
+    assert all(r["output"].startswith("<think>\n") and "\n</think>\n\n" in r["output"] for r in records)
+    assert (tmp_path / "demo" / "summary.png").stat().st_size > 10_000
+    # run again: everything is cached, the same dataset comes out
+    again = runner.invoke(app, ["run", "-c", "demo", "-o", str(tmp_path / "demo")])
+    assert again.exit_code == 0
+    assert json.loads((tmp_path / "demo" / "export" / "hint_tuning.json").read_text()) == records
+
+
+def test_instruct_model_behind_a_llamacpp_server(tmp_path, llama_server):
+    run = tmp_path / "served"
+    result = runner.invoke(app, [
+        "run", "-c", "demo", "-o", str(run), "--set", "problems.limit=6",
+        "--set", "instruct.backend=openai", "--set", f"instruct.base_url={llama_server}",
+        "--set", "instruct.continue_mode=completions", "--set", "instruct.max_retries=1"])
+    assert result.exit_code == 0, result.output
+    db = sqlite3.connect(run / "store.sqlite")
+    by_stage = dict(db.execute("SELECT stage || '/' || role, COUNT(*) FROM generations "
+                               "WHERE status='ok' GROUP BY 1").fetchall())
+    assert by_stage["attempts/instruct"] == 6 and by_stage["attempts/think"] == 6
+    assert db.execute("SELECT COUNT(*) FROM generations WHERE status='failed'").fetchone()[0] == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["problems"] == 6
+    assert summary["records"] + len(summary["excluded"]) == 6
+    assert summary["probing"]["generations"] == by_stage.get("probe/instruct", 0)
