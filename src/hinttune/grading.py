@@ -46,8 +46,11 @@ JUDGE_USER = "# Problem\n{problem}\n\n## Attempt\n{attempt}\n\n## Correct answer
 @dataclass(frozen=True)
 class Verdict:
     correct: bool | None  # None: undecided
-    grader: str  # "math", "judge" or "none"
+    grader: str  # "math", "judge", "no answer" (nothing to grade) or "ungraded"
     detail: str = ""
+
+
+UNGRADED = Verdict(None, "ungraded")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from hinttune.backends import BackendPool
 from hinttune.chat import TokenCounter
 from hinttune.config import RunConfig
 from hinttune.export import export_dataset
-from hinttune.grading import GradeItem, Grader, Verdict
+from hinttune.grading import UNGRADED, GradeItem, Grader, Verdict
 from hinttune.probing import ProbeOutcome, ProbeTarget, run_probes
 from hinttune.problems import Problem
 from hinttune.reasoning import split_think
@@ -52,7 +52,7 @@ def _grade_attempts(cfg: RunConfig, grader: Grader, result: RunResult) -> None:
             if role == "think":
                 split = split_think(text)
                 if not split.closed:  # cut before </think>: there is no answer to grade
-                    verdicts[pid] = Verdict(False, "none", "no answer: the reasoning never closed")
+                    verdicts[pid] = Verdict(False, "no answer", "the reasoning never closed")
                     continue
                 text = split.answer
             # keyed by generation and problem: twin problems can share one generation
@@ -69,7 +69,7 @@ def _targets(cfg: RunConfig, result: RunResult) -> list[ProbeTarget]:
         if eps is None:
             continue
         if cfg.official:  # the official scripts probe the think model's failures, k = 0..N
-            if result.verdicts["think"].get(p.id, Verdict(None, "none")).correct:
+            if result.verdicts["think"].get(p.id, UNGRADED).correct:
                 continue
             targets.append(ProbeTarget(p, eps, 0, len(eps)))
         else:  # the paper: problems the instruct model could not solve; K* = 0 is the attempt
@@ -93,8 +93,8 @@ def _meta(a: Assignment, result: RunResult, count: TokenCounter) -> dict[str, An
             "trace_tokens": count(think.reasoning), "hint_tokens": count(a.hint),
             "answer_tokens": count(a.answer), "output_tokens": count(a.output),
             "token_unit": count.unit,
-            "grader_think": result.verdicts["think"].get(a.problem_id, Verdict(None, "none")).grader,
-            "grader_instruct": result.verdicts["instruct"].get(a.problem_id, Verdict(None, "none")).grader,
+            "grader_think": result.verdicts["think"].get(a.problem_id, UNGRADED).grader,
+            "grader_instruct": result.verdicts["instruct"].get(a.problem_id, UNGRADED).grader,
             "probe_attempts": len(probe.attempts) if probe else 0}
 
 
@@ -130,8 +130,8 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
     if stop < 4:
         return result
     for p in result.problems:
-        think_v = result.verdicts["think"].get(p.id, Verdict(None, "none"))
-        instruct_v = result.verdicts["instruct"].get(p.id, Verdict(None, "none"))
+        think_v = result.verdicts["think"].get(p.id, UNGRADED)
+        instruct_v = result.verdicts["instruct"].get(p.id, UNGRADED)
         facts = ProblemFacts(p.id, p.problem, _text(result, "think", p.id), think_v.correct,
                              _text(result, "instruct", p.id), instruct_v.correct,
                              result.episodes.get(p.id, []), result.probes.get(p.id))

@@ -72,7 +72,11 @@ def write_plots(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: Pa
     except ImportError:
         log.warning("matplotlib is not installed: no plots (pip install 'hinttune[plots]')")
         return []
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax in axes[:2]:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     names = list(STATES)
     counts = [summary["states"][s] for s in names]
     colors = ["#4c9f70", "#e0a030", "#c0504d"]
