@@ -34,7 +34,7 @@ def config_dict(tmp_path, delay=0.0, **extra):
     return {"run_dir": str(tmp_path / "run"), "problems": {"source": str(src)},
             "think": {"backend": "fake", "model": "think", "answers": think},
             "instruct": {"backend": "fake", "model": "instruct", "delay": delay, "answers": {
-                "beta: 2+2\n<|assistant|>\nFirst idea. Wait, second idea.": "so it is 4.",
+                "beta: 2+2\n<|assistant|>First idea. Wait, second idea.": "so it is 4.",
                 "alpha": "The answer is 2."}, "default_reply": "The answer is 0."},
             "grading": {"grader": "math"}, "export": {"formats": ["alpaca", "messages", "hf"]},
             **extra}
@@ -53,8 +53,8 @@ def test_paper_policy_builds_every_state(tmp_path):
     run = tmp_path / "run"
     out = {r["instruction"]: r["output"] for r in records(run)}
     assert set(out) == {"alpha: 1+1", "beta: 2+2", "gamma: 3+3"}
-    # the trace starts with a newline ("<think>\n..."), and the hint is verbatim
-    assert out["beta: 2+2"] == ("<think>\n" + SPARSE_MARKER + "\nFirst idea. Wait, second idea."
+    # the hint is a verbatim prefix of the stripped reasoning, as in the released data
+    assert out["beta: 2+2"] == ("<think>\n" + SPARSE_MARKER + "First idea. Wait, second idea."
                                 "\n</think>\n\nso it is 4.")
     assert out["gamma: 3+3"] == "<think>\n" + FULL_MARKER + "\n" + TRACE + "\n</think>\n\nThe answer is 6."
     assert out["alpha: 1+1"].endswith("\n</think>\n\nThe answer is 2.")
@@ -145,3 +145,35 @@ def test_a_run_killed_mid_probe_resumes_to_the_same_dataset(tmp_path):
         assert store.db.execute("SELECT COUNT(*) FROM generations WHERE stage='probe'").fetchone()[0] == 6
     assert all(rows[k] == created for k, created in survived.items())  # nothing redone
     assert records(killed / "run") == records(clean / "run")
+
+
+def test_official_layout_has_the_scripts_shapes_and_keys(tmp_path):
+    cfg = validate_config(config_dict(tmp_path, assemble={"policy": "official"},
+                                      export={"official_layout": True}))
+    build(cfg)
+    folder = tmp_path / "run" / "export" / "official"
+    think = json.loads((folder / "think_results.json").read_text())
+    instruct = json.loads((folder / "instruct_results.json").read_text())
+    grading = json.loads((folder / "llm_grading_think.json").read_text())
+    k_prefix = json.loads((folder / "k_prefix.json").read_text())
+    assert len(think) == len(instruct) == len(grading) == 4
+    assert set(think[0]) == {"problem", "gold_answer", "model_response", "metrics"}
+    assert set(think[0]["metrics"]) == {"prompt_tokens", "solution_tokens", "total_tokens"}
+    assert grading == [{"question_id": i, "is_correct": i != 3} for i in range(4)]
+    assert set(k_prefix) == {"metadata", "results"}
+    (delta,) = k_prefix["results"]
+    assert delta["_original_idx"] == 3 and delta["success"] is False
+    assert [r["k"] for r in delta["all_k_results"]] == [0, 1, 2, 3]
+    assert set(delta) == {"success", "total_parts", "reason", "all_k_results", "problem",
+                          "gold_answer", "_original_idx"}
+
+
+def test_official_layout_success_entry(tmp_path):
+    build(validate_config(config_dict(tmp_path, export={"official_layout": True})))
+    k_prefix = json.loads((tmp_path / "run" / "export" / "official" / "k_prefix.json").read_text())
+    beta = next(r for r in k_prefix["results"] if r["problem"].startswith("beta"))
+    assert beta["success"] and beta["k_value"] == 2 and beta["total_parts"] == 3
+    assert beta["prefix"] == "First idea. Wait, second idea. " and beta["generated_text"] == "so it is 4."
+    assert set(beta) == {"success", "k_value", "total_parts", "prefix", "prefix_tokens",
+                         "instruct_tokens", "generated_text", "all_k_results", "problem",
+                         "gold_answer", "_original_idx"}

@@ -57,6 +57,8 @@ def resolve(config: str, sets: Optional[List[str]], run_dir: Optional[Path],
 
 PolicyOpt = typer.Option(None, "--policy", help="State rules: 'paper' (default) or 'official' "
                          "(reproduces the official scripts; sets assemble.policy).")
+LayoutOpt = typer.Option(None, "--layout", help="'official' also writes the official scripts' "
+                         "four intermediate files to export/official/ (sets export.official_layout).")
 KeepOpt = typer.Option(None, "--keep-unverified/--drop-unverified", help="Keep Full-Hint targets "
                        "whose think answer was not graded correct (sets assemble.keep_unverified).")
 
@@ -76,12 +78,17 @@ def _stage_command(name: str) -> None:
     def command(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
                 run_dir: Optional[Path] = RunDirOpt, problems: Optional[str] = ProblemsOpt,
                 policy: Optional[str] = PolicyOpt, keep_unverified: Optional[bool] = KeepOpt,
+                layout: Optional[str] = LayoutOpt,
                 verbose: bool = VerboseOpt) -> None:
         from hinttune.pipeline import build
         from hinttune.report import stage_report
         from hinttune.rundir import setup_logging
 
         extra = [f"assemble.policy={policy}"] if policy else []
+        if layout is not None:
+            if layout not in ("official", "default"):
+                raise HinttuneError(f"--layout {layout!r}: use 'official' or 'default'")
+            extra.append(f"export.official_layout={str(layout == 'official').lower()}")
         if keep_unverified is not None:
             extra.append(f"assemble.keep_unverified={str(keep_unverified).lower()}")
         cfg = resolve(config, [*(set or []), *extra], run_dir, problems)

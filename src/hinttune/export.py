@@ -6,7 +6,8 @@
   response→output);
 - ``hint_tuning.meta.jsonl``: per record: problem id, state, K*, N, token counts, graders;
 - ``excluded.jsonl``: problems with no exported target, and why;
-- ``hf/``: a ``datasets`` save_to_disk folder (with ``export.formats`` containing ``hf``).
+- ``hf/``: a ``datasets`` save_to_disk folder (with ``export.formats`` containing ``hf``);
+- ``official/``: with ``export.official_layout``, the official scripts' intermediate files.
 """
 
 from __future__ import annotations
@@ -60,4 +61,52 @@ def export_dataset(assignments: list[Assignment], meta: dict[str, dict[str, Any]
     files["excluded"] = out_dir / "excluded.jsonl"
     _write_jsonl(files["excluded"], [{"id": a.problem_id, "state": a.state, "reason": a.note,
                                       "problem": a.problem[:200]} for a in assignments if not a.exported])
+    return files
+
+
+def _official_result(problem: Any, rec: Any) -> dict[str, Any]:
+    prompt, completion = ((rec.prompt_tokens or 0), (rec.completion_tokens or 0)) if rec else (0, 0)
+    return {"problem": problem.problem, "gold_answer": problem.gold_answer,
+            "model_response": (rec.text or "") if rec else "",
+            "metrics": {"prompt_tokens": prompt, "solution_tokens": completion,
+                        "total_tokens": prompt + completion}}
+
+
+def export_official_layout(result: Any, cfg: Any, out_dir: Path) -> dict[str, Path]:
+    """The official scripts' four intermediate files, in their shapes and keys, so users of
+    those scripts can carry on with their own tools (e.g. their ``merge.py``). Indices are
+    positions in ``problems.jsonl``."""
+    import time
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    problems = result.problems
+    think = [_official_result(p, result.attempts["think"].get((p.id, 0))) for p in problems]
+    instruct = [_official_result(p, result.attempts["instruct"].get((p.id, 0))) for p in problems]
+    grading = [{"question_id": i, "is_correct": bool(getattr(result.verdicts["think"].get(p.id), "correct", False))}
+               for i, p in enumerate(problems)]
+    entries = []
+    for i, p in enumerate(problems):
+        outcome = result.probes.get(p.id)
+        if outcome is None:
+            continue
+        all_k = [{"k": a.k, "correct": bool(a.verdict.correct), "tokens": a.completion_tokens or 0}
+                 for a in outcome.attempts]
+        entry: dict[str, Any] = {"success": False, "total_parts": outcome.n,
+                                 "reason": "No prefix led to correct answer", "all_k_results": all_k}
+        hit = outcome.solution
+        if hit is not None:
+            entry = {"success": True, "k_value": hit.k, "total_parts": outcome.n,
+                     "prefix": "".join(result.episodes[p.id][:hit.k]),
+                     "prefix_tokens": hit.prompt_tokens or 0, "instruct_tokens": hit.completion_tokens or 0,
+                     "generated_text": hit.text, "all_k_results": all_k}
+        entries.append({**entry, "problem": p.problem, "gold_answer": p.gold_answer, "_original_idx": i})
+    k_prefix = {"metadata": {"timestamp": time.strftime("%Y-%m-%d %H:%M:%S"),
+                             "instruct_model": cfg.instruct.model, "num_problems": len(entries),
+                             "sequential_mode": False},
+                "results": entries}
+    files = {}
+    for name, data in (("think_results", think), ("instruct_results", instruct),
+                       ("llm_grading_think", grading), ("k_prefix", k_prefix)):
+        files[name] = out_dir / f"{name}.json"
+        files[name].write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", "utf-8")
     return files

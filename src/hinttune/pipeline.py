@@ -14,7 +14,7 @@ from hinttune.attempts import run_attempts
 from hinttune.backends import BackendPool
 from hinttune.chat import TokenCounter
 from hinttune.config import RunConfig
-from hinttune.export import export_dataset
+from hinttune.export import export_dataset, export_official_layout
 from hinttune.grading import UNGRADED, GradeItem, Grader, Verdict
 from hinttune.probing import ProbeOutcome, ProbeTarget, run_probes
 from hinttune.problems import Problem
@@ -49,7 +49,7 @@ def _grade_attempts(cfg: RunConfig, grader: Grader, result: RunResult) -> None:
             if sample != 0 or rec.status != "ok":
                 continue
             text = rec.text or ""
-            if role == "think":
+            if role == "think" and not cfg.official:  # the official scripts grade the whole response
                 split = split_think(text)
                 if not split.closed:  # cut before </think>: there is no answer to grade
                     verdicts[pid] = Verdict(False, "no answer", "the reasoning never closed")
@@ -116,8 +116,10 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
             for p in result.problems:
                 text = _text(result, "think", p.id)
                 if text:
-                    result.episodes[p.id] = episodes(split_think(text).reasoning, cfg.segment,
-                                                     cfg.official, counter.tokenizer)
+                    # stripped, as the official scripts do: P_1 starts at the first word
+                    reasoning = split_think(text).reasoning.strip()
+                    result.episodes[p.id] = episodes(reasoning, cfg.segment, cfg.official,
+                                                     counter.tokenizer)
             with (run_dir / "segments.jsonl").open("w", encoding="utf-8") as out:
                 for pid, eps in result.episodes.items():
                     out.write(json.dumps({"id": pid, "n": len(eps), "episodes": eps}, ensure_ascii=False) + "\n")
@@ -141,6 +143,8 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
     counter = TokenCounter(cfg.think)
     meta = {a.problem_id: _meta(a, result, counter) for a in result.assignments}
     result.files = export_dataset(result.assignments, meta, run_dir / "export", cfg.export)
+    if cfg.export.official_layout:
+        result.files.update(export_official_layout(result, cfg, run_dir / "export" / "official"))
     if stop < 6:
         return result
     graders = Counter(v.grader for role in result.verdicts.values() for v in role.values())

@@ -42,6 +42,7 @@ class ProbeAttempt:
     text: str
     verdict: Verdict
     completion_tokens: int | None
+    prompt_tokens: int | None = None
 
 
 @dataclass
@@ -100,7 +101,7 @@ def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPoo
             k = current[pid]
             verdict = verdicts[f"{rec.key}/{pid}"]
             outcomes[pid].attempts.append(ProbeAttempt(k, rec.key, rec.text or "", verdict,
-                                                       rec.completion_tokens))
+                                                       rec.completion_tokens, rec.prompt_tokens))
             if verdict.correct:
                 outcomes[pid].k_star = k
             elif k < by_id[pid].last_k:
