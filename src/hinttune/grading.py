@@ -207,7 +207,7 @@ class Grader:
     def grade(self, items: list[GradeItem], label: str = "grade") -> dict[str, Verdict]:
         """Verdicts by item key; cached in the store, so re-grading costs nothing."""
         keys = {item.key: stable_hash(item.key, item.gold, self.settings) for item in items}
-        verdicts = self.store.grades(list(keys.values()))
+        verdicts = {k: Verdict(*v) for k, v in self.store.grades(list(keys.values())).items()}
         out = {item.key: verdicts[keys[item.key]] for item in items if keys[item.key] in verdicts}
         todo = [item for item in items if item.key not in out]
         if not todo:
@@ -228,7 +228,7 @@ class Grader:
                                   "math", f"{status}: {detail}")
                 out[item.key] = verdict
                 if status != "timeout":  # a timeout may pass on a less loaded machine
-                    self.store.put_grade(keys[item.key], item.key, verdict)
+                    self.store.put_grade(keys[item.key], item.key, verdict.correct, verdict.grader, verdict.detail)
         if to_judge:
             out.update(self._judge(to_judge, keys, label))
         return out
@@ -250,5 +250,5 @@ class Grader:
             verdict = Verdict(correct, "judge", (rec.text or "")[-300:] if correct is None
                               else ("yes" if correct else "no"))
             out[item.key] = verdict
-            self.store.put_grade(keys[item.key], item.key, verdict)
+            self.store.put_grade(keys[item.key], item.key, verdict.correct, verdict.grader, verdict.detail)
         return out

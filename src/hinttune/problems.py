@@ -142,12 +142,13 @@ def _check(record: Any, index: int, where: str, cfg: ProblemsConfig) -> tuple[st
         raise HinttuneError(f"{where}: record {index}: expected an object with problem and "
                             f"answer fields, got {type(record).__name__}")
     values = []
-    for wanted, aliases, role in ((cfg.problem_field, PROBLEM_ALIASES, "problem text"),
-                                  (cfg.answer_field, ANSWER_ALIASES, "gold answer")):
+    for wanted, aliases, role, setting in (
+            (cfg.problem_field, PROBLEM_ALIASES, "problem text", "problems.problem_field"),
+            (cfg.answer_field, ANSWER_ALIASES, "gold answer", "problems.answer_field")):
         name = _pick_field(record, wanted, aliases)
         if name is None:
             raise HinttuneError(f"{where}: record {index}: no {role} field (looked for "
-                                f"{', '.join(aliases)}; set problems.{'problem' if role == 'problem text' else 'answer'}_field)")
+                                f"{', '.join(aliases)}; set {setting})")
         if name not in record:
             raise HinttuneError(f"{where}: record {index}: field {name!r} ({role}) is missing")
         text = _text(record[name])

@@ -161,21 +161,20 @@ class RunStore:
                                (status,)).fetchone()[0]
 
     # --- grades ------------------------------------------------------------------------
-    def put_grade(self, key: str, subject: str, verdict: Any) -> None:
-        correct = None if verdict.correct is None else int(verdict.correct)
+    def put_grade(self, key: str, subject: str, correct: bool | None, grader: str, detail: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO grades VALUES (?,?,?,?,?,?)",
-                        (key, subject, correct, verdict.grader, verdict.detail, time.time()))
+                        (key, subject, None if correct is None else int(correct), grader, detail,
+                         time.time()))
 
-    def grades(self, keys: list[str]) -> dict[str, Any]:
-        from hinttune.grading import Verdict
-
+    def grades(self, keys: list[str]) -> dict[str, tuple[bool | None, str, str]]:
+        """(correct, grader, detail) by grade key."""
         found = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             rows = self.db.execute(f"SELECT * FROM grades WHERE key IN ({','.join('?' * len(chunk))})", chunk)
             for r in rows:
-                found[r["key"]] = Verdict(None if r["correct"] is None else bool(r["correct"]),
-                                          r["grader"], r["detail"] or "")
+                found[r["key"]] = (None if r["correct"] is None else bool(r["correct"]),
+                                   r["grader"], r["detail"] or "")
         return found
 
     # --- plans -------------------------------------------------------------------------
