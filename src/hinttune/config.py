@@ -177,21 +177,67 @@ class RunConfig(Strict):
         return self.assemble.policy == "official"
 
 
-def preset_names() -> list[str]:
-    folder = resources.files("hinttune") / "presets"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+class LoraSettings(Strict):
+    enabled: bool = False
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | str = "all-linear"
 
 
-def _read_yaml(config: str) -> tuple[dict[str, Any], str]:
+class TrainConfig(Strict):
+    """Supervised fine-tuning of the think model on a Hint Tuning dataset (TRL SFTTrainer)."""
+
+    data: str = Field("", description="Alpaca JSON, messages JSONL, or a run directory")
+    model: str = Field("", description="the think model to fine-tune (hub id or folder)")
+    output_dir: Path = Path("runs/train")
+    learning_rate: float = Field(1e-5, gt=0)
+    num_train_epochs: float = Field(5, gt=0)
+    max_steps: int = Field(-1, description="stop after N optimizer steps (-1: by epochs)")
+    global_batch_size: int = Field(16, ge=1, description="kept whatever the number of GPUs: "
+                                   "gradient accumulation is derived from it")
+    per_device_batch_size: int = Field(1, ge=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, le=1)
+    lr_scheduler_type: str = "cosine"
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    bf16: bool = True
+    max_length: int = Field(32768, ge=16)
+    overlong: Literal["drop", "truncate"] = Field("drop", description="samples longer than "
+                                                   "max_length: drop them (listed in the log), or truncate")
+    gradient_checkpointing: bool = True
+    seed: int = 42
+    logging_steps: int = Field(1, ge=1)
+    save_strategy: Literal["steps", "epoch", "no"] = "epoch"
+    save_steps: int = Field(500, ge=1)
+    save_total_limit: int | None = 2
+    resume: bool = Field(True, description="continue from the last checkpoint in output_dir")
+    use_cpu: bool = False
+    attn_implementation: str | None = None
+    torch_dtype: str = "auto"
+    augment: bool = Field(False, description="add instruction phrasings on the fly (hinttune augment)")
+    augment_copies: int = Field(1, ge=1)
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    trl_args: dict[str, Any] = Field(default_factory=dict, description="any other SFTConfig argument")
+    report_to: list[str] = Field(default_factory=lambda: ["none"])
+
+
+def preset_names(folder: str = "presets") -> list[str]:
+    root = resources.files("hinttune") / folder
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(config: str, folder: str = "presets") -> tuple[dict[str, Any], str]:
     path = Path(config)
     if path.is_file():
         text, where = path.read_text(encoding="utf-8"), str(path)
-    elif config in preset_names():
-        text = (resources.files("hinttune") / "presets" / f"{config}.yaml").read_text("utf-8")
+    elif config in preset_names(folder):
+        text = (resources.files("hinttune") / folder / f"{config}.yaml").read_text("utf-8")
         where = f"preset {config!r}"
     else:
         raise HinttuneError(f"config {config!r}: no such file, and not a preset "
-                            f"(presets: {', '.join(preset_names())})")
+                            f"(presets: {', '.join(preset_names(folder))})")
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -234,9 +280,9 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{loc}: {error['msg']}"
 
 
-def validate_config(data: dict[str, Any], where: str = "config") -> RunConfig:
+def validate_config(data: dict[str, Any], where: str = "config", schema: type[BaseModel] = RunConfig) -> Any:
     try:
-        return RunConfig.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
         lines = "\n  ".join(_describe(e) for e in exc.errors())
         raise HinttuneError(f"{where}: invalid configuration:\n  {lines}") from None
@@ -273,5 +319,12 @@ def load_config(config: str, overrides: list[str] | None = None) -> RunConfig:
 _ALL_BACKEND_KEYS = {k for cls in MODEL_CLASSES.values() for k in cls.model_fields}
 
 
-def dump_config(cfg: RunConfig) -> str:
+def load_train_config(recipe: str, overrides: list[str] | None = None) -> TrainConfig:
+    data, where = _read_yaml(recipe, "recipes")
+    for override in overrides or []:
+        apply_override(data, override)
+    return validate_config(data, where + (" with overrides" if overrides else ""), TrainConfig)
+
+
+def dump_config(cfg: BaseModel) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,138 @@
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hinttune.augment import DEFAULT_TEMPLATES, augment_records
+from hinttune.config import TrainConfig, load_train_config
+from hinttune.errors import HinttuneError
+from hinttune.llamafactory import llamafactory_recipe
+from hinttune.training import (drop_overlong, gradient_accumulation, load_sft_data,
+                               prompt_completion)
+
+RECORDS = [{"instruction": "What is 2+2?", "input": "", "output": "<think>\nOK,\n</think>\n\n4"},
+           {"instruction": "What is 3+3?", "input": "", "output": "<think>\nI may need some deep thinking. 3+3\n</think>\n\n6"}]
+
+
+@pytest.fixture
+def alpaca(tmp_path):
+    path = tmp_path / "hint_tuning.json"
+    path.write_text(json.dumps(RECORDS))
+    return path
+
+
+def test_recipes_match_the_paper():
+    s1 = load_train_config("s1")
+    assert (s1.learning_rate, s1.num_train_epochs, s1.global_batch_size, s1.weight_decay) == (1e-5, 5, 16, 1e-4)
+    assert (s1.warmup_ratio, s1.lr_scheduler_type, s1.adam_beta1, s1.adam_beta2) == (0.05, "cosine", 0.9, 0.95)
+    assert s1.bf16 and s1.max_length == 32768 and s1.gradient_checkpointing
+    relax = load_train_config("relax-4b")
+    assert (relax.num_train_epochs, relax.global_batch_size) == (6, 32)
+    assert load_train_config("s1", ["learning_rate=2e-5"]).learning_rate == 2e-5
+    with pytest.raises(HinttuneError, match="lerning_rate: unknown key"):
+        load_train_config("s1", ["lerning_rate=2e-5"])
+
+
+@pytest.mark.parametrize("processes, per_device, accumulation", [(1, 1, 16), (8, 1, 2), (4, 2, 2), (16, 1, 1)])
+def test_global_batch_is_kept_whatever_the_gpus(processes, per_device, accumulation):
+    cfg = TrainConfig(global_batch_size=16, per_device_batch_size=per_device)
+    assert gradient_accumulation(cfg, processes) == accumulation
+
+
+def test_global_batch_must_divide():
+    with pytest.raises(HinttuneError, match="not a multiple"):
+        gradient_accumulation(TrainConfig(global_batch_size=16), 3)
+
+
+def test_inputs_alpaca_messages_and_run_dir(tmp_path, alpaca):
+    assert load_sft_data(str(alpaca)).records == RECORDS
+    messages = tmp_path / "m.jsonl"
+    messages.write_text("\n".join(json.dumps({"messages": [
+        {"role": "user", "content": r["instruction"]}, {"role": "assistant", "content": r["output"]}]})
+        for r in RECORDS))
+    loaded = load_sft_data(str(messages)).records
+    assert [(r["instruction"], r["output"]) for r in loaded] == [(r["instruction"], r["output"]) for r in RECORDS]
+    run = tmp_path / "run" / "export"
+    run.mkdir(parents=True)
+    (run / "hint_tuning.json").write_text(json.dumps(RECORDS))
+    (run / "dataset_info.json").write_text(json.dumps({"hint_tuning": {"file_name": "hint_tuning.json"}}))
+    (run / "hint_tuning.meta.jsonl").write_text("".join(json.dumps({"id": f"p{i}", "state": s}) + "\n"
+                                                       for i, s in enumerate(["No-Hint", "Sparse-Hint"])))
+    data = load_sft_data(str(tmp_path / "run"))
+    assert data.ids == ["p0", "p1"] and data.states == {"No-Hint": 1, "Sparse-Hint": 1}
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"a": 1}', "expected a JSON list"),
+    ('[{"instruction": "x"}]', "record 0: expected string fields"),
+    ("[", "not valid JSON"),
+])
+def test_bad_datasets_are_named(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(HinttuneError, match=message):
+        load_sft_data(str(path))
+    with pytest.raises(HinttuneError, match="no export/dataset_info.json"):
+        load_sft_data(str(tmp_path))
+
+
+def test_prompt_is_the_user_turn_and_completion_the_whole_target():
+    row = prompt_completion(RECORDS[1])
+    assert row == {"prompt": [{"role": "user", "content": "What is 3+3?"}],
+                   "completion": [{"role": "assistant", "content": RECORDS[1]["output"]}]}
+    assert prompt_completion({**RECORDS[0], "input": "extra"})["prompt"][0]["content"] == "What is 2+2?\n\nextra"
+
+
+class CharTokenizer:
+    def apply_chat_template(self, messages, tokenize):
+        return list(range(sum(len(m["content"]) for m in messages)))
+
+
+def test_overlong_samples_are_dropped_and_named():
+    rows = [prompt_completion(r) for r in RECORDS]
+    kept, dropped = drop_overlong(rows, ["p0", "p1"], CharTokenizer(), max_length=40)
+    assert kept == rows[:1] and dropped == ["p1 (66 tokens)"]
+
+
+def test_augmentation_keeps_originals_and_is_seeded():
+    out = augment_records(RECORDS, copies=2, seed=1)
+    assert len(out) == 6 and out[0] == RECORDS[0] and out[3] == RECORDS[1]
+    variants = [r["instruction"] for r in out[1:3]]
+    assert len(set(variants)) == 2 and all("What is 2+2?" in v for v in variants)
+    assert all(r["output"] == RECORDS[0]["output"] for r in out[:3])
+    assert out == augment_records(RECORDS, copies=2, seed=1)
+    assert augment_records(RECORDS[1:], copies=2, seed=1) == out[3:]  # per record, not per position
+    assert "\\boxed{}" in DEFAULT_TEMPLATES[3].format(problem="x")
+
+
+def test_llamafactory_export_parses_and_names_the_columns(tmp_path, alpaca):
+    cfg = TrainConfig(data=str(alpaca), model="Qwen/Qwen3-4B-Thinking-2507", output_dir=Path("saves/ht"))
+    files = llamafactory_recipe(cfg, tmp_path / "lf", template="qwen3", gpus=8)
+    recipe = yaml.safe_load(files["recipe"].read_text())
+    info = json.loads(files["dataset_info"].read_text())
+    assert info == {"hint_tuning": {"file_name": "hint_tuning.json",
+                                    "columns": {"prompt": "instruction", "query": "input", "response": "output"}}}
+    assert json.loads(files["data"].read_text()) == RECORDS
+    assert recipe["dataset"] == "hint_tuning" and Path(recipe["dataset_dir"]) == (tmp_path / "lf").resolve()
+    assert (recipe["stage"], recipe["finetuning_type"], recipe["template"]) == ("sft", "full", "qwen3")
+    assert recipe["per_device_train_batch_size"] * 8 * recipe["gradient_accumulation_steps"] == 16
+    assert (recipe["learning_rate"], recipe["num_train_epochs"], recipe["cutoff_len"]) == (1e-5, 5, 32768)
+    assert recipe["train_on_prompt"] is False
+
+
+@pytest.mark.parametrize("name, key, value", [("ddp", "distributed_type", "MULTI_GPU"),
+                                              ("fsdp", "distributed_type", "FSDP"),
+                                              ("zero3", "distributed_type", "DEEPSPEED")])
+def test_shipped_accelerate_configs(name, key, value):
+    from typer.testing import CliRunner
+
+    from hinttune.cli import app
+
+    result = CliRunner().invoke(app, ["accelerate-config", name])
+    config = yaml.safe_load(Path(result.output.strip()).read_text())
+    assert config[key] == value and config["mixed_precision"] == "bf16"
+    if name == "fsdp":
+        assert config["fsdp_config"]["fsdp_sharding_strategy"] == "FULL_SHARD"
+    if name == "zero3":
+        assert config["deepspeed_config"]["zero_stage"] == 3
