@@ -32,14 +32,14 @@ def verifier():
     ("yellow", "\\boxed{3}", "bad_gold"),  # text answers go to the judge
 ])
 def test_math_cases(verifier, gold, answer, status):
-    (got, detail), = verifier.check_many([(gold, answer, is_short_gold(gold, 100))])
+    (got, detail, _), = verifier.check_many([(gold, answer, is_short_gold(gold, 100))])
     assert got == status, detail
 
 
 def test_long_gold_without_a_final_answer_is_undecided(verifier):
     gold = "First we note that the sum telescopes.\nHence the claim follows for every n."
     assert not is_short_gold(gold, 100)
-    (status, _), = verifier.check_many([(gold, "\\boxed{3}", False)])
+    (status, _, _), = verifier.check_many([(gold, "\\boxed{3}", False)])
     assert status == "bad_gold"
 
 

@@ -267,5 +267,66 @@ def convert_gguf(model: str = typer.Option(..., "--model", "-m", help="Folder (o
     console.print(f"saved {materialize_gguf(model, gguf_file, output_dir)}", highlight=False)
 
 
+@app.command("eval")
+@friendly
+def eval_command(model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to evaluate (hub id, folder, or served name)."),
+                 backend: str = typer.Option("vllm", "--backend", "-b", help="vllm, openai or transformers."),
+                 benchmarks: str = typer.Option("aime24,aime25,hmmt25,math500", "--benchmarks",
+                                                help="Comma-separated: aime24, aime25, hmmt25, math500, amc23, gsm8k, or your own with --data-file."),
+                 n: Optional[int] = typer.Option(None, "--n", help="Samples per problem (default 16)."),
+                 data_file: Optional[List[str]] = typer.Option(None, "--data-file", help="NAME=PATH: read a benchmark from a local file (repeatable)."),
+                 output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Results folder (default runs/eval)."),
+                 config: Optional[str] = typer.Option(None, "--config", "-c", help="An eval YAML (model, benchmarks, sampling, ...)."),
+                 set: Optional[List[str]] = SetOpt, verbose: bool = VerboseOpt) -> None:
+    """Accuracy (avg@n, pass@k) and reasoning length on math benchmarks, with the paper's settings.
+
+    Example: [cyan]hinttune eval -m runs/ht-4b --benchmarks aime24,math500 -o runs/eval-ht[/]
+    """
+    from hinttune.config import EvalConfig, _read_yaml, apply_override, validate_config
+    from hinttune.evaluation import run_eval
+    from hinttune.rundir import setup_logging
+    from hinttune.summary import eval_table
+
+    data: dict = _read_yaml(config)[0] if config else {}
+    overrides = [f"benchmarks=[{benchmarks}]"] if benchmarks and not (config and "benchmarks" in data) else []
+    if model:
+        overrides += [f"model.backend={backend}", f"model.model={model}"]
+    for item in data_file or []:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise HinttuneError(f"--data-file {item!r}: expected NAME=PATH")
+        overrides.append(f"data_files.{name}={path}")
+    if n is not None:
+        overrides.append(f"n={n}")
+    if output_dir is not None:
+        overrides.append(f"output_dir={output_dir}")
+    for override in overrides + list(set or []):
+        apply_override(data, override)
+    if "model" not in data:
+        raise HinttuneError("--model is required (or a config with a model section)")
+    cfg = validate_config(data, config or "eval options", EvalConfig)
+    setup_logging(Path(cfg.output_dir), verbose)
+    results = run_eval(cfg)
+    console.print(eval_table(results))
+    console.print(f"written: {cfg.output_dir}/results.json and samples_*.jsonl", highlight=False)
+
+
+@app.command()
+@friendly
+def compare(results: List[str] = typer.Argument(..., help="results.json files or eval folders; the first is the baseline."),
+            plot: Path = typer.Option(Path("compare.png"), "--plot", help="Where to save the accuracy-vs-tokens plot.")) -> None:
+    """Accuracy and tokens of several evaluated models, with the token reduction against the first.
+
+    Example: [cyan]hinttune compare runs/eval-base runs/eval-ht[/]
+    """
+    from hinttune.compare import comparison_plot, comparison_rows, comparison_table, load_results
+
+    loaded = [load_results(r) for r in results]
+    rows = comparison_rows(loaded)
+    console.print(comparison_table(rows, loaded[0]["label"]))
+    if comparison_plot(rows, plot):
+        console.print(f"plot: {plot}", highlight=False)
+
+
 def main() -> None:  # pragma: no cover
     app()

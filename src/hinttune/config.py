@@ -97,7 +97,7 @@ ModelConfig = Annotated[
 
 class ProblemsConfig(Strict):
     source: str = Field("demo", description="'demo', a .json/.jsonl/.parquet file, a "
-                        "save_to_disk folder, or a Hugging Face dataset name")
+                        "save_to_disk folder, or a Hugging Face dataset name (NAME:CONFIG for a config)")
     split: str = "train"
     problem_field: str | None = Field(None, description="default: problem, question")
     answer_field: str | None = Field(None, description="default: gold_answer, answer, solution")
@@ -221,6 +221,35 @@ class TrainConfig(Strict):
     lora: LoraSettings = Field(default_factory=LoraSettings)
     trl_args: dict[str, Any] = Field(default_factory=dict, description="any other SFTConfig argument")
     report_to: list[str] = Field(default_factory=lambda: ["none"])
+
+
+class EvalSampling(Sampling):
+    """The paper's evaluation sampling (a partial override keeps the other values)."""
+
+    temperature: float = Field(0.6, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(32768, gt=0)
+
+
+PAPER_EVAL_PROMPT = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+
+
+class EvalConfig(Strict):
+    """Accuracy and reasoning length on math benchmarks, as the paper measures them."""
+
+    model: ModelConfig
+    benchmarks: list[str] = Field(default_factory=lambda: ["aime24", "aime25", "hmmt25", "math500"])
+    n: int = Field(16, ge=1, description="samples per problem (paper: 16)")
+    prompt_template: str = PAPER_EVAL_PROMPT
+    sampling: EvalSampling = Field(default_factory=EvalSampling)
+    output_dir: Path = Path("runs/eval")
+    seed: int = 0
+    data_files: dict[str, str] = Field(default_factory=dict, description="benchmark -> local file")
+    hub: dict[str, str] = Field(default_factory=dict, description="benchmark -> hub dataset name")
+    fields: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="benchmark -> {problem: FIELD, answer: FIELD} for your own files")
+    limit: int | None = Field(None, ge=1, description="first N problems of each benchmark")
+    math_timeout: int = Field(5, ge=1)
 
 
 def preset_names(folder: str = "presets") -> list[str]:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,30 +69,32 @@ def is_short_gold(gold: str, limit: int) -> bool:
     return len(gold.strip()) <= limit and "\n" not in gold.strip()
 
 
-def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str]:
-    """Runs in a worker process. Returns (status, detail); status is one of correct, wrong,
-    no_answer, bad_gold."""
+def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | None]:
+    """Runs in a worker process. Returns (status, detail, extracted answer); status is one of
+    correct, wrong, no_answer, bad_gold."""
     from math_verify import parse, verify
 
     # we enforce timeouts ourselves (see MathVerifier); silence its warning that we do
     logging.getLogger("math_verify").setLevel(logging.ERROR)
-    if re.search(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", "", gold)):
-        # words ("yellow", "2 apples"): sympy would read them as products of symbols
-        return "bad_gold", "gold answer is text, not a mathematical expression"
+    if "\\" not in gold and re.search(r"[A-Za-z]{3,}", gold):
+        # plain words ("yellow", "2 apples"): sympy would read them as products of symbols;
+        # LaTeX text (\text{Evelyn}) is fine, Math-Verify compares it as a string
+        return "bad_gold", "gold answer is text, not a mathematical expression", None
     if short:
         gold_parsed = (parse(f"\\boxed{{{gold}}}", fallback_mode="no_fallback", parsing_timeout=None)
                        or parse(gold, fallback_mode="no_fallback", parsing_timeout=None))
     elif "\\boxed" in gold:
         gold_parsed = parse(gold, fallback_mode="no_fallback", parsing_timeout=None)
     else:
-        return "bad_gold", "gold is a worked solution with no final answer"
+        return "bad_gold", "gold is a worked solution with no final answer", None
     if not gold_parsed:
-        return "bad_gold", "gold answer could not be parsed"
+        return "bad_gold", "gold answer could not be parsed", None
     answer_parsed = parse(answer, parsing_timeout=None)
     if not answer_parsed:
-        return "no_answer", "no answer found in the output"
+        return "no_answer", "no answer found in the output", None
     ok = verify(gold_parsed, answer_parsed, timeout_seconds=None)
-    return ("correct" if ok else "wrong"), f"gold {gold_parsed[-1]!s:.40} vs {answer_parsed[-1]!s:.40}"
+    extracted = str(answer_parsed[-1])
+    return ("correct" if ok else "wrong"), f"gold {gold_parsed[-1]!s:.40} vs {extracted:.40}", extracted
 
 
 class MathVerifier:
@@ -107,11 +111,16 @@ class MathVerifier:
 
     def _pool(self) -> Any:
         if self.pool is None:
-            self.pool = multiprocessing.get_context("spawn").Pool(self.workers)
+            # spawn: fresh interpreters, safe beside a loaded model's threads. It re-imports
+            # the main script, so a script read from stdin (no file) falls back to fork.
+            main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+            method = "spawn" if main_file is None or os.path.exists(main_file) else "fork"
+            self.pool = multiprocessing.get_context(method).Pool(self.workers)
         return self.pool
 
-    def check_many(self, items: list[tuple[str, str, bool]]) -> list[tuple[str, str]]:
-        results: list[tuple[str, str]] = []
+    def check_many(self, items: list[tuple[str, str, bool]]) -> list[tuple[str, str, str | None]]:
+        """(status, detail, extracted answer) for each (gold, answer, gold is short)."""
+        results: list[tuple[str, str, str | None]] = []
         # Waves of one task per worker, so a deadline measures a task's own running time.
         for start in range(0, len(items), self.workers):
             wave = items[start:start + self.workers]
@@ -122,10 +131,10 @@ class MathVerifier:
                 try:
                     results.append(handle.get(timeout=self.timeout))
                 except multiprocessing.TimeoutError:
-                    results.append(("timeout", f"Math-Verify took over {self.timeout}s"))
+                    results.append(("timeout", f"Math-Verify took over {self.timeout}s", None))
                     timed_out = True
                 except Exception as exc:  # a crash inside sympy: undecided, not fatal
-                    results.append(("error", f"{type(exc).__name__}: {exc}"[:200]))
+                    results.append(("error", f"{type(exc).__name__}: {exc}"[:200], None))
             if timed_out:  # the stuck worker cannot be interrupted: replace the pool
                 self.close()
         return results
@@ -219,7 +228,7 @@ class Grader:
             if self.math is None:
                 self.math = MathVerifier(self.cfg.grading.math_timeout, self.cfg.grading.math_workers)
             checks = self.math.check_many([(i.gold, i.answer, is_short_gold(i.gold, limit)) for i in todo])
-            for item, (status, detail) in zip(todo, checks):
+            for item, (status, detail, _) in zip(todo, checks):
                 decisive = status in ("correct", "wrong") or (status == "no_answer" and self.kind == "math")
                 if self.kind == "hybrid" and not (decisive and is_short_gold(item.gold, limit)):
                     to_judge.append(item)

@@ -86,7 +86,8 @@ def _read_dataset(source: str, split: str, from_disk: bool) -> list[Any]:
                     raise HinttuneError(f"{source}: no split {split!r} (has {', '.join(ds)})")
                 ds = ds[split]
         else:
-            ds = datasets.load_dataset(source, split=split)
+            name, _, subset = source.partition(":")  # "openai/gsm8k:main" picks a config
+            ds = datasets.load_dataset(name, subset or None, split=split)
     except HinttuneError:
         raise
     except Exception as exc:  # network, missing dataset, bad folder: say which source failed

@@ -1,0 +1,81 @@
+"""``hinttune compare``: accuracy and tokens of several evaluated models side by side, with the
+token reduction against the first (the paper's headline number), and a plot of accuracy
+against mean output tokens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from hinttune.errors import HinttuneError
+
+
+def load_results(path: str) -> dict[str, Any]:
+    file = Path(path)
+    if file.is_dir():
+        file = file / "results.json"
+    if not file.exists():
+        raise HinttuneError(f"{path}: no results.json (run `hinttune eval` first)")
+    data = json.loads(file.read_text())
+    data["label"] = data.get("label") or Path(path).name
+    return data
+
+
+def comparison_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    base = results[0]
+    rows = []
+    names = [b for b in base["benchmarks"] if all(b in r["benchmarks"] for r in results)]
+    for bench in names:
+        ref = base["benchmarks"][bench]["mean_output_tokens"]
+        for r in results:
+            m = r["benchmarks"][bench]
+            rows.append({"benchmark": bench, "model": r["label"], "accuracy": m["avg@n"],
+                         "stderr": m["stderr"], "tokens": m["mean_output_tokens"],
+                         "reasoning_tokens": m["mean_reasoning_tokens"],
+                         "reduction": (1 - m["mean_output_tokens"] / ref) if ref else 0.0})
+    if not rows:
+        raise HinttuneError("the results share no benchmark")
+    return rows
+
+
+def comparison_table(rows: list[dict[str, Any]], baseline: str) -> Table:
+    table = Table(title=f"accuracy and tokens (reduction against {baseline})")
+    for column in ("benchmark", "model", "avg@n", "mean tokens", "reasoning tokens", "token reduction"):
+        table.add_column(column, justify="left" if column in ("benchmark", "model") else "right")
+    for r in rows:
+        table.add_row(r["benchmark"], r["model"], f"{100 * r['accuracy']:.1f} ± {100 * r['stderr']:.1f}",
+                      f"{r['tokens']:,.0f}", f"{r['reasoning_tokens']:,.0f}",
+                      "-" if r["model"] == baseline else f"{100 * r['reduction']:+.1f}%")
+    mean_reduction = [r["reduction"] for r in rows if r["model"] != baseline]
+    if mean_reduction:
+        table.caption = f"mean token reduction: {100 * sum(mean_reduction) / len(mean_reduction):.1f}%"
+    return table
+
+
+def comparison_plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    benches = list(dict.fromkeys(r["benchmark"] for r in rows))
+    fig, axes = plt.subplots(1, len(benches), figsize=(4.5 * len(benches), 4), squeeze=False)
+    for ax, bench in zip(axes[0], benches):
+        for r in (r for r in rows if r["benchmark"] == bench):
+            ax.errorbar(r["tokens"], 100 * r["accuracy"], yerr=100 * r["stderr"], fmt="o", capsize=3,
+                        label=r["model"])
+            ax.annotate(r["model"], (r["tokens"], 100 * r["accuracy"]), textcoords="offset points",
+                        xytext=(5, 5), fontsize=8)
+        ax.set_title(bench)
+        ax.set_xlabel("mean output tokens")
+        ax.set_ylabel("avg@n accuracy (%)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

