@@ -143,6 +143,22 @@ class SegmentConfig(Strict):
 class ProbeConfig(Strict):
     max_tokens: int | None = Field(None, ge=1, description="instruct model's budget per "
                                    "continuation (paper: 16384); default: instruct.sampling.max_tokens")
+    strategy: Literal["linear", "sweep", "gallop"] = Field(
+        "linear", description="linear: k = 1, 2, ... (the paper); sweep: every k in one round; "
+        "gallop: exponential then binary search (fewest generations if success is monotone in k)")
+    verify: bool = Field(False, description="gallop: re-check k-1 of the found K* with fresh samples")
+    samples_per_prefix: int = Field(1, ge=1, description="continuations per prefix")
+    success_rule: Literal["any", "majority", "at_least"] = Field(
+        "any", description="when a prefix counts as solving the problem, over its samples")
+    min_successes: int = Field(1, ge=1, description="m for success_rule=at_least")
+
+    def succeeded(self, verdicts: list[bool | None]) -> bool:
+        wins = sum(v is True for v in verdicts)
+        if self.success_rule == "any":
+            return wins >= 1
+        if self.success_rule == "majority":
+            return wins * 2 > len(verdicts)
+        return wins >= self.min_successes
 
 
 class AssembleConfig(Strict):

@@ -1,9 +1,11 @@
 """Stage 4, probing: find the minimal effective hint K* for each problem - the smallest k whose
 continuation of the think trace's prefix P_k, written by the instruct model, is graded correct.
 
-Probing is batched across problems: each round sends one request for every problem still
-open in a single backend call, grades the round, and retires the solved ones (the official
-scripts send one request at a time). Every attempt (k, continuation, verdict, tokens) is
+Probing is batched across problems: each round sends the pending prefixes of every problem
+still open in a single backend call, grades the round, and retires the solved ones (the
+official scripts send one request at a time). Which prefixes are pending is the search
+strategy's choice (``strategies.py``); with ``samples_per_prefix`` > 1 each prefix gets n
+continuations and ``success_rule`` decides whether it solved the problem. Every attempt (k, continuation, verdict, tokens) is
 stored, so a killed run resumes from the last finished generation.
 """
 
@@ -21,6 +23,7 @@ from hinttune.grading import GradeItem, Grader, Verdict
 from hinttune.problems import Problem
 from hinttune.reasoning import CLOSE, split_think
 from hinttune.segmentation import prefix
+from hinttune.strategies import make_search
 from hinttune.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ class ProbeAttempt:
     verdict: Verdict
     completion_tokens: int | None
     prompt_tokens: int | None = None
+    sample: int = 0
 
 
 @dataclass
@@ -52,10 +56,18 @@ class ProbeOutcome:
     k_star: int | None = None
     attempts: list[ProbeAttempt] = field(default_factory=list)
     incomplete: str | None = None  # why the search could not finish in this run
+    rounds: int = 0
 
     @property
     def solution(self) -> ProbeAttempt | None:
-        return next((a for a in self.attempts if a.k == self.k_star), None)
+        """A correct continuation at K* (the SFT answer)."""
+        return next((a for a in self.attempts if a.k == self.k_star and a.verdict.correct), None)
+
+    @property
+    def single_sample_k_star(self) -> int | None:
+        """K* as one sample per prefix would have found it: the smallest tried k whose first
+        sample was correct (for reporting what samples_per_prefix changed)."""
+        return min((a.k for a in self.attempts if a.sample == 0 and a.verdict.correct), default=None)
 
 
 def graded_part(text: str) -> str:
@@ -75,40 +87,64 @@ def probe_request(cfg: RunConfig, target: ProbeTarget, k: int) -> Request:
 
 def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPool,
                targets: list[ProbeTarget]) -> dict[str, ProbeOutcome]:
+    probe = cfg.probe
+    spp = probe.samples_per_prefix
     outcomes = {t.problem.id: ProbeOutcome(t.problem.id, len(t.episodes)) for t in targets}
-    current = {t.problem.id: t.first_k for t in targets if t.first_k <= t.last_k}
+    searches = {t.problem.id: make_search(probe.strategy, t.first_k, t.last_k, probe.verify)
+                for t in targets}
     by_id = {t.problem.id: t for t in targets}
+    tries: dict[tuple[str, int], int] = {}  # a re-checked k gets fresh sample indices
     round_no = 0
-    while current:
+    while True:
+        pending = {pid: s.pending() for pid, s in searches.items() if not s.done}
+        pending = {pid: ks for pid, ks in pending.items() if ks}
+        if not pending:
+            break
         round_no += 1
-        jobs = [Job(pid, k, probe_request(cfg, by_id[pid], k)) for pid, k in current.items()]
-        ks = sorted(set(current.values()))
-        label = f"probe round {round_no} (k={ks[0]}{'…' + str(ks[-1]) if len(ks) > 1 else ''}, {len(jobs)} open)"
-        backend = pool.get(cfg.instruct)
-        records = run_jobs(store, backend, STAGE, "instruct", jobs, cfg.seed, label=label, grow_plan=True)
-        items, keyed = [], {}
-        for pid, k in current.items():
-            rec = records.get((pid, k))
-            if rec is None or rec.status != "ok":
-                outcomes[pid].incomplete = f"probe k={k} failed: {rec.error if rec else 'no result'}"
-                continue
-            keyed[pid] = rec
+        jobs, asked = [], []
+        for pid, ks in pending.items():
+            outcomes[pid].rounds += 1
+            for k in ks:
+                base = tries.get((pid, k), 0) * spp
+                tries[(pid, k)] = tries.get((pid, k), 0) + 1
+                request = probe_request(cfg, by_id[pid], k)
+                # plan rows are per (problem, k); the sample index picks the seed
+                jobs += [Job(f"{pid}#k{k}", base + j, request) for j in range(spp)]
+                asked.append((pid, k, base))
+        label = f"probe round {round_no} ({len(pending)} problems, {len(jobs)} continuations)"
+        records = run_jobs(store, pool.get(cfg.instruct), STAGE, "instruct", jobs, cfg.seed,
+                           label=label, grow_plan=True)
+        items = []
+        for pid, k, base in asked:
             p = by_id[pid].problem
-            items.append(GradeItem(f"{rec.key}/{pid}", p.problem, p.gold_answer, graded_part(rec.text or "")))
-        verdicts = grader.grade(items, label=f"probe k={ks[0]}" if len(ks) == 1 else "probe")
-        following = {}
-        for pid, rec in keyed.items():
-            k = current[pid]
-            verdict = verdicts[f"{rec.key}/{pid}"]
-            outcomes[pid].attempts.append(ProbeAttempt(k, rec.key, rec.text or "", verdict,
-                                                       rec.completion_tokens, rec.prompt_tokens))
-            if verdict.correct:
-                outcomes[pid].k_star = k
-            elif k < by_id[pid].last_k:
-                following[pid] = k + 1
-        current = following
+            for j in range(base, base + spp):
+                rec = records.get((f"{pid}#k{k}", j))
+                if rec is not None and rec.status == "ok":
+                    items.append(GradeItem(f"{rec.key}/{pid}", p.problem, p.gold_answer,
+                                           graded_part(rec.text or "")))
+        verdicts = grader.grade(items, label=f"probe round {round_no}")
+        for pid, k, base in asked:
+            if searches[pid].done:
+                continue
+            round_verdicts = []
+            for j in range(base, base + spp):
+                rec = records.get((f"{pid}#k{k}", j))
+                if rec is None or rec.status != "ok":
+                    outcomes[pid].incomplete = f"probe k={k} failed: {rec.error if rec else 'no result'}"
+                    searches[pid].done = True  # retried by the next run
+                    break
+                verdict = verdicts[f"{rec.key}/{pid}"]
+                round_verdicts.append(verdict.correct)
+                outcomes[pid].attempts.append(ProbeAttempt(k, rec.key, rec.text or "", verdict,
+                                                           rec.completion_tokens, rec.prompt_tokens, j))
+            else:
+                searches[pid].record(k, probe.succeeded(round_verdicts))
+    for pid, search in searches.items():
+        if outcomes[pid].incomplete is None:
+            outcomes[pid].k_star = search.k_star
     solved = sum(o.k_star is not None for o in outcomes.values())
-    log.info("probing: %d problems, %d solved with a hint, %d rounds", len(targets), solved, round_no)
+    log.info("probing (%s): %d problems, %d solved with a hint, %d rounds", probe.strategy,
+             len(targets), solved, round_no)
     return outcomes
 
 
