@@ -59,7 +59,8 @@ def test_paper_policy_builds_every_state(tmp_path):
     assert out["gamma: 3+3"] == "<think>\n" + FULL_MARKER + "\n" + TRACE + "\n</think>\n\nThe answer is 6."
     assert out["alpha: 1+1"].endswith("\n</think>\n\nThe answer is 2.")
     # probing: beta, gamma and delta try k=1 and k=2 (= N-1); beta succeeds at k=2
-    assert result.summary["probing"] == {"problems": 3, "generations": 6, "rounds": 2}
+    assert result.summary["probing"] == {"strategy": "linear", "problems": 3, "generations": 6,
+                                         "tokens": 24, "rounds": 2, "solved": 1}
     assert result.summary["states"]["unsolved"] == 1 and result.summary["k_star"] == {2: 1}
     # the other formats say the same thing
     messages = [json.loads(line) for line in (run / "export" / "hint_tuning.messages.jsonl").open()]
@@ -177,3 +178,17 @@ def test_official_layout_success_entry(tmp_path):
     assert set(beta) == {"success", "k_value", "total_parts", "prefix", "prefix_tokens",
                          "instruct_tokens", "generated_text", "all_k_results", "problem",
                          "gold_answer", "_original_idx"}
+
+
+@pytest.mark.parametrize("strategy", ["sweep", "gallop"])
+def test_strategies_build_the_same_dataset(tmp_path, strategy):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    linear = build(validate_config(config_dict(tmp_path / "a")))
+    other = build(validate_config(config_dict(tmp_path / "b", probe={
+        "strategy": strategy, "samples_per_prefix": 2, "success_rule": "majority"})))
+    assert [(a.state, a.k_star, a.output) for a in other.assignments] == \
+        [(a.state, a.k_star, a.output) for a in linear.assignments]
+    assert other.summary["probing"]["strategy"] == strategy
+    beta = next(o for o in other.probes.values() if o.k_star == 2)
+    assert {a.sample for a in beta.attempts} == {0, 1}

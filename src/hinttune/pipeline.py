@@ -98,6 +98,18 @@ def _meta(a: Assignment, result: RunResult, count: TokenCounter) -> dict[str, An
             "probe_attempts": len(probe.attempts) if probe else 0}
 
 
+def probe_statistics(cfg: RunConfig, probes: dict[str, ProbeOutcome]) -> dict[str, Any]:
+    outcomes = list(probes.values())
+    stats = {"strategy": cfg.probe.strategy, "problems": len(outcomes),
+             "generations": sum(len(o.attempts) for o in outcomes),
+             "tokens": sum(a.completion_tokens or 0 for o in outcomes for a in o.attempts),
+             "rounds": max((o.rounds for o in outcomes), default=0),
+             "solved": sum(o.k_star is not None for o in outcomes)}
+    if cfg.probe.samples_per_prefix > 1:  # what the success rule changed against one sample
+        stats["k_star_changed_by_rule"] = sum(o.k_star != o.single_sample_k_star for o in outcomes)
+    return stats
+
+
 def build(cfg: RunConfig, until: str = "summary") -> RunResult:
     """Run the construction up to and including stage ``until``."""
     stop = STAGES.index(until)
@@ -149,9 +161,7 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
         return result
     graders = Counter(v.grader for role in result.verdicts.values() for v in role.values())
     graders.update(a.verdict.grader for o in result.probes.values() for a in o.attempts)
-    probe_stats = {"problems": len(result.probes),
-                   "generations": sum(len(o.attempts) for o in result.probes.values()),
-                   "rounds": max((len(o.attempts) for o in result.probes.values()), default=0)}
+    probe_stats = probe_statistics(cfg, result.probes)
     result.summary = summarize(result.assignments, meta, graders, probe_stats)
     for path in write_summary(result.summary, list(meta.values()), run_dir):
         result.files[path.stem if path.suffix != ".png" else "plot"] = path
