@@ -267,6 +267,26 @@ def convert_gguf(model: str = typer.Option(..., "--model", "-m", help="Folder (o
     console.print(f"saved {materialize_gguf(model, gguf_file, output_dir)}", highlight=False)
 
 
+@app.command()
+@friendly
+def plan(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
+         run_dir: Optional[Path] = RunDirOpt, problems: Optional[str] = ProblemsOpt,
+         throughput: float = typer.Option(2000.0, "--throughput", help="Generated tokens per second of your engine(s)."),
+         strategy: Optional[str] = typer.Option(None, "--strategy", help="linear, sweep or gallop (sets probe.strategy).")) -> None:
+    """Estimate generations, tokens, rounds and hours per stage before running.
+
+    Example: [cyan]hinttune plan -c paper -p problems.json --throughput 5000 --strategy gallop[/]
+    """
+    from hinttune.planning import estimate, write_plan
+    from hinttune.report import plan_table
+
+    cfg = resolve(config, [*(set or []), *([f"probe.strategy={strategy}"] if strategy else [])],
+                  run_dir, problems)
+    result = estimate(cfg, throughput)
+    console.print(plan_table(result))
+    console.print(f"written: {write_plan(cfg, result)}", highlight=False)
+
+
 @app.command("eval")
 @friendly
 def eval_command(model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to evaluate (hub id, folder, or served name)."),

@@ -15,6 +15,7 @@ from hinttune.backends import BackendPool
 from hinttune.chat import TokenCounter
 from hinttune.config import RunConfig
 from hinttune.export import export_dataset, export_official_layout
+from hinttune.planning import read_plan
 from hinttune.grading import UNGRADED, GradeItem, Grader, Verdict
 from hinttune.probing import ProbeOutcome, ProbeTarget, run_probes
 from hinttune.problems import Problem
@@ -162,6 +163,10 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
     graders = Counter(v.grader for role in result.verdicts.values() for v in role.values())
     graders.update(a.verdict.grader for o in result.probes.values() for a in o.attempts)
     probe_stats = probe_statistics(cfg, result.probes)
+    plan = read_plan(run_dir)
+    if plan is not None:  # `hinttune plan` ran: show the estimate beside the actual figures
+        probe_stats["estimate"] = {k: plan["stages"]["probe"][k] for k in ("generations", "tokens", "rounds")}
+        probe_stats["estimate"]["strategy"] = plan["strategy"]
     result.summary = summarize(result.assignments, meta, graders, probe_stats)
     for path in write_summary(result.summary, list(meta.values()), run_dir):
         result.files[path.stem if path.suffix != ".png" else "plot"] = path

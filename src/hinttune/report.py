@@ -69,3 +69,15 @@ def status_table(rows: list[PlanStatus]) -> Table:
     if not rows:
         table.caption = "nothing planned yet"
     return table
+
+
+def plan_table(plan: dict[str, Any]) -> Table:
+    table = Table(title=f"plan: {plan['problems']} problems, probe strategy {plan['strategy']}, "
+                  f"{plan['throughput']:,.0f} tok/s")
+    for column in ("stage", "generations", "tokens", "engine rounds", "hours"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for name, stage in plan["stages"].items():
+        table.add_row(name, f"{stage['generations']:,.0f}", f"{stage['tokens']:,.0f}",
+                      str(stage["rounds"]), f"{stage['hours']:.2f}")
+    table.caption = f"{plan['episodes']}; mean N = {plan['mean_episodes']:.1f}"
+    return table

@@ -58,8 +58,13 @@ def summary_table(summary: dict[str, Any]) -> Table:
     ks = ", ".join(f"K*={k}: {n}" for k, n in summary["k_star"].items()) or "none"
     graders = ", ".join(f"{g}: {n}" for g, n in summary["graders"].items()) or "none"
     p = summary["probing"]
-    table.caption = (f"Sparse-Hint {ks} · verdicts by {graders} · probing: {p.get('problems', 0)} "
-                     f"problems, {p.get('generations', 0)} generations, {p.get('rounds', 0)} rounds")
+    table.caption = (f"Sparse-Hint {ks} · verdicts by {graders} · probing ({p.get('strategy', 'linear')}): "
+                     f"{p.get('problems', 0)} problems, {p.get('generations', 0)} generations, "
+                     f"{p.get('rounds', 0)} rounds")
+    if "estimate" in p:
+        e = p["estimate"]
+        table.caption += (f" (planned: {e['generations']:,.0f} generations, {e['rounds']} rounds, "
+                          f"{e['strategy']})")
     return table
 
 

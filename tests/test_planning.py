@@ -1,0 +1,35 @@
+import json
+import math
+
+import pytest
+
+from hinttune.config import validate_config
+from hinttune.pipeline import build
+from hinttune.planning import expected_probe_cost, estimate, write_plan
+
+
+def test_expected_costs_follow_the_strategies():
+    lin, lin_rounds = expected_probe_cost("linear", 40, solvable=1.0)
+    assert lin == pytest.approx(sum(range(1, 40)) / 39) and lin_rounds == 39
+    sweep, sweep_rounds = expected_probe_cost("sweep", 40)
+    assert sweep == 39 and sweep_rounds == 1
+    gallop, gallop_rounds = expected_probe_cost("gallop", 40)
+    assert gallop < 0.35 * expected_probe_cost("linear", 40)[0]
+    assert gallop_rounds <= 2 * math.log2(40) + 2
+    assert expected_probe_cost("linear", 1) == (0.0, 0)
+
+
+def test_plan_uses_stored_traces_and_the_summary_shows_it(tmp_path):
+    from test_pipeline import config_dict
+
+    cfg = validate_config(config_dict(tmp_path))
+    before = estimate(cfg, throughput=100.0)
+    assert before["problems"] == 4 and "assumed N = 40" in before["episodes"]
+    build(cfg)
+    after = estimate(cfg, throughput=100.0)
+    assert "4 stored think traces" in after["episodes"] and after["mean_episodes"] == 3
+    assert after["stages"]["probe"]["rounds"] == 2  # linear over k = 1..N-1 with N = 3
+    write_plan(cfg, after)
+    summary = build(cfg).summary
+    assert summary["probing"]["estimate"]["rounds"] == 2
+    assert json.loads((tmp_path / "run" / "plan.json").read_text())["strategy"] == "linear"
