@@ -13,6 +13,7 @@ class Scripted(BaseHTTPRequestHandler):
     429, 'slow' sleeps past the client timeout once, 'dead' always fails with 500."""
 
     hits: dict = {}
+    ports: list = []
     bodies: list = []
     auth: list = []
     times: list = []
@@ -28,6 +29,7 @@ class Scripted(BaseHTTPRequestHandler):
         with self.lock:
             n = self.hits[tag] = self.hits.get(tag, 0) + 1
             self.bodies.append(body)
+            self.ports.append(self.server.server_address[1])
             self.auth.append(self.headers.get("Authorization"))
             self.times.append(time.monotonic())
         if (tag == "flaky" and n <= 2) or tag == "dead":
@@ -57,9 +59,18 @@ class Scripted(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def scripted():
-    Scripted.hits, Scripted.bodies, Scripted.auth, Scripted.times = {}, [], [], []
+    Scripted.hits, Scripted.bodies, Scripted.auth, Scripted.times, Scripted.ports = {}, [], [], [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+@pytest.fixture
+def second_server():
+    """Another scripted server sharing the same records (Scripted.ports tells them apart)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()

@@ -9,7 +9,7 @@ from hinttune.backends.openai import CONTINUE_INSTRUCTION
 from hinttune.chat import encode_prompt, load_tokenizer, render_prompt
 from hinttune.config import OpenAIModel, Sampling
 
-from loopback import Scripted, scripted  # noqa: F401  (fixture)
+from loopback import Scripted, scripted, second_server  # noqa: F401  (fixtures)
 
 SECRET = "sk-test-do-not-leak-1234"
 
@@ -78,6 +78,15 @@ def test_requests_per_minute_spaces_requests(scripted):
     ask(chat_backend(scripted, requests_per_minute=600), *["fine"] * 4)
     gaps = [b - a for a, b in zip(Scripted.times, Scripted.times[1:])]
     assert len(gaps) == 3 and min(gaps) >= 0.09  # 600 per minute: one every 0.1 s
+
+
+def test_several_servers_share_the_load_and_results_keep_their_order(scripted, second_server):
+    backend = chat_backend([scripted, second_server], max_concurrency=2)
+    tags = [f"fine{i}" for i in range(12)]
+    out = ask(backend, *tags)
+    assert [g[0].text for g in out] == [f"reply to {t}" for t in tags]
+    used = {port: Scripted.ports.count(port) for port in set(Scripted.ports)}
+    assert len(used) == 2 and min(used.values()) >= 3, used
 
 
 # --- the real thing: llama.cpp's server with the small model -----------------------------

@@ -57,7 +57,8 @@ class VLLMModel(ModelBase):
 
 class OpenAIModel(ModelBase):
     backend: Literal["openai"]
-    base_url: str = "http://127.0.0.1:8000/v1"
+    base_url: str | list[str] = Field("http://127.0.0.1:8000/v1", description="one server, or "
+                                      "several serving the same model: requests go to the least busy")
     api_key_env: str | None = Field(
         "OPENAI_API_KEY", description="name of the environment variable holding the API key "
         "(the key itself is never written to config, logs or outputs)")
@@ -66,7 +67,7 @@ class OpenAIModel(ModelBase):
         "/v1/completions with a prompt rendered from the tokenizer (exact), chat with "
         "continue_final_message (vLLM/SGLang), or the official scripts' 'please continue' "
         "fallback for chat-only APIs")
-    max_concurrency: int = Field(32, ge=1)
+    max_concurrency: int = Field(32, ge=1, description="requests in flight per server")
     max_retries: int = Field(5, ge=0)
     timeout: float = Field(600.0, gt=0, description="seconds per HTTP request")
     requests_per_minute: float | None = Field(None, gt=0)

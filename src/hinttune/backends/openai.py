@@ -54,6 +54,28 @@ class RateLimiter:
             await asyncio.sleep(delay)
 
 
+class Servers:
+    """One client per server of the same model; each request goes to the one with the fewest
+    requests in flight (ties in turn), so a slower server simply gets fewer."""
+
+    def __init__(self, clients: list[Any], per_server: int, rpm: float | None):
+        self.clients = clients
+        self.in_flight = [0] * len(clients)
+        self.turn = 0
+        self.gate = asyncio.Semaphore(per_server * len(clients))
+        self.limiter = RateLimiter(rpm)
+
+    def acquire(self) -> Any:
+        n = len(self.clients)
+        best = min(range(n), key=lambda i: (self.in_flight[i], (i - self.turn) % n))
+        self.turn = (best + 1) % n
+        self.in_flight[best] += 1
+        return self.clients[best]
+
+    def release(self, client: Any) -> None:
+        self.in_flight[self.clients.index(client)] -= 1
+
+
 class OpenAIBackend(TemplatedBackend):
     name = "openai"
     cfg: OpenAIModel
@@ -123,15 +145,18 @@ class OpenAIBackend(TemplatedBackend):
                           usage.prompt_tokens if usage else None,
                           usage.completion_tokens if usage else None)
 
-    async def _request(self, client: Any, gate: asyncio.Semaphore, limiter: RateLimiter,
-                       index: int, request: Request) -> tuple[int, list[Generation]]:
+    async def _request(self, servers: "Servers", index: int,
+                       request: Request) -> tuple[int, list[Generation]]:
         async def sample(j: int) -> Generation:
-            async with gate:
-                await limiter.wait()
+            async with servers.gate:
+                await servers.limiter.wait()
+                client = servers.acquire()
                 try:
                     return await self._one(client, request, j)
                 except Exception as exc:  # after the client's own retries
                     return failed(self._scrub(f"{type(exc).__name__}: {exc}"))
+                finally:
+                    servers.release(client)
         return index, list(await asyncio.gather(*(sample(j) for j in range(request.n))))
 
     def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
@@ -145,12 +170,11 @@ class OpenAIBackend(TemplatedBackend):
             # load the tokenizer before any request, so a bad name fails early
             self._turn_ends = end_of_turn_tokens(self.tokenizer())
         loop = asyncio.new_event_loop()
-        client = AsyncOpenAI(base_url=self.cfg.base_url, api_key=self._api_key(),
-                             max_retries=self.cfg.max_retries, timeout=self.cfg.timeout)
-        gate = asyncio.Semaphore(self.cfg.max_concurrency)
-        limiter = RateLimiter(self.cfg.requests_per_minute)
-        tasks = {loop.create_task(self._request(client, gate, limiter, i, r))
-                 for i, r in enumerate(requests)}
+        urls = [self.cfg.base_url] if isinstance(self.cfg.base_url, str) else list(self.cfg.base_url)
+        clients = [AsyncOpenAI(base_url=url, api_key=self._api_key(), max_retries=self.cfg.max_retries,
+                               timeout=self.cfg.timeout) for url in urls]
+        servers = Servers(clients, self.cfg.max_concurrency, self.cfg.requests_per_minute)
+        tasks = {loop.create_task(self._request(servers, i, r)) for i, r in enumerate(requests)}
         try:
             while tasks:  # drive the loop only until the next request completes, then yield it
                 done, tasks = loop.run_until_complete(
@@ -162,5 +186,6 @@ class OpenAIBackend(TemplatedBackend):
                 task.cancel()
             if tasks:
                 loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.run_until_complete(client.close())
+            for client in clients:
+                loop.run_until_complete(client.close())
             loop.close()
