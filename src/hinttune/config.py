@@ -42,7 +42,14 @@ class ModelBase(Strict):
     sampling: Sampling = Field(default_factory=Sampling)
 
 
-class VLLMModel(ModelBase):
+class Parallel(Strict):
+    data_parallel_size: int = Field(1, ge=1, description="engines of this model, each on its own "
+                                    "GPU group (tensor_parallel_size GPUs), requests sharded across them")
+    data_parallel: Literal["processes", "ray"] = Field(
+        "processes", description="processes: on this node; ray: Ray actors across the cluster")
+
+
+class VLLMModel(ModelBase, Parallel):
     backend: Literal["vllm"]
     tensor_parallel_size: int = Field(1, ge=1)
     max_model_len: int | None = 32768
@@ -74,7 +81,7 @@ class OpenAIModel(ModelBase):
     extra_body: dict[str, Any] = Field(default_factory=dict)
 
 
-class TransformersModel(ModelBase):
+class TransformersModel(ModelBase, Parallel):
     backend: Literal["transformers"]
     device: str = "auto"
     dtype: str = "auto"
@@ -82,7 +89,7 @@ class TransformersModel(ModelBase):
     trust_remote_code: bool = False
 
 
-class FakeModel(ModelBase):
+class FakeModel(ModelBase, Parallel):
     """A scripted model shipped for tests and dry runs: no weights, deterministic output."""
 
     backend: Literal["fake"]

@@ -7,6 +7,10 @@ from hinttune.config import ModelBase
 
 
 def make_backend(cfg: ModelBase) -> Backend:
+    if getattr(cfg, "data_parallel_size", 1) > 1:
+        from hinttune.backends.parallel import DataParallel, RayDataParallel
+
+        return (RayDataParallel if getattr(cfg, "data_parallel") == "ray" else DataParallel)(cfg)
     backend = getattr(cfg, "backend")
     if backend == "vllm":
         from hinttune.backends.vllm import VLLMBackend as cls
