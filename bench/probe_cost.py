@@ -15,8 +15,9 @@ Part 1 - cost on one table of per-(problem, k) outcomes, either
   tokens, engine rounds (calls to the engine) and K* agreement with the official scan.
 
 Part 2 (`--wallclock`) - wall clock on this machine with the real small model
-(SmolLM2-135M-Instruct on CPU): the official one-request-per-call loop against hinttune's
-batched linear probing, on the same problems, prefixes, seeds and greedy decoding.
+(SmolLM2-135M-Instruct on CPU, the demo's 14 problems, k = 0..N as the official scripts
+probe): the official one-request-per-call loop against hinttune's batched linear probing, on
+the same problems, prefixes, seeds and greedy decoding.
 
     python bench/probe_cost.py                 # part 1, difficulty model
     python bench/probe_cost.py --wallclock     # parts 1 and 2 (a few minutes on 2 cores)
@@ -32,7 +33,8 @@ from pathlib import Path
 
 from hinttune.strategies import make_search
 
-STRATEGIES = [("linear", False), ("sweep", False), ("gallop", False), ("gallop", True)]
+STRATEGIES = [("linear", False, 0), ("linear", False, 256), ("sweep", False, 0),
+              ("gallop", False, 0), ("gallop", True, 0)]
 
 
 def difficulty_model(problems: int, n: int, seed: int, nonmonotone: float):
@@ -77,13 +79,19 @@ def recorded(run_dir: Path):
     return table, tokens, n_max
 
 
-def simulate(table, tokens, n, strategy, verify):
-    """Batched search: one engine round per step, all open problems together."""
+def simulate(table, tokens, n, strategy, verify, fill=0):
+    """Batched search: one engine round per step, all open problems together (with ``fill``,
+    linear looks ahead to keep about that many requests per round, as probe.fill_batch)."""
     searches = [make_search(strategy, 0, min(n, len(t) - 1), verify) for t in tokens]
     gens = toks = rounds = 0
     tries: dict[tuple[int, int], int] = {}
     while any(not s.done for s in searches):
         rounds += 1
+        open_searches = [s for s in searches if not s.done]
+        if fill:
+            for s in open_searches:
+                if not s.asked:
+                    s.lookahead = max(1, -(-fill // len(open_searches)))
         for i, s in enumerate(searches):
             for k in s.pending():
                 gens += 1
@@ -112,8 +120,8 @@ def official(table, tokens, n):
 def cost_table(table, tokens, n, source: str) -> None:
     ref = official(table, tokens, n)
     rows = [("official scan (sequential)", *ref)]
-    rows += [(f"{s}{' + verify' if v else ''} (batched)", *simulate(table, tokens, n, s, v))
-             for s, v in STRATEGIES]
+    rows += [(f"{s}{' + verify' if v else ''}{f', fill_batch={f}' if f else ''} (batched)",
+              *simulate(table, tokens, n, s, v, f)) for s, v, f in STRATEGIES]
     print(f"\n## Probe cost on {len(table)} problems, N = {n} ({source})\n")
     print("| search | generations | vs official | generated tokens | engine rounds | K* agrees |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
@@ -122,7 +130,7 @@ def cost_table(table, tokens, n, source: str) -> None:
         print(f"| {name} | {gens:,} | {gens / ref[0]:.2f}x | {toks / 1e6:,.1f} M | {rounds:,} | {100 * agree:.1f}% |")
 
 
-def wallclock(problems: int, max_tokens: int) -> None:
+def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
     """Official loop vs batched probing with SmolLM2 on CPU, same problems and seeds."""
     import tempfile
 
@@ -141,7 +149,8 @@ def wallclock(problems: int, max_tokens: int) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="hinttune-bench-"))
     cfg = load_config("demo", [f"run_dir={work / 'run'}", f"problems.limit={problems}",
-                               f"probe.max_tokens={max_tokens}"])
+                               f"probe.max_tokens={max_tokens}", f"instruct.batch_size={batch_size}",
+                               f"probe.fill_batch={batch_size}"])
     store, loaded = open_run(cfg)
     with store, BackendPool() as pool:
         attempts = run_attempts(cfg, store, loaded.problems, pool)
@@ -150,8 +159,8 @@ def wallclock(problems: int, max_tokens: int) -> None:
         for p in loaded.problems:
             rec = attempts["think"].get((p.id, 0))
             eps = episodes(split_think(rec.text or "").reasoning.strip(), cfg.segment, False, tok)
-            if len(eps) >= 2:
-                targets.append(ProbeTarget(p, eps, 1, len(eps) - 1))
+            # every problem, k = 0..N, as the official scripts probe their targets
+            targets.append(ProbeTarget(p, eps, 0, len(eps)))
         backend = pool.get(cfg.instruct)
         verifier = MathVerifier(cfg.grading.math_timeout)
         verifier.check_many([("1", "1", True)])  # start the workers before timing
@@ -171,28 +180,32 @@ def wallclock(problems: int, max_tokens: int) -> None:
                     break
         official_s = time.perf_counter() - started
 
-        # hinttune: batched across problems, a fresh store so nothing is cached
+        # hinttune: batched across problems, each variant with a fresh store (nothing cached)
         from hinttune.store import RunStore
 
-        with RunStore(work / "batched") as fresh:
-            grader = Grader(cfg, fresh, pool)
-            grader.math = verifier
-            started = time.perf_counter()
-            outcomes = run_probes(cfg, fresh, grader, pool, targets)
-            batched_s = time.perf_counter() - started
+        variants = []
+        for name, fill in (("hinttune, batched linear", 0),
+                           (f"hinttune, batched linear, fill_batch={batch_size}", batch_size)):
+            run_cfg = cfg.model_copy(update={"probe": cfg.probe.model_copy(update={"fill_batch": fill})})
+            with RunStore(work / f"batched-{fill}") as fresh:
+                grader = Grader(run_cfg, fresh, pool)
+                grader.math = verifier
+                started = time.perf_counter()
+                outcomes = run_probes(run_cfg, fresh, grader, pool, targets)
+                variants.append((name, outcomes, time.perf_counter() - started))
         verifier.close()
-    batched_gens = sum(len(o.attempts) for o in outcomes.values())
-    agree = sum(outcomes[pid].k_star == k for pid, k in official_k.items())
-    print(f"\n## Wall clock, SmolLM2-135M on CPU ({len(targets)} problems probed, "
-          f"{max_tokens} new tokens per continuation)\n")
-    print("| probing | generations | engine calls | seconds | speed-up |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    print(f"| official loop (one request per call) | {gens} | {gens} | {official_s:.1f} | 1.00x |")
-    rounds = max((o.rounds for o in outcomes.values()), default=0)
-    print(f"| hinttune, batched linear | {batched_gens} | {rounds} | {batched_s:.1f} | "
-          f"{official_s / batched_s:.2f}x |")
-    print(f"\nK* agrees on {agree} of {len(official_k)} problems "
-          "(greedy decoding; batching changes padding, which can flip a token).")
+    print(f"\n## Wall clock, SmolLM2-135M on CPU ({len(targets)} problems, k = 0..N, "
+          f"{max_tokens} new tokens per continuation, batch size {batch_size})\n")
+    print("| probing | generations | engine rounds | seconds | speed-up | K* agrees |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| official loop (one request per call) | {gens} | {gens} | {official_s:.1f} | 1.00x | - |")
+    for name, outcomes, seconds in variants:
+        batched_gens = sum(len(o.attempts) for o in outcomes.values())
+        rounds = max((o.rounds for o in outcomes.values()), default=0)
+        agree = sum(outcomes[pid].k_star == k for pid, k in official_k.items())
+        print(f"| {name} | {batched_gens} | {rounds} | {seconds:.1f} | {official_s / seconds:.2f}x | "
+              f"{agree} of {len(official_k)} |")
+    print("\nGreedy decoding; batching changes padding, which can flip a token and so a K*.")
 
 
 def main() -> None:
@@ -203,8 +216,9 @@ def main() -> None:
     parser.add_argument("--nonmonotone", type=float, default=0.1)
     parser.add_argument("--from-run", type=Path, help="a run probed with probe.strategy=sweep")
     parser.add_argument("--wallclock", action="store_true", help="also time the real small model")
-    parser.add_argument("--wallclock-problems", type=int, default=8)
-    parser.add_argument("--wallclock-tokens", type=int, default=48)
+    parser.add_argument("--wallclock-problems", type=int, default=14)
+    parser.add_argument("--wallclock-tokens", type=int, default=32)
+    parser.add_argument("--wallclock-batch", type=int, default=16)
     args = parser.parse_args()
     if args.from_run:
         cost_table(*recorded(args.from_run), source=f"recorded in {args.from_run}")
@@ -214,7 +228,7 @@ def main() -> None:
         cost_table(*difficulty_model(args.problems, args.episodes, args.seed, 0.0),
                    source=f"difficulty model, seed {args.seed}, monotone")
     if args.wallclock:
-        wallclock(args.wallclock_problems, args.wallclock_tokens)
+        wallclock(args.wallclock_problems, args.wallclock_tokens, args.wallclock_batch)
 
 
 if __name__ == "__main__":

@@ -61,3 +61,24 @@ def test_ranges_including_zero_and_empty():
 ])
 def test_success_rules(rule, m, verdicts, ok):
     assert ProbeConfig(success_rule=rule, min_successes=m).succeeded(verdicts) is ok
+
+
+@pytest.mark.parametrize("k_star", [1, 4, 5, 9, 39, None])
+@pytest.mark.parametrize("lookahead", [2, 4, 50])
+def test_linear_lookahead_finds_the_same_k_in_fewer_rounds(k_star, lookahead):
+    search, rounds = make_search("linear", 1, 39), 0
+    search.lookahead = lookahead
+    while not search.done:
+        rounds += 1
+        for k in search.pending():
+            search.record(k, k_star is not None and k >= k_star)
+    assert search.k_star == k_star
+    assert rounds == -(-(k_star or 39) // lookahead)
+
+
+def test_lookahead_with_an_isolated_success_still_takes_the_smallest():
+    search = make_search("linear", 1, 39)
+    search.lookahead = 8
+    for k in search.pending():
+        search.record(k, k in (3, 6))
+    assert search.done and search.k_star == 3

@@ -155,6 +155,9 @@ class ProbeConfig(Strict):
         "linear", description="linear: k = 1, 2, ... (the paper); sweep: every k in one round; "
         "gallop: exponential then binary search (fewest generations if success is monotone in k)")
     verify: bool = Field(False, description="gallop: re-check k-1 of the found K* with fresh samples")
+    fill_batch: int = Field(0, ge=0, description="linear: when fewer problems are open, try several "
+                            "consecutive k per problem so a round holds about this many requests "
+                            "(0: one k per problem; the engine's batch size is a good value)")
     samples_per_prefix: int = Field(1, ge=1, description="continuations per prefix")
     success_rule: Literal["any", "majority", "at_least"] = Field(
         "any", description="when a prefix counts as solving the problem, over its samples")

@@ -23,7 +23,7 @@ from hinttune.grading import GradeItem, Grader, Verdict
 from hinttune.problems import Problem
 from hinttune.reasoning import CLOSE, split_think
 from hinttune.segmentation import prefix
-from hinttune.strategies import make_search
+from hinttune.strategies import Linear, make_search
 from hinttune.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,12 @@ def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPoo
     tries: dict[tuple[str, int], int] = {}  # a re-checked k gets fresh sample indices
     round_no = 0
     while True:
+        open_searches = [s for s in searches.values() if not s.done]
+        if probe.fill_batch and open_searches:  # keep the batch full in the long tail
+            lookahead = max(1, -(-probe.fill_batch // (len(open_searches) * spp)))
+            for s in open_searches:
+                if isinstance(s, Linear) and not s.asked:
+                    s.lookahead = lookahead
         pending = {pid: s.pending() for pid, s in searches.items() if not s.done}
         pending = {pid: ks for pid, ks in pending.items() if ks}
         if not pending:

@@ -2,7 +2,9 @@
 one problem, given the outcomes so far. All of them run batched across problems: each engine
 round sends the pending k of every open problem together.
 
-- ``linear``: k = first, first+1, … until a success (the paper; rounds ≤ max K* + 1).
+- ``linear``: k = first, first+1, … until a success (the paper; rounds ≤ max K* + 1). With
+  ``probe.fill_batch`` it looks ahead over several k per round when few problems are open, so
+  the engine's batch stays full in the long tail - same K*, fewer rounds.
 - ``sweep``: every k in one round (fewest rounds, most tokens; good for latency and for the
   prefix cache - same problem, growing prefixes).
 - ``gallop``: exponential steps (first, first+1, first+3, first+7, …) until a success, then a
@@ -38,20 +40,34 @@ class Search(ABC):
 
 
 class Linear(Search):
+    """k = first, first+1, ... ``lookahead`` > 1 asks for that many consecutive k in one round
+    (set per round by the runner to keep the engine's batch full when few problems are
+    open); K* is still the smallest successful k, exactly as one k at a time finds it."""
+
     def __init__(self, first: int, last: int):
         super().__init__(first, last)
         self.next = first
+        self.lookahead = 1
+        self.asked: list[int] = []
 
     def pending(self) -> list[int]:
-        return [] if self.done else [self.next]
+        if self.done:
+            return []
+        if not self.asked:
+            self.asked = list(range(self.next, min(self.last, self.next + self.lookahead - 1) + 1))
+        return [k for k in self.asked if k not in self.outcomes]
 
     def _update(self, k: int, success: bool) -> None:
-        if success:
-            self.k_star, self.done = k, True
-        elif k >= self.last:
+        if any(j not in self.outcomes for j in self.asked):
+            return  # wait for the rest of this round
+        wins = [j for j in self.asked if self.outcomes[j]]
+        if wins:
+            self.k_star, self.done = min(wins), True
+        elif self.asked[-1] >= self.last:
             self.done = True
         else:
-            self.next = k + 1
+            self.next = self.asked[-1] + 1
+        self.asked = []
 
 
 class Sweep(Search):
