@@ -46,3 +46,17 @@ def test_instruct_model_behind_a_llamacpp_server(tmp_path, llama_server):
     assert summary["problems"] == 6
     assert summary["records"] + len(summary["excluded"]) == 6
     assert summary["probing"]["generations"] == by_stage.get("probe/instruct", 0)
+
+
+def test_gallop_with_two_samples_per_prefix_on_the_small_model(tmp_path, smollm_dir):
+    run = tmp_path / "gallop"
+    result = runner.invoke(app, ["run", "-c", "demo", "-o", str(run), "--set", "problems.limit=6",
+                                 "--set", "probe.strategy=gallop", "--set", "probe.verify=true",
+                                 "--set", "probe.samples_per_prefix=2",
+                                 "--set", "probe.success_rule=majority"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "summary.json").read_text())
+    probing = summary["probing"]
+    assert probing["strategy"] == "gallop" and "k_star_changed_by_rule" in probing
+    assert probing["generations"] % 2 == 0  # two continuations per prefix
+    assert summary["records"] + len(summary["excluded"]) == 6
