@@ -59,3 +59,16 @@ def test_two_transformers_engines_match_one(smollm_dir):
     finally:
         dp.close()
     assert got == expected
+
+
+def test_ray_actors_shard_and_merge(monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_ADDRESS", "local")  # a local Ray instance stands in for a cluster
+    cfg = FakeModel(backend="fake", model="f", data_parallel_size=2, data_parallel="ray",
+                    answers={f"question {i}": f"answer {i}" for i in range(7)})
+    dp = make_backend(cfg)
+    try:
+        out = dict(dp.generate(requests(7)))
+    finally:
+        dp.close()
+    assert [out[i][0].text for i in range(7)] == [f"answer {i}" for i in range(7)]
