@@ -302,12 +302,12 @@ def eval_command(model: Optional[str] = typer.Option(None, "--model", "-m", help
 
     Example: [cyan]hinttune eval -m runs/ht-4b --benchmarks aime24,math500 -o runs/eval-ht[/]
     """
-    from hinttune.config import EvalConfig, _read_yaml, apply_override, validate_config
+    from hinttune.config import EvalConfig, read_yaml, apply_override, validate_config
     from hinttune.evaluation import run_eval
     from hinttune.rundir import setup_logging
     from hinttune.summary import eval_table
 
-    data: dict = _read_yaml(config)[0] if config else {}
+    data: dict = read_yaml(config)[0] if config else {}
     overrides = [f"benchmarks=[{benchmarks}]"] if benchmarks and not (config and "benchmarks" in data) else []
     if model:
         overrides += [f"model.backend={backend}", f"model.model={model}"]

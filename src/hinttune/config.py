@@ -284,7 +284,7 @@ def preset_names(folder: str = "presets") -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
-def _read_yaml(config: str, folder: str = "presets") -> tuple[dict[str, Any], str]:
+def read_yaml(config: str, folder: str = "presets") -> tuple[dict[str, Any], str]:
     path = Path(config)
     if path.is_file():
         text, where = path.read_text(encoding="utf-8"), str(path)
@@ -358,7 +358,7 @@ def _prune_for_backend(section: Any) -> None:
 
 
 def load_config(config: str, overrides: list[str] | None = None) -> RunConfig:
-    data, where = _read_yaml(config)
+    data, where = read_yaml(config)
     for override in overrides or []:
         apply_override(data, override)
         key = override.partition("=")[0].strip()
@@ -376,7 +376,7 @@ _ALL_BACKEND_KEYS = {k for cls in MODEL_CLASSES.values() for k in cls.model_fiel
 
 
 def load_train_config(recipe: str, overrides: list[str] | None = None) -> TrainConfig:
-    data, where = _read_yaml(recipe, "recipes")
+    data, where = read_yaml(recipe, "recipes")
     for override in overrides or []:
         apply_override(data, override)
     return validate_config(data, where + (" with overrides" if overrides else ""), TrainConfig)
