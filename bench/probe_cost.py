@@ -139,11 +139,9 @@ def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
     from hinttune.config import load_config
     from hinttune.generations import Job, plan_keys
     from hinttune.grading import MathVerifier
-    from hinttune.pipeline import STAGES  # noqa: F401  (import check)
     from hinttune.probing import ProbeTarget, graded_part, probe_request, run_probes
-    from hinttune.reasoning import split_think
     from hinttune.rundir import open_run
-    from hinttune.segmentation import episodes
+    from hinttune.segmentation import trace_episodes
     from hinttune.grading import Grader
     from hinttune.chat import TokenCounter
 
@@ -158,7 +156,7 @@ def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
         targets = []
         for p in loaded.problems:
             rec = attempts["think"].get((p.id, 0))
-            eps = episodes(split_think(rec.text or "").reasoning.strip(), cfg.segment, False, tok)
+            eps = trace_episodes(rec.text or "", cfg.segment, False, tok)
             # every problem, k = 0..N, as the official scripts probe their targets
             targets.append(ProbeTarget(p, eps, 0, len(eps)))
         backend = pool.get(cfg.instruct)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from loopback import scripted, second_server  # noqa: F401  (fixtures for every test module)
+
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 SMOLLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

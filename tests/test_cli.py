@@ -6,7 +6,7 @@ import yaml
 from typer.testing import CliRunner
 
 from hinttune.cli import app
-from loopback import Scripted, scripted  # noqa: F401  (fixture)
+from loopback import Scripted
 
 runner = CliRunner()
 SECRET = "sk-live-never-write-me-987"

@@ -21,7 +21,7 @@ from hinttune.probing import ProbeOutcome, ProbeTarget, run_probes
 from hinttune.problems import Problem
 from hinttune.reasoning import split_think
 from hinttune.rundir import open_run
-from hinttune.segmentation import episodes
+from hinttune.segmentation import trace_episodes
 from hinttune.states import Assignment, ProblemFacts, assign
 from hinttune.summary import summarize, write_summary
 
@@ -116,6 +116,7 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
     stop = STAGES.index(until)
     store, loaded = open_run(cfg)
     run_dir = Path(cfg.run_dir)
+    counter = TokenCounter(cfg.think)  # think-model tokens: windows and token counts
     with store, BackendPool() as pool:
         result = RunResult(loaded.problems, run_attempts(cfg, store, loaded.problems, pool))
         if stop < 1:
@@ -125,14 +126,11 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
             _grade_attempts(cfg, grader, result)
             if stop < 2:
                 return result
-            counter = TokenCounter(cfg.think)
             for p in result.problems:
                 text = _text(result, "think", p.id)
                 if text:
-                    # stripped, as the official scripts do: P_1 starts at the first word
-                    reasoning = split_think(text).reasoning.strip()
-                    result.episodes[p.id] = episodes(reasoning, cfg.segment, cfg.official,
-                                                     counter.tokenizer)
+                    result.episodes[p.id] = trace_episodes(text, cfg.segment, cfg.official,
+                                                           counter.tokenizer)
             with (run_dir / "segments.jsonl").open("w", encoding="utf-8") as out:
                 for pid, eps in result.episodes.items():
                     out.write(json.dumps({"id": pid, "n": len(eps), "episodes": eps}, ensure_ascii=False) + "\n")
@@ -153,7 +151,6 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
         result.assignments.append(assign(facts, cfg.assemble.policy, cfg.assemble.keep_unverified, cfg.seed))
     if stop < 5:
         return result
-    counter = TokenCounter(cfg.think)
     meta = {a.problem_id: _meta(a, result, counter) for a in result.assignments}
     result.files = export_dataset(result.assignments, meta, run_dir / "export", cfg.export)
     if cfg.export.official_layout:

@@ -16,8 +16,7 @@ from typing import Any
 
 from hinttune.config import RunConfig
 from hinttune.problems import load_problems
-from hinttune.reasoning import split_think
-from hinttune.segmentation import episodes
+from hinttune.segmentation import trace_episodes
 from hinttune.strategies import make_search
 
 SOLVABLE_SHARE = 278 / 678  # of the probed problems, solved by some hint (released 1K data)
@@ -77,8 +76,7 @@ def estimate(cfg: RunConfig, throughput: float) -> dict[str, Any]:
     probe_budget = cfg.probe.max_tokens or cfg.instruct.sampling.max_tokens
     probe_tokens = min(instruct_tokens, probe_budget)
     if stored.get("think"):
-        ns = [len(episodes(split_think(t).reasoning.strip(), cfg.segment, cfg.official))
-              for t, _ in stored["think"]]
+        ns = [len(trace_episodes(t, cfg.segment, cfg.official)) for t, _ in stored["think"]]
         source = f"episode counts of {len(ns)} stored think traces"
     else:
         ns = [cfg.segment.max_episodes] * problems

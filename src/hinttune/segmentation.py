@@ -69,3 +69,12 @@ def prefix(pieces: list[str], k: int) -> str:
     """P_k: the first k episodes, verbatim (P_0 is empty)."""
     return "".join(pieces[:k])
 
+
+
+def trace_episodes(think_output: str, cfg: SegmentConfig, official: bool = False,
+                   tokenizer: Any = None) -> list[str]:
+    """Episodes of a think model's output: its reasoning, stripped as the official scripts
+    do (so P_1 starts at the first word), then split."""
+    from hinttune.reasoning import split_think
+
+    return episodes(split_think(think_output).reasoning.strip(), cfg, official, tokenizer)
