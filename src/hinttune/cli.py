@@ -347,6 +347,3 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
     if comparison_plot(rows, plot):
         console.print(f"plot: {plot}", highlight=False)
 
-
-def main() -> None:  # pragma: no cover
-    app()

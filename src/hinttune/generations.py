@@ -79,6 +79,5 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
                     log.warning("%s/%s problem %s sample %d failed: %s", stage, role,
                                 job.problem_id, job.sample, gen.error)
                 bar.advance(1, gen.completion_tokens or 0)
-    wanted = {(j.problem_id, j.sample) for j in jobs}
-    return {(pid, sample): rec for pid, sample, rec in store.planned(stage, role)
-            if rec and (pid, sample) in wanted}
+    found = store.records(keys)
+    return {(j.problem_id, j.sample): found[k] for j, k in zip(jobs, keys) if k in found}

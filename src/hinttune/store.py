@@ -122,16 +122,19 @@ class RunStore:
         self.close()
 
     # --- generations -------------------------------------------------------------------
-    def done_keys(self, keys: Iterable[str]) -> set[str]:
+    def _rows(self, table: str, keys: Iterable[str], where: str = "") -> Iterator[sqlite3.Row]:
+        """Rows of ``table`` whose key is in ``keys`` (in chunks: SQLite caps parameters)."""
         keys = list(keys)
-        done: set[str] = set()
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(
-                f"SELECT key FROM generations WHERE status='ok' AND key IN ({marks})", chunk)
-            done.update(row[0] for row in rows)
-        return done
+            yield from self.db.execute(
+                f"SELECT * FROM {table} WHERE key IN ({','.join('?' * len(chunk))}){where}", chunk)
+
+    def done_keys(self, keys: Iterable[str]) -> set[str]:
+        return {row["key"] for row in self._rows("generations", keys, " AND status='ok'")}
+
+    def records(self, keys: Iterable[str]) -> dict[str, GenerationRecord]:
+        return {row["key"]: _record(row) for row in self._rows("generations", keys)}
 
     def put(self, rec: GenerationRecord) -> None:
         """Insert one record and commit. An ok record is never overwritten; a failed one is."""
@@ -168,14 +171,8 @@ class RunStore:
 
     def grades(self, keys: list[str]) -> dict[str, tuple[bool | None, str, str]]:
         """(correct, grader, detail) by grade key."""
-        found = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            rows = self.db.execute(f"SELECT * FROM grades WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-            for r in rows:
-                found[r["key"]] = (None if r["correct"] is None else bool(r["correct"]),
-                                   r["grader"], r["detail"] or "")
-        return found
+        return {r["key"]: (None if r["correct"] is None else bool(r["correct"]), r["grader"], r["detail"] or "")
+                for r in self._rows("grades", keys)}
 
     # --- plans -------------------------------------------------------------------------
     def set_plan(self, stage: str, role: str, rows: Iterable[tuple[str, int, str]]) -> None:

@@ -23,6 +23,9 @@ class Request:
     template_kwargs: dict[str, Any] = field(default_factory=dict)
     n: int = 1
     seed: int | None = None
+    # the text rendered for it, by which tokenizer: keys are computed before generation, and
+    # rendering a chat template twice for every long hint prompt is wasted work
+    rendered: tuple[int, str] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -85,5 +88,8 @@ class TemplatedBackend(Backend):
     def prompt_text(self, request: Request) -> str:
         from hinttune.chat import render_prompt
 
-        return render_prompt(self.tokenizer(), request.messages, request.continuation,
-                             request.template_kwargs)
+        tokenizer = self.tokenizer()
+        if request.rendered is None or request.rendered[0] != id(tokenizer):
+            request.rendered = (id(tokenizer), render_prompt(tokenizer, request.messages,
+                                                         request.continuation, request.template_kwargs))
+        return request.rendered[1]
