@@ -124,7 +124,10 @@ def status(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None
 
 @app.command()
 def presets() -> None:
-    """List the built-in configuration presets."""
+    """List the built-in configuration presets.
+
+    Example: [cyan]hinttune presets[/], then [cyan]hinttune config -c paper[/] to see one.
+    """
     from hinttune.config import preset_names
 
     for name in preset_names():
