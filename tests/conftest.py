@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -54,36 +55,62 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class LlamaServer:
+    """A real llama.cpp server process on loopback, and what it printed."""
+
+    def __init__(self, proc: subprocess.Popen, log: Path, url: str):
+        self.proc, self.log, self.url = proc, log, url
+
+    def died(self) -> str | None:
+        """The server's exit and the end of its log, if it is no longer running."""
+        code = self.proc.poll()
+        if code is None:
+            return None
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        return f"the llama.cpp server died ({how}); the end of its log:\n{self.log.read_text()[-3000:]}"
+
+
 @pytest.fixture(scope="session")
-def llama_server(smollm_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A real llama.cpp OpenAI-compatible server on loopback serving the small model."""
+def llama_process(smollm_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python[server] is not installed")
     port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
+    launcher = Path(__file__).with_name("llama_server.py")  # weight repacking off: any x86 host
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm_dir / SMOLLM_FILE),
+            [sys.executable, str(launcher), "--model", str(smollm_dir / SMOLLM_FILE),
              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--seed", "0"],
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "OPENAI_API_KEY": ""})
-    url = f"http://127.0.0.1:{port}/v1"
+    server = LlamaServer(proc, log, f"http://127.0.0.1:{port}/v1")
     try:
         deadline = time.time() + 120
         while time.time() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited: {log.read_text()[-2000:]}")
+            if server.died():
+                pytest.fail(server.died(), pytrace=False)
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
+                with urllib.request.urlopen(f"{server.url}/models", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
             except OSError:
                 time.sleep(0.5)
         else:
-            pytest.fail("llama.cpp server did not start in 120 s")
-        time.sleep(1.0)
-        yield url
+            pytest.fail(f"llama.cpp server did not start in 120 s: {log.read_text()[-2000:]}")
+        yield server
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def llama_server(llama_process: LlamaServer):
+    """The server's URL. A server that died before or during the test fails the test with
+    the server's own last words instead of a bare connection error."""
+    if llama_process.died():
+        pytest.fail(llama_process.died(), pytrace=False)
+    yield llama_process.url
+    if llama_process.died():
+        pytest.fail(llama_process.died(), pytrace=False)

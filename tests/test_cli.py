@@ -86,7 +86,8 @@ def test_api_key_never_reaches_logs_or_outputs(tmp_path, scripted, monkeypatch):
         {"problem": "fine what is 2+2?", "gold_answer": "4"},
         {"problem": "dead what is 3+3?", "gold_answer": "6"}]))
     result = runner.invoke(app, ["attempts", "-c", str(config), "-v"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # one problem's attempt failed: said, non-zero
+    assert "1 × instruct attempt failed: HTTP 500" in result.output
     assert Scripted.auth and all(a == f"Bearer {SECRET}" for a in Scripted.auth)
     assert SECRET not in result.output
     for root, _, files in os.walk(tmp_path / "run"):

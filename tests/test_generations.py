@@ -22,6 +22,9 @@ class Counting:
         self.sent.extend(requests)
         return self.backend.generate(requests)
 
+    def take_counts(self):
+        return self.backend.take_counts()
+
 
 def fake(**kw):
     return Counting(make_backend(FakeModel(backend="fake", model="f", **kw)))

@@ -96,7 +96,7 @@ def test_broken_files(tmp_path):
     broken.write_text("[{]")
     with pytest.raises(HinttuneError, match=r"broken\.json: not valid JSON \(line 1"):
         load(broken)
-    odd = tmp_path / "p.csv"
+    odd = tmp_path / "p.txt"
     odd.write_text("a,b")
     with pytest.raises(HinttuneError, match="unsupported file type"):
         load(odd)

@@ -68,7 +68,7 @@ def test_paper_full_hint_when_no_prefix_works_or_only_the_whole_trace(outcome):
 
 def test_paper_unsolved_unless_keep_unverified():
     a = assign(facts(think_correct=False, outcome=probe(None, [1, 2])), "paper")
-    assert a.state == UNSOLVED and not a.exported and "not graded correct" in a.note
+    assert a.state == UNSOLVED and not a.exported and "graded wrong" in a.note
     kept = assign(facts(think_correct=False, outcome=probe(None, [1, 2])), "paper", keep_unverified=True)
     assert kept.state == FULL_HINT and not kept.verified
     cut = assign(facts(think=THINK.split("</think>")[0], think_correct=False), "paper", keep_unverified=False)

@@ -3,7 +3,9 @@ preset), ``--set key=value`` overrides for any field, and shortcuts for the comm
 
 from __future__ import annotations
 
+import errno
 import functools
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Callable, List, Optional
@@ -24,7 +26,31 @@ RunDirOpt = typer.Option(None, "--run-dir", "-o", help="Run directory (overrides
 ProblemsOpt = typer.Option(None, "--problems", "-p", help="Problem source (overrides "
                            "problems.source): a .json/.jsonl/.parquet file, a dataset folder or "
                            "a hub dataset name.")
+TrainSetOpt = typer.Option(None, "--set", "-s", help="Override any training setting: "
+                           "--set learning_rate=2e-5 --set max_length=16384 (repeatable).")
+EvalSetOpt = typer.Option(None, "--set", "-s", help="Override any eval setting: "
+                          "--set sampling.max_tokens=16384 --set limit=50 (repeatable).")
 VerboseOpt = typer.Option(False, "--verbose", "-v", help="Show info logs on screen.")
+
+
+EXIT_USAGE = 2  # bad config or input, missing extra, unreachable server: one line says why
+EXIT_INCOMPLETE = 3  # the run finished, but some problems are incomplete (failed or undecided)
+EXIT_INTERRUPTED = 130
+
+
+def storage_error(exc: Exception) -> str | None:
+    """One line for a disk that is full or read-only (None: not such an error). The run
+    store commits whole records, so what was saved before stays intact."""
+    text = str(exc).lower()
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    if getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in text or "disk full" in text:
+        return (f"the disk is full{where}: free some space and run the same command again; "
+                "everything saved so far is intact")
+    if getattr(exc, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly" in text \
+            or "read-only" in text or "unable to open database" in text:
+        return (f"cannot write{where}: the run directory is read-only or not yours "
+                f"({exc}); choose another with --run-dir")
+    return None
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,11 +61,17 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except HinttuneError as exc:
             console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(EXIT_USAGE) from None
+        except (OSError, sqlite3.OperationalError) as exc:
+            message = storage_error(exc)
+            if message is None:
+                raise
+            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: everything finished so far is saved; run the "
                           "same command again to resume.")
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     return wrapper
 
 
@@ -52,7 +84,34 @@ def resolve(config: str, sets: Optional[List[str]], run_dir: Optional[Path],
         overrides.append(f"run_dir={run_dir}")
     if problems is not None:
         overrides.append(f"problems.source={problems}")
+        chosen = any(o.partition("=")[0].strip() == "run_dir" for o in overrides)
+        if not chosen and not Path(config).is_file():
+            # a preset's run directory belongs to its own problems: yours get their own
+            overrides.append(f"run_dir={default_run_dir(problems)}")
     return load_config(config, overrides)
+
+
+def default_run_dir(problems: str) -> Path:
+    """runs/NAME for a problems file or dataset (NAME: the file's stem, or the dataset's name)."""
+    import re
+
+    path = Path(problems.rstrip("/"))
+    name = path.stem if path.suffix else path.name
+    return Path("runs") / (re.sub(r"[^A-Za-z0-9._-]+", "-", name.partition(":")[0]).strip("-.") or "problems")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"hinttune {version('hinttune')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """Hint Tuning: difficulty-adaptive reasoning datasets, built resumably."""
 
 
 PolicyOpt = typer.Option(None, "--policy", help="State rules: 'paper' (default) or 'official' "
@@ -80,9 +139,9 @@ def _stage_command(name: str) -> None:
                 policy: Optional[str] = PolicyOpt, keep_unverified: Optional[bool] = KeepOpt,
                 layout: Optional[str] = LayoutOpt,
                 verbose: bool = VerboseOpt) -> None:
-        from hinttune.pipeline import build
+        from hinttune.pipeline import build, failure_causes
         from hinttune.report import stage_report
-        from hinttune.rundir import setup_logging
+        from hinttune.rundir import run_lock, setup_logging
 
         extra = [f"assemble.policy={policy}"] if policy else []
         if layout is not None:
@@ -92,10 +151,18 @@ def _stage_command(name: str) -> None:
         if keep_unverified is not None:
             extra.append(f"assemble.keep_unverified={str(keep_unverified).lower()}")
         cfg = resolve(config, [*(set or []), *extra], run_dir, problems)
-        setup_logging(Path(cfg.run_dir), verbose)
-        result = build(cfg, until="summary" if name == "run" else name)
+        with run_lock(Path(cfg.run_dir)):
+            setup_logging(Path(cfg.run_dir), verbose)
+            result = build(cfg, until="summary" if name == "run" else name)
         for renderable in stage_report(result):
             console.print(renderable)
+        causes = failure_causes(result)
+        if causes:
+            console.print(f"[bold yellow]{sum(causes.values())} problem(s) incomplete[/] (not in the "
+                          "dataset; the next run retries them):", highlight=False)
+            for cause, count in causes.most_common():
+                console.print(f"  {count} × {cause}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_INCOMPLETE)
 
     command.__doc__ = (f"{STAGE_HELP[name]}\n\nExample: [cyan]hinttune {name} --config demo[/]"
                        "  ·  re-run the same command to resume.")
@@ -118,8 +185,13 @@ def status(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None
 
     if not (run_dir / "store.sqlite").exists():
         raise HinttuneError(f"{run_dir}: not a run directory (no store.sqlite)")
-    with RunStore(run_dir) as store:
-        console.print(status_table(store.status()))
+    with RunStore(run_dir, readonly=True) as store:
+        table = status_table(store.status())
+        counts = store.counts()
+    if counts:
+        table.caption = ((table.caption + " · ") if table.caption else "") + ", ".join(
+            f"{n} {what}" for what, n in counts.items())
+    console.print(table)
 
 
 @app.command()
@@ -172,7 +244,7 @@ OutOpt = typer.Option(None, "--output-dir", "-o", help="Where checkpoints and th
 @friendly
 def train(data: Optional[str] = DataOpt, model: Optional[str] = ModelOpt,
           output_dir: Optional[Path] = OutOpt, recipe: str = RecipeOpt,
-          set: Optional[List[str]] = SetOpt,
+          set: Optional[List[str]] = TrainSetOpt,
           lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (PEFT) instead of all weights."),
           augment: bool = typer.Option(False, "--augment", help="Add instruction phrasings on the fly."),
           resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the last checkpoint."),
@@ -207,9 +279,9 @@ def augment_command(data: str = typer.Option(..., "--data", "-d", help="Alpaca J
 
     Example: [cyan]hinttune augment -d runs/demo -o augmented.json --copies 2[/]
     """
-    import json
 
     from hinttune.augment import DEFAULT_TEMPLATES, augment_records
+    from hinttune.files import write_json
     from hinttune.training import load_sft_data
 
     templates = tuple(template) if template else DEFAULT_TEMPLATES
@@ -217,7 +289,7 @@ def augment_command(data: str = typer.Option(..., "--data", "-d", help="Alpaca J
         raise HinttuneError("every --template must contain {problem}")
     records = load_sft_data(data).records
     out = augment_records(records, templates, copies, seed)
-    output.write_text(json.dumps(out, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    write_json(output, out)
     console.print(f"{len(records)} records → {len(out)} records in {output}", highlight=False)
 
 
@@ -225,7 +297,7 @@ def augment_command(data: str = typer.Option(..., "--data", "-d", help="Alpaca J
 @friendly
 def llamafactory_command(data: Optional[str] = DataOpt, model: Optional[str] = ModelOpt,
                          output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Folder for the recipe and data."),
-                         recipe: str = RecipeOpt, set: Optional[List[str]] = SetOpt,
+                         recipe: str = RecipeOpt, set: Optional[List[str]] = TrainSetOpt,
                          template: str = typer.Option("qwen3", "--template", help="LLaMA-Factory chat template (qwen3, deepseekr1, ...)."),
                          gpus: int = typer.Option(8, "--gpus", help="GPUs the run will use (sets gradient accumulation)."),
                          lora: bool = typer.Option(False, "--lora")) -> None:
@@ -275,6 +347,7 @@ def convert_gguf(model: str = typer.Option(..., "--model", "-m", help="Folder (o
 def plan(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
          run_dir: Optional[Path] = RunDirOpt, problems: Optional[str] = ProblemsOpt,
          throughput: float = typer.Option(2000.0, "--throughput", help="Generated tokens per second of your engine(s)."),
+         prefill: Optional[float] = typer.Option(None, "--prefill-throughput", help="Prompt tokens per second (default: 10x --throughput)."),
          strategy: Optional[str] = typer.Option(None, "--strategy", help="linear, sweep or gallop (sets probe.strategy).")) -> None:
     """Estimate generations, tokens, rounds and hours per stage before running.
 
@@ -285,7 +358,7 @@ def plan(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
 
     cfg = resolve(config, [*(set or []), *([f"probe.strategy={strategy}"] if strategy else [])],
                   run_dir, problems)
-    result = estimate(cfg, throughput)
+    result = estimate(cfg, throughput, prefill)
     console.print(plan_table(result))
     console.print(f"written: {write_plan(cfg, result)}", highlight=False)
 
@@ -300,7 +373,7 @@ def eval_command(model: Optional[str] = typer.Option(None, "--model", "-m", help
                  data_file: Optional[List[str]] = typer.Option(None, "--data-file", help="NAME=PATH: read a benchmark from a local file (repeatable)."),
                  output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Results folder (default runs/eval)."),
                  config: Optional[str] = typer.Option(None, "--config", "-c", help="An eval YAML (model, benchmarks, sampling, ...)."),
-                 set: Optional[List[str]] = SetOpt, verbose: bool = VerboseOpt) -> None:
+                 set: Optional[List[str]] = EvalSetOpt, verbose: bool = VerboseOpt) -> None:
     """Accuracy (avg@n, pass@k) and reasoning length on math benchmarks, with the paper's settings.
 
     Example: [cyan]hinttune eval -m runs/ht-4b --benchmarks aime24,math500 -o runs/eval-ht[/]

@@ -11,6 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from hinttune.errors import HinttuneError
+from hinttune.files import atomic_writer
 
 
 def load_results(path: str) -> dict[str, Any]:
@@ -76,6 +77,7 @@ def comparison_plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
         ax.set_ylabel("avg@n accuracy (%)")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_writer(path, "wb") as out:
+        fig.savefig(out, dpi=110, format="png")
     plt.close(fig)
     return path

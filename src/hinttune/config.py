@@ -18,7 +18,7 @@ class Strict(BaseModel):
 
 
 class Sampling(Strict):
-    temperature: float = Field(0.7, ge=0)
+    temperature: float = Field(0.7, ge=0, le=2)
     top_p: float = Field(0.8, gt=0, le=1)
     top_k: int | None = Field(None, description="None or -1 disables top-k")
     max_tokens: int = Field(32768, gt=0, description="maximum new tokens per generation")
@@ -253,7 +253,7 @@ class TrainConfig(Strict):
 class EvalSampling(Sampling):
     """The paper's evaluation sampling (a partial override keeps the other values)."""
 
-    temperature: float = Field(0.6, ge=0)
+    temperature: float = Field(0.6, ge=0, le=2)
     top_p: float = Field(0.95, gt=0, le=1)
     max_tokens: int = Field(32768, gt=0)
 
@@ -312,6 +312,8 @@ def apply_override(data: dict[str, Any], override: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+        value = raw.strip()  # YAML 1.1 reads no/yes/on/off as booleans: save_strategy=no is "no"
     parts = key.strip().split(".")
     node = data
     for part in parts[:-1]:
@@ -330,10 +332,25 @@ def _describe(error: dict[str, Any]) -> str:
     parts = [str(p) for p in error["loc"]]
     loc = ".".join(p for i, p in enumerate(parts) if not (i == 1 and p in BACKENDS))
     if error["type"] == "extra_forbidden":
-        return f"{loc}: unknown key"
+        import difflib
+
+        close = difflib.get_close_matches(parts[-1], sorted(_known_keys()), n=1, cutoff=0.75)
+        return f"{loc}: unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
     if error["type"] == "union_tag_invalid":
         return f"{loc}.backend: must be one of {', '.join(BACKENDS)}"
     return f"{loc}: {error['msg']}"
+
+
+def _known_keys() -> set[str]:
+    keys: set[str] = set()
+    todo: list[type[BaseModel]] = [RunConfig, TrainConfig, EvalConfig, *MODEL_CLASSES.values()]
+    while todo:
+        cls = todo.pop()
+        for name, info in cls.model_fields.items():
+            keys.add(name)
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+                todo.append(info.annotation)
+    return keys
 
 
 def validate_config(data: dict[str, Any], where: str = "config", schema: type[BaseModel] = RunConfig) -> Any:

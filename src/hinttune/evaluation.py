@@ -17,6 +17,7 @@ from hinttune.backends.base import Request
 from hinttune.benchmarks import BENCHMARKS, load_benchmark
 from hinttune.chat import TokenCounter
 from hinttune.config import EvalConfig, dump_config
+from hinttune.files import atomic_writer, write_json, write_text
 from hinttune.generations import Job, run_jobs
 from hinttune.grading import MathVerifier
 from hinttune.metrics import accuracy, reasoning_tokens
@@ -78,7 +79,7 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: Backen
 def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump_config(cfg), "utf-8")
+    write_text(out / "config.yaml", dump_config(cfg))
     results: dict[str, Any] = {"model": cfg.model.model, "backend": cfg.model.backend, "n": cfg.n,
                                "sampling": cfg.sampling.model_dump(), "benchmarks": {}}
     count = TokenCounter(cfg.model)
@@ -88,11 +89,11 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
             for name in cfg.benchmarks:
                 metrics, samples = evaluate_benchmark(cfg, name, store, pool, verifier, count)
                 results["benchmarks"][name] = metrics
-                with (out / f"samples_{name}.jsonl").open("w", encoding="utf-8") as handle:
+                with atomic_writer(out / f"samples_{name}.jsonl") as handle:
                     for sample in samples:
                         handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
     finally:
         verifier.close()
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", "utf-8")
+    write_json(out / "results.json", results)
     return results
 

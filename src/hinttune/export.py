@@ -12,19 +12,28 @@
 
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from hinttune.config import ExportConfig
 from hinttune.errors import missing_extra
+from hinttune.files import atomic_dir, write_json, write_jsonl
 from hinttune.states import Assignment, alpaca_record
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+def _remove_stale(out_dir: Path, name: str, formats: list[str]) -> None:
+    """Files of formats no longer selected would be read as current: remove them."""
+    stale = {"alpaca": [out_dir / f"{name}.json", out_dir / "dataset_info.json"],
+             "messages": [out_dir / f"{name}.messages.jsonl"], "hf": [out_dir / "hf"]}
+    for fmt, paths in stale.items():
+        if fmt in formats:
+            continue
+        for path in paths:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
 
 
 def export_dataset(assignments: list[Assignment], meta: dict[str, dict[str, Any]],
@@ -34,19 +43,16 @@ def export_dataset(assignments: list[Assignment], meta: dict[str, dict[str, Any]
     records = [alpaca_record(a.problem, a.thinking, a.answer) for a in kept]
     name = cfg.dataset_name
     files: dict[str, Path] = {}
+    _remove_stale(out_dir, name, list(cfg.formats))
     if "alpaca" in cfg.formats:
-        files["alpaca"] = out_dir / f"{name}.json"
-        files["alpaca"].write_text(json.dumps(records, ensure_ascii=False, indent=2) + "\n", "utf-8")
-        files["dataset_info"] = out_dir / "dataset_info.json"
-        files["dataset_info"].write_text(json.dumps({name: {
+        files["alpaca"] = write_json(out_dir / f"{name}.json", records)
+        files["dataset_info"] = write_json(out_dir / "dataset_info.json", {name: {
             "file_name": f"{name}.json",
-            "columns": {"prompt": "instruction", "query": "input", "response": "output"}}},
-            indent=2) + "\n", "utf-8")
+            "columns": {"prompt": "instruction", "query": "input", "response": "output"}}})
     messages = [{"messages": [{"role": "user", "content": r["instruction"]},
                               {"role": "assistant", "content": r["output"]}]} for r in records]
     if "messages" in cfg.formats:
-        files["messages"] = out_dir / f"{name}.messages.jsonl"
-        _write_jsonl(files["messages"], messages)
+        files["messages"] = write_jsonl(out_dir / f"{name}.messages.jsonl", messages)
     if "hf" in cfg.formats:
         try:
             import datasets
@@ -55,12 +61,13 @@ def export_dataset(assignments: list[Assignment], meta: dict[str, dict[str, Any]
         files["hf"] = out_dir / "hf"
         rows = [{**r, **m, **{k: v for k, v in meta[a.problem_id].items() if k in ("id", "state")}}
                 for r, m, a in zip(records, messages, kept)]
-        datasets.Dataset.from_list(rows).save_to_disk(str(files["hf"]))
-    files["meta"] = out_dir / f"{name}.meta.jsonl"
-    _write_jsonl(files["meta"], [meta[a.problem_id] for a in kept])
-    files["excluded"] = out_dir / "excluded.jsonl"
-    _write_jsonl(files["excluded"], [{"id": a.problem_id, "state": a.state, "reason": a.note,
-                                      "problem": a.problem[:200]} for a in assignments if not a.exported])
+        with atomic_dir(files["hf"]) as tmp:
+            datasets.Dataset.from_list(rows).save_to_disk(str(tmp))
+    # the sidecar is written last: a trainer checks the data against its record count
+    files["excluded"] = write_jsonl(out_dir / "excluded.jsonl", [
+        {"id": a.problem_id, "state": a.state, "reason": a.note, "problem": a.problem[:200]}
+        for a in assignments if not a.exported])
+    files["meta"] = write_jsonl(out_dir / f"{name}.meta.jsonl", [meta[a.problem_id] for a in kept])
     return files
 
 
@@ -107,6 +114,5 @@ def export_official_layout(result: Any, cfg: Any, out_dir: Path) -> dict[str, Pa
     files = {}
     for name, data in (("think_results", think), ("instruct_results", instruct),
                        ("llm_grading_think", grading), ("k_prefix", k_prefix)):
-        files[name] = out_dir / f"{name}.json"
-        files[name].write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", "utf-8")
+        files[name] = write_json(out_dir / f"{name}.json", data)
     return files

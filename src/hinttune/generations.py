@@ -64,20 +64,32 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
     if todo:
         todo_keys, todo_jobs = list(todo), list(todo.values())
         params = [sampling_dict(j.request.sampling) for j in todo_jobs]
-        model = backend.cfg.model
         # growing plans run in many short rounds: their bars vanish when done
         with stage_progress(label or f"{stage} · {role}", len(todo_jobs), transient=grow_plan) as bar:
-            for index, gens in backend.generate([j.request for j in todo_jobs]):
-                job, gen = todo_jobs[index], gens[0]
-                store.put(GenerationRecord(
-                    key=todo_keys[index], stage=stage, role=role, problem_id=job.problem_id,
-                    sample=job.sample, model=model, request=_request_summary(job.request),
-                    params=params[index], text=job.output_prefix + gen.text, finish_reason=gen.finish_reason,
-                    prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
-                    status="failed" if gen.failed else "ok", error=gen.error))
-                if gen.failed:
-                    log.warning("%s/%s problem %s sample %d failed: %s", stage, role,
-                                job.problem_id, job.sample, gen.error)
-                bar.advance(1, gen.completion_tokens or 0)
+            try:
+                _generate_into(store, backend, stage, role, todo_keys, todo_jobs, params, bar)
+            finally:
+                counts = backend.take_counts()
+                if counts:
+                    store.add_counts(counts)
+                    log.warning("%s/%s: %s", stage, role,
+                                ", ".join(f"{n} {what}" for what, n in counts.items()))
     found = store.records(keys)
     return {(j.problem_id, j.sample): found[k] for j, k in zip(jobs, keys) if k in found}
+
+
+def _generate_into(store: RunStore, backend: Backend, stage: str, role: str, todo_keys: list[str],
+                   todo_jobs: list[Job], params: list[dict[str, Any]], bar: Any) -> None:
+    model = backend.cfg.model
+    for index, gens in backend.generate([j.request for j in todo_jobs]):
+        job, gen = todo_jobs[index], gens[0]
+        store.put(GenerationRecord(
+            key=todo_keys[index], stage=stage, role=role, problem_id=job.problem_id,
+            sample=job.sample, model=model, request=_request_summary(job.request),
+            params=params[index], text=job.output_prefix + gen.text, finish_reason=gen.finish_reason,
+            prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
+            status="failed" if gen.failed else "ok", error=gen.error))
+        if gen.failed:
+            log.warning("%s/%s problem %s sample %d failed: %s", stage, role,
+                        job.problem_id, job.sample, gen.error)
+        bar.advance(1, gen.completion_tokens or 0)

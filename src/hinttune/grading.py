@@ -14,18 +14,20 @@ Every verdict is stored with the grader that gave it; judge calls are cached lik
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import multiprocessing
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from hinttune.backends import BackendPool
 from hinttune.backends.base import Request
 from hinttune.config import GradingConfig, ModelBase, RunConfig, Sampling
-from hinttune.errors import missing_extra
+from hinttune.errors import HinttuneError, missing_extra
 from hinttune.generations import Job, run_jobs
 from hinttune.store import RunStore, stable_hash
 
@@ -69,6 +71,55 @@ def is_short_gold(gold: str, limit: int) -> bool:
     return len(gold.strip()) <= limit and "\n" not in gold.strip()
 
 
+_ANSWER_IS = re.compile(r"\b(?:final\s+answer|answer)\s*(?:is|:|=|would be|will be)\s*:?\s*(.+)",
+                        re.I)
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?")
+
+
+def _clean_candidate(text: str) -> str:
+    """The mathematical part of a stated answer: up to the end of its sentence or line, a
+    leading number without its unit ("42 apples" -> 42), LaTeX kept in math delimiters."""
+    text = text.strip().splitlines()[0] if text.strip() else ""
+    text = re.split(r"(?<![\d\\])\.(?:\s|$)|[;!?]\s", text + " ", maxsplit=1)[0].strip()
+    text = text.strip(" *_`").rstrip(".,")
+    if "$" in text or "\\" in text:
+        return text if "$" in text else f"${text}$"
+    number = _NUMBER.match(text)
+    if number and not re.match(r"\s*[-+*/^=(]", text[number.end():]):
+        return number.group(0).replace(",", "")
+    return text
+
+
+def stated_answer(text: str) -> str | None:
+    """The final answer a reply states in words, looked for in this order: a closing "the
+    answer is X", the right-hand side of the last equation, the last number - first in the
+    last line, then in the whole reply. Math-Verify's own search takes the first expression it
+    can read, which for "12 + 30 = 32" is the restated sum (42), not the answer (32)."""
+    said = list(_ANSWER_IS.finditer(text))
+    if said:
+        candidate = _clean_candidate(said[-1].group(1))
+        if candidate:
+            return candidate
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    for scope in (lines[-1:] if lines else [], lines):
+        block = "\n".join(scope)
+        spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN.finditer(block)]
+        if spans:  # the last formula written in math delimiters
+            formula = spans[-1].rsplit("=", 1)[-1].strip()
+            if formula:
+                return f"${formula}$"
+        equations = [line for line in scope if "=" in line]
+        if equations:
+            rhs = _clean_candidate(equations[-1].rsplit("=", 1)[1])
+            if rhs:
+                return rhs
+        numbers = _NUMBER.findall(block)
+        if numbers:
+            return numbers[-1].replace(",", "").replace(" ", "")
+    return None
+
+
 def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | None]:
     """Runs in a worker process. Returns (status, detail, extracted answer); status is one of
     correct, wrong, no_answer, bad_gold."""
@@ -89,7 +140,13 @@ def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | No
         return "bad_gold", "gold is a worked solution with no final answer", None
     if not gold_parsed:
         return "bad_gold", "gold answer could not be parsed", None
-    answer_parsed = parse(answer, parsing_timeout=None)
+    answer_parsed = None
+    if "\\boxed" not in answer and "\\fbox" not in answer:  # a boxed answer is Math-Verify's own case
+        candidate = stated_answer(answer)
+        if candidate:
+            answer_parsed = parse(candidate, parsing_timeout=None)
+    if not answer_parsed:
+        answer_parsed = parse(answer, parsing_timeout=None)
     if not answer_parsed:
         return "no_answer", "no answer found in the output", None
     ok = verify(gold_parsed, answer_parsed, timeout_seconds=None)
@@ -97,53 +154,148 @@ def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | No
     return ("correct" if ok else "wrong"), f"gold {gold_parsed[-1]!s:.40} vs {extracted:.40}", extracted
 
 
-class MathVerifier:
-    """Math-Verify in a pool of worker processes; a check that runs past ``timeout`` seconds
-    is abandoned (its worker killed) and reported as ``timeout``."""
+def _worker_main(conn: Any, check: Any) -> None:
+    """A grading worker: import Math-Verify once, say so, then check items until told to stop."""
+    try:
+        import math_verify  # noqa: F401  (the slow import happens before the first deadline)
 
-    def __init__(self, timeout: int = 5, workers: int = 2, check: Any = _math_check):
+        logging.getLogger("math_verify").setLevel(logging.ERROR)
+    except Exception as exc:  # reported by the parent as a start-up failure
+        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", None))
+    while True:
         try:
-            import math_verify  # noqa: F401
-        except ImportError:
-            raise missing_extra("math-verify", "grade") from None
-        self.timeout, self.workers, self.check = timeout, workers, check
-        self.pool: Any = None
+            item = conn.recv()
+        except (EOFError, OSError):
+            return
+        if item is None:
+            return
+        try:
+            result = check(*item)
+        except Exception as exc:  # a crash inside sympy: undecided, not fatal
+            result = ("error", f"{type(exc).__name__}: {exc}"[:200], None)
+        conn.send(("done", result))
 
-    def _pool(self) -> Any:
-        if self.pool is None:
+
+class _Worker:
+    def __init__(self, ctx: Any, check: Any):
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child, check), daemon=True)
+        self.process.start()
+        child.close()
+        self.ready = False
+        self.task: int | None = None  # index of the item it is checking
+        self.deadline = 0.0
+        self.started = time.monotonic()
+
+    def stop(self, kill: bool = False) -> None:
+        try:
+            if not kill and self.process.is_alive():
+                self.conn.send(None)
+                self.process.join(2)
+        except (OSError, ValueError):
+            pass
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+        self.conn.close()
+
+
+class MathVerifier:
+    """Math-Verify in worker processes fed continuously: each idle worker takes the next item
+    the moment it is free, results come back as they finish, and a check that runs past
+    ``timeout`` seconds (counted from when its worker started it, never including start-up)
+    is reported as ``timeout`` and only that worker is replaced."""
+
+    STARTUP_TIMEOUT = 180.0  # importing sympy on a loaded machine can take a while
+
+    def __init__(self, timeout: float = 5, workers: int = 2, check: Any = _math_check):
+        if importlib.util.find_spec("math_verify") is None:  # no import: the workers do that
+            raise missing_extra("math-verify", "grade")
+        self.timeout, self.size, self.check = timeout, workers, check
+        self.workers: list[_Worker] = []
+        self.timeouts = 0
+        self._ctx: Any = None
+
+    def _context(self) -> Any:
+        if self._ctx is None:
             # spawn: fresh interpreters, safe beside a loaded model's threads. It re-imports
             # the main script, so a script read from stdin (no file) falls back to fork.
             main_file = getattr(sys.modules.get("__main__"), "__file__", None)
             method = "spawn" if main_file is None or os.path.exists(main_file) else "fork"
-            self.pool = multiprocessing.get_context(method).Pool(self.workers)
-        return self.pool
+            self._ctx = multiprocessing.get_context(method)
+        return self._ctx
+
+    def _start(self) -> None:
+        while len(self.workers) < self.size:
+            self.workers.append(_Worker(self._context(), self.check))
+
+    def _startup_failed(self, worker: _Worker, why: str) -> HinttuneError:
+        self.close()
+        return HinttuneError(
+            f"the Math-Verify worker processes could not start ({why}). If hinttune is called "
+            "from your own script, put the script's code under `if __name__ == \"__main__\":` "
+            "(worker processes re-import the main script); otherwise check that "
+            "`python -c 'import math_verify'` works.")
 
     def check_many(self, items: list[tuple[str, str, bool]]) -> list[tuple[str, str, str | None]]:
         """(status, detail, extracted answer) for each (gold, answer, gold is short)."""
-        results: list[tuple[str, str, str | None]] = []
-        # Waves of one task per worker, so a deadline measures a task's own running time.
-        for start in range(0, len(items), self.workers):
-            wave = items[start:start + self.workers]
-            pool = self._pool()
-            pending = [pool.apply_async(self.check, item) for item in wave]
-            timed_out = False
-            for handle in pending:
-                try:
-                    results.append(handle.get(timeout=self.timeout))
-                except multiprocessing.TimeoutError:
-                    results.append(("timeout", f"Math-Verify took over {self.timeout}s", None))
-                    timed_out = True
-                except Exception as exc:  # a crash inside sympy: undecided, not fatal
-                    results.append(("error", f"{type(exc).__name__}: {exc}"[:200], None))
-            if timed_out:  # the stuck worker cannot be interrupted: replace the pool
-                self.close()
-        return results
+        from multiprocessing.connection import wait
+
+        results: list[tuple[str, str, str | None] | None] = [None] * len(items)
+        queue = list(range(len(items)))[::-1]
+        remaining = len(items)
+        self._start()
+        while remaining:
+            now = time.monotonic()
+            for worker in self.workers:
+                if worker.ready and worker.task is None and queue:
+                    worker.task = queue.pop()
+                    worker.deadline = now + self.timeout
+                    worker.conn.send(items[worker.task])
+            busy = [w for w in self.workers if w.task is not None]
+            waits = [w.deadline - now for w in busy]
+            waits += [w.started + self.STARTUP_TIMEOUT - now for w in self.workers if not w.ready]
+            handles = [w.conn for w in self.workers] + [w.process.sentinel for w in self.workers]
+            ready = wait(handles, timeout=max(0.0, min(waits)) if waits else None)
+            now = time.monotonic()
+            for worker in list(self.workers):
+                died = worker.process.sentinel in ready and not worker.conn.poll()
+                if worker.conn in ready and worker.conn.poll():
+                    try:
+                        kind, payload = worker.conn.recv()
+                    except (EOFError, OSError):
+                        kind, payload, died = "died", None, True
+                    if kind == "ready":
+                        worker.ready = True
+                    elif kind == "failed":
+                        raise self._startup_failed(worker, payload)
+                    elif kind == "done" and worker.task is not None:
+                        results[worker.task], worker.task = payload, None
+                        remaining -= 1
+                    continue
+                if died or (worker.task is not None and now >= worker.deadline) or (
+                        not worker.ready and now >= worker.started + self.STARTUP_TIMEOUT):
+                    if not worker.ready:
+                        code = worker.process.exitcode
+                        raise self._startup_failed(worker, f"exit code {code}" if code is not None
+                                                   else f"not ready after {self.STARTUP_TIMEOUT:.0f}s")
+                    if worker.task is not None:
+                        results[worker.task] = (
+                            ("timeout", f"Math-Verify took over {self.timeout}s", None) if not died
+                            else ("error", f"grading worker died (exit code {worker.process.exitcode})", None))
+                        remaining -= 1
+                        self.timeouts += not died
+                    worker.stop(kill=True)  # the stuck one alone; the others keep working
+                    self.workers.remove(worker)
+                    self.workers.append(_Worker(self._context(), self.check))
+        return [r for r in results if r is not None]
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
+        for worker in self.workers:
+            worker.stop()
+        self.workers = []
 
 
 # --- judge ------------------------------------------------------------------------------
@@ -236,8 +388,14 @@ class Grader:
                 verdict = Verdict(True if status == "correct" else False if decisive else None,
                                   "math", f"{status}: {detail}")
                 out[item.key] = verdict
-                if status != "timeout":  # a timeout may pass on a less loaded machine
-                    self.store.put_grade(keys[item.key], item.key, verdict.correct, verdict.grader, verdict.detail)
+                # a timeout or a crash may pass on a less loaded machine: kept for the record
+                # (status, reports) but graded again by the next run
+                final = status not in ("timeout", "error")
+                if not final:
+                    log.warning("Math-Verify %s on %s: %s (undecided; graded again next run)",
+                                status, item.key, detail)
+                self.store.put_grade(keys[item.key], item.key, verdict.correct, verdict.grader,
+                                     verdict.detail, final=final)
         if to_judge:
             out.update(self._judge(to_judge, keys, label))
         return out

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from hinttune.config import TrainConfig
+from hinttune.files import write_json, write_text
 from hinttune.training import load_sft_data
 
 DATASET_NAME = "hint_tuning"
@@ -21,11 +21,11 @@ def llamafactory_recipe(cfg: TrainConfig, out_dir: Path, template: str = "qwen3"
     out_dir.mkdir(parents=True, exist_ok=True)
     data_file = out_dir / f"{DATASET_NAME}.json"
     records = [{k: r[k] for k in ("instruction", "input", "output") if k in r} for r in data.records]
-    data_file.write_text(json.dumps(records, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    write_json(data_file, records)
     info = {DATASET_NAME: {"file_name": data_file.name,
                            "columns": {"prompt": "instruction", "query": "input", "response": "output"}}}
     info_file = out_dir / "dataset_info.json"
-    info_file.write_text(json.dumps(info, indent=2) + "\n", "utf-8")
+    write_json(info_file, info)
     per_step = cfg.per_device_batch_size * gpus
     recipe: dict[str, Any] = {
         "model_name_or_path": cfg.model, "trust_remote_code": True,
@@ -53,5 +53,5 @@ def llamafactory_recipe(cfg: TrainConfig, out_dir: Path, template: str = "qwen3"
     header = (f"# LLaMA-Factory: llamafactory-cli train {recipe_file.name}\n"
               f"# global batch {cfg.global_batch_size} = {cfg.per_device_batch_size} per device x "
               f"{gpus} GPUs x {recipe['gradient_accumulation_steps']} accumulation steps\n")
-    recipe_file.write_text(header + yaml.safe_dump(recipe, sort_keys=False), "utf-8")
+    write_text(recipe_file, header + yaml.safe_dump(recipe, sort_keys=False))
     return {"recipe": recipe_file, "dataset_info": info_file, "data": data_file}

@@ -3,7 +3,6 @@ summary, in order, each stage resuming from what the run store already holds."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from hinttune.attempts import run_attempts
 from hinttune.backends import BackendPool
 from hinttune.chat import TokenCounter
 from hinttune.config import RunConfig
+from hinttune.files import write_jsonl
 from hinttune.export import export_dataset, export_official_layout
 from hinttune.planning import read_plan
 from hinttune.grading import UNGRADED, GradeItem, Grader, Verdict
@@ -22,7 +22,7 @@ from hinttune.problems import Problem
 from hinttune.reasoning import split_think
 from hinttune.rundir import open_run
 from hinttune.segmentation import trace_episodes
-from hinttune.states import Assignment, ProblemFacts, assign
+from hinttune.states import INCOMPLETE, Assignment, ProblemFacts, assign
 from hinttune.summary import summarize, write_summary
 
 log = logging.getLogger(__name__)
@@ -70,13 +70,13 @@ def _targets(cfg: RunConfig, result: RunResult) -> list[ProbeTarget]:
         if eps is None:
             continue
         if cfg.official:  # the official scripts probe the think model's failures, k = 0..N
-            if result.verdicts["think"].get(p.id, UNGRADED).correct:
+            if result.verdicts["think"].get(p.id, UNGRADED).correct is not False:
                 continue
             targets.append(ProbeTarget(p, eps, 0, len(eps)))
         else:  # the paper: problems the instruct model could not solve; K* = 0 is the attempt
             instruct = result.verdicts["instruct"].get(p.id)
-            if instruct is None or instruct.correct or len(eps) < 2:
-                continue
+            if instruct is None or instruct.correct is not False or len(eps) < 2:
+                continue  # solved, or undecided (the problem is incomplete, not probed)
             targets.append(ProbeTarget(p, eps, 1, len(eps) - 1))
     return targets
 
@@ -84,6 +84,64 @@ def _targets(cfg: RunConfig, result: RunResult) -> list[ProbeTarget]:
 def _text(result: RunResult, role: str, pid: str) -> str:
     rec = result.attempts[role].get((pid, 0))
     return (rec.text or "") if rec is not None and rec.status == "ok" else ""
+
+
+def _missing(result: RunResult, role: str, pid: str) -> str | None:
+    """Why a model's attempt is not there to build from (None: it is)."""
+    rec = result.attempts[role].get((pid, 0))
+    if rec is None:
+        return f"{role} attempt not generated"
+    if rec.status != "ok":
+        return f"{role} attempt failed: {rec.error or 'no reason given'}"
+    return None
+
+
+def _undecided(result: RunResult, role: str, pid: str) -> str | None:
+    verdict = result.verdicts.get(role, {}).get(pid)
+    if verdict is None:
+        return f"{role} answer not graded"
+    if verdict.correct is None:
+        return f"grade of the {role} answer undecided ({verdict.grader}: {verdict.detail[:120]})"
+    return None
+
+
+def facts_of(result: RunResult, p: Problem) -> ProblemFacts:
+    think_v = result.verdicts["think"].get(p.id, UNGRADED)
+    instruct_v = result.verdicts["instruct"].get(p.id, UNGRADED)
+    return ProblemFacts(p.id, p.problem, _text(result, "think", p.id), think_v.correct,
+                        _text(result, "instruct", p.id), instruct_v.correct,
+                        result.episodes.get(p.id, []), result.probes.get(p.id),
+                        think_missing=_missing(result, "think", p.id),
+                        instruct_missing=_missing(result, "instruct", p.id),
+                        think_undecided=_undecided(result, "think", p.id),
+                        instruct_undecided=_undecided(result, "instruct", p.id))
+
+
+def failure_causes(result: RunResult) -> Counter:
+    """Incomplete problems by cause (a cause's first clause, without per-request detail)."""
+    causes: Counter = Counter()
+    if result.assignments:
+        for a in result.assignments:
+            if a.state == INCOMPLETE:
+                causes[_cause(a.note)] += 1
+        return causes
+    for role, records in result.attempts.items():
+        for rec in records.values():
+            if rec.status != "ok":
+                causes[_cause(f"{role} attempt failed: {rec.error or ''}")] += 1
+    return causes
+
+
+def _cause(note: str) -> str:
+    import re
+
+    note = note.replace(" (re-run to retry)", "")
+    head, _, rest = note.partition(": ")
+    detail = re.sub(r"\bk=\d+", "k", head)  # one cause for every k
+    if rest:
+        # "HTTP 500 from URL: message" -> "HTTP 500 from URL"; long texts cut
+        detail += ": " + rest.split(": ")[0][:100]
+    return detail
 
 
 def _meta(a: Assignment, result: RunResult, count: TokenCounter) -> dict[str, Any]:
@@ -131,9 +189,8 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
                 if text:
                     result.episodes[p.id] = trace_episodes(text, cfg.segment, cfg.official,
                                                            counter.tokenizer)
-            with (run_dir / "segments.jsonl").open("w", encoding="utf-8") as out:
-                for pid, eps in result.episodes.items():
-                    out.write(json.dumps({"id": pid, "n": len(eps), "episodes": eps}, ensure_ascii=False) + "\n")
+            write_jsonl(run_dir / "segments.jsonl", ({"id": pid, "n": len(eps), "episodes": eps}
+                                                      for pid, eps in result.episodes.items()))
             if stop < 3:
                 return result
             targets = _targets(cfg, result)
@@ -143,12 +200,8 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
     if stop < 4:
         return result
     for p in result.problems:
-        think_v = result.verdicts["think"].get(p.id, UNGRADED)
-        instruct_v = result.verdicts["instruct"].get(p.id, UNGRADED)
-        facts = ProblemFacts(p.id, p.problem, _text(result, "think", p.id), think_v.correct,
-                             _text(result, "instruct", p.id), instruct_v.correct,
-                             result.episodes.get(p.id, []), result.probes.get(p.id))
-        result.assignments.append(assign(facts, cfg.assemble.policy, cfg.assemble.keep_unverified, cfg.seed))
+        result.assignments.append(assign(facts_of(result, p), cfg.assemble.policy,
+                                         cfg.assemble.keep_unverified, cfg.seed))
     if stop < 5:
         return result
     meta = {a.problem_id: _meta(a, result, counter) for a in result.assignments}

@@ -15,6 +15,7 @@ from statistics import mean
 from typing import Any
 
 from hinttune.config import RunConfig
+from hinttune.files import write_json
 from hinttune.problems import load_problems
 from hinttune.segmentation import trace_episodes
 from hinttune.strategies import make_search
@@ -62,10 +63,25 @@ def _stored_attempts(cfg: RunConfig) -> dict[str, list[tuple[str, int | None]]]:
     return out
 
 
-def estimate(cfg: RunConfig, throughput: float) -> dict[str, Any]:
-    problems = len(load_problems(cfg.problems).problems)
+CHARS_PER_TOKEN = 4  # for prompt sizes before any tokenizer is loaded
+JUDGE_REPLY_TOKENS = 256  # the judge writes up to 512 tokens: a short reasoning, then Yes/No
+
+
+def estimate(cfg: RunConfig, throughput: float, prefill_throughput: float | None = None) -> dict[str, Any]:
+    """Generations, generated tokens, prompt (prefill) tokens, rounds and hours per stage:
+    hours = generated / throughput + prompt tokens / prefill_throughput (default 10x)."""
+    from hinttune.errors import HinttuneError
+    from hinttune.grading import is_short_gold
+
+    if throughput <= 0 or (prefill_throughput is not None and prefill_throughput <= 0):
+        raise HinttuneError("--throughput and --prefill-throughput must be positive (tokens per second)")
+    prefill_throughput = prefill_throughput or 10 * throughput
+    loaded = load_problems(cfg.problems).problems
+    problems = len(loaded)
     samples = cfg.attempts.samples
     stored = _stored_attempts(cfg)
+    problem_tokens = mean(len(p.problem) for p in loaded) / CHARS_PER_TOKEN
+    gold_tokens = mean(len(p.gold_answer) for p in loaded) / CHARS_PER_TOKEN
 
     def mean_tokens(role: str, fallback: int) -> float:
         counts = [t for _, t in stored.get(role, []) if t]
@@ -84,16 +100,32 @@ def estimate(cfg: RunConfig, throughput: float) -> dict[str, Any]:
     costs = [expected_probe_cost(cfg.probe.strategy, n, cfg.probe.verify) for n in ns]
     probed = problems * PROBED_SHARE
     gens_per_problem = mean(c[0] for c in costs) * cfg.probe.samples_per_prefix
+    probe_gens = probed * gens_per_problem
+    # a probe's prompt holds the problem and a prefix of the trace: on average half of it
+    # (prefix caching makes repeated prefixes cheap; this counts them in full, an upper bound)
     stages = {
         "attempts": {"generations": problems * samples * 2,
-                     "tokens": problems * samples * (think_tokens + instruct_tokens), "rounds": 2},
-        "probe": {"generations": probed * gens_per_problem,
-                  "tokens": probed * gens_per_problem * probe_tokens,
+                     "tokens": problems * samples * (think_tokens + instruct_tokens),
+                     "prompt_tokens": problems * samples * 2 * problem_tokens, "rounds": 2},
+        "probe": {"generations": probe_gens, "tokens": probe_gens * probe_tokens,
+                  "prompt_tokens": probe_gens * (problem_tokens + think_tokens / 2),
                   "rounds": max((c[1] for c in costs), default=0)},
     }
+    grader = cfg.grading.grader or ("judge" if cfg.official else "hybrid")
+    if grader != "math":
+        # hybrid sends long (worked-solution) golds to the judge; judge sends everything
+        share = 1.0 if grader == "judge" else mean(
+            not is_short_gold(p.gold_answer, cfg.grading.short_gold_chars) for p in loaded)
+        calls = share * (problems * 2 + probe_gens)
+        graded_tokens = (problems * (think_tokens + instruct_tokens) / 2 * 2 + probe_gens * probe_tokens) \
+            / max(problems * 2 + probe_gens, 1)
+        stages["judge"] = {"generations": calls, "tokens": calls * JUDGE_REPLY_TOKENS,
+                           "prompt_tokens": calls * (problem_tokens + gold_tokens + graded_tokens + 200),
+                           "rounds": 2 + stages["probe"]["rounds"]}
     for stage in stages.values():
-        stage["hours"] = stage["tokens"] / throughput / 3600
+        stage["hours"] = (stage["tokens"] / throughput + stage["prompt_tokens"] / prefill_throughput) / 3600
     return {"problems": problems, "strategy": cfg.probe.strategy, "throughput": throughput,
+            "prefill_throughput": prefill_throughput, "grader": grader,
             "episodes": source, "mean_episodes": mean(ns) if ns else 0,
             "tokens_per_generation": {"think": think_tokens, "instruct": instruct_tokens,
                                       "probe": probe_tokens},
@@ -103,7 +135,7 @@ def estimate(cfg: RunConfig, throughput: float) -> dict[str, Any]:
 def write_plan(cfg: RunConfig, plan: dict[str, Any]) -> Path:
     path = Path(cfg.run_dir) / "plan.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(plan, indent=2) + "\n", "utf-8")
+    write_json(path, plan)
     return path
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from hinttune.attempts import problem_messages
 from hinttune.backends import BackendPool
 from hinttune.backends.base import Request
-from hinttune.config import RunConfig
+from hinttune.config import ProbeConfig, RunConfig
 from hinttune.generations import Job, run_jobs
 from hinttune.grading import GradeItem, Grader, Verdict
 from hinttune.problems import Problem
@@ -132,11 +132,12 @@ def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPoo
         for pid, k, base in asked:
             if searches[pid].done:
                 continue
-            round_verdicts = []
+            round_verdicts: list[bool | None] = []
             for j in range(base, base + spp):
                 rec = records.get((f"{pid}#k{k}", j))
                 if rec is None or rec.status != "ok":
-                    outcomes[pid].incomplete = f"probe k={k} failed: {rec.error if rec else 'no result'}"
+                    outcomes[pid].incomplete = (f"probe continuation k={k} failed: "
+                                                f"{rec.error if rec else 'no result'}")
                     searches[pid].done = True  # retried by the next run
                     break
                 verdict = verdicts[f"{rec.key}/{pid}"]
@@ -144,7 +145,15 @@ def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPoo
                 outcomes[pid].attempts.append(ProbeAttempt(k, rec.key, rec.text or "", verdict,
                                                            rec.completion_tokens, rec.prompt_tokens, j))
             else:
-                searches[pid].record(k, probe.succeeded(round_verdicts))
+                success = decide(probe, round_verdicts)
+                if success is None:  # an undecided grade that the success rule needs
+                    detail = next(a.verdict.detail for a in reversed(outcomes[pid].attempts)
+                                  if a.k == k and a.verdict.correct is None)
+                    outcomes[pid].incomplete = (f"grade of probe continuation k={k} undecided "
+                                                f"({detail[:120]})")
+                    searches[pid].done = True
+                else:
+                    searches[pid].record(k, success)
     for pid, search in searches.items():
         if outcomes[pid].incomplete is None:
             outcomes[pid].k_star = search.k_star
@@ -152,6 +161,14 @@ def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPoo
     log.info("probing (%s): %d problems, %d solved with a hint, %d rounds", probe.strategy,
              len(targets), solved, round_no)
     return outcomes
+
+
+def decide(probe: ProbeConfig, verdicts: list[bool | None]) -> bool | None:
+    """Whether a prefix solved the problem by the success rule, or None when an undecided
+    verdict could tip it either way."""
+    low = probe.succeeded([v is True for v in verdicts])
+    high = probe.succeeded([v is not False for v in verdicts])
+    return low if low == high else None
 
 
 def continuation_parts(continuation: str) -> tuple[str, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -43,8 +44,21 @@ def problem_id(problem: str, gold_answer: str) -> str:
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()[:16]
 
 
+def _decode(path: Path) -> str:
+    """The file as text: UTF-8 (a byte-order mark is accepted); anything else is an error
+    naming the byte where decoding failed."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise HinttuneError(f"{path}: not UTF-8 text: byte {exc.start} (line {line}) is "
+                            f"{raw[exc.start:exc.start + 1]!r}; re-save the file as UTF-8 "
+                            "(e.g. `iconv -f latin1 -t utf-8`)") from None
+
+
 def _read_json(path: Path) -> list[Any]:
-    text = path.read_text(encoding="utf-8")
+    text = _decode(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -60,17 +74,33 @@ def _read_json(path: Path) -> list[Any]:
     return data
 
 
-def _read_jsonl(path: Path) -> list[Any]:
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise HinttuneError(f"{path}: line {lineno} is not valid JSON: {exc.msg}") from None
-    return records
+def _read_jsonl(path: Path) -> tuple[list[Any], list[str]]:
+    """Records and, for messages, where each is in the file (its line number)."""
+    records, places = [], []
+    for lineno, line in enumerate(_decode(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise HinttuneError(f"{path}: line {lineno} is not valid JSON: {exc.msg}") from None
+        places.append(f"line {lineno}")
+    return records, places
+
+
+def _read_csv(path: Path) -> tuple[list[Any], list[str]]:
+    try:
+        import datasets
+    except ImportError:
+        raise missing_extra("datasets", "datasets") from None
+    text = _decode(path)  # a clear error for a file that is not UTF-8
+    if len([line for line in text.splitlines() if line.strip()]) < 2:
+        return [], []  # a header alone: no records
+    try:
+        rows = list(datasets.load_dataset("csv", data_files=str(path), split="train"))
+    except Exception as exc:
+        raise HinttuneError(f"{path}: could not read as CSV: {type(exc).__name__}: {exc}") from None
+    return rows, [f"row {i + 2}" for i in range(len(rows))]  # row 1 is the header
 
 
 def _read_dataset(source: str, split: str, from_disk: bool) -> list[Any]:
@@ -95,31 +125,41 @@ def _read_dataset(source: str, split: str, from_disk: bool) -> list[Any]:
     return list(ds)
 
 
-def read_records(source: str, split: str = "train") -> tuple[list[Any], str]:
-    """Raw records and a display name for messages."""
+def read_records(source: str, split: str = "train") -> tuple[list[Any], str, list[str]]:
+    """Raw records, a display name, and where each record is in its file in the file's own
+    numbering (JSONL lines, CSV rows, JSON and dataset record indices from 0)."""
+    def indexed(records: list[Any], where: str) -> tuple[list[Any], str, list[str]]:
+        return records, where, [f"record {i}" for i in range(len(records))]
+
     if source == "demo":
         text = (resources.files("hinttune") / "data" / "demo_problems.jsonl").read_text("utf-8")
-        return [json.loads(line) for line in text.splitlines() if line.strip()], "demo problems"
+        return indexed([json.loads(line) for line in text.splitlines() if line.strip()], "demo problems")
     path = Path(source).expanduser()
     suffix = path.suffix.lower()
     if path.is_dir():
-        return _read_dataset(str(path), split, from_disk=True), str(path)
+        return indexed(_read_dataset(str(path), split, from_disk=True), str(path))
     if path.is_file():
         if suffix == ".json":
-            return _read_json(path), str(path)
+            return indexed(_read_json(path), str(path))
         if suffix == ".jsonl":
-            return _read_jsonl(path), str(path)
+            return _with_where(_read_jsonl(path), str(path))
+        if suffix == ".csv":
+            return _with_where(_read_csv(path), str(path))
         if suffix == ".parquet":
             try:
                 import pyarrow.parquet as pq
             except ImportError:
                 raise missing_extra("pyarrow", "datasets") from None
-            return pq.read_table(path).to_pylist(), str(path)
-        raise HinttuneError(f"{path}: unsupported file type {suffix!r} (use .json, .jsonl, .parquet)")
-    looks_like_file = suffix in {".json", ".jsonl", ".parquet"} or source.startswith((".", "/", "~"))
+            return indexed(pq.read_table(path).to_pylist(), str(path))
+        raise HinttuneError(f"{path}: unsupported file type {suffix!r} (use .json, .jsonl, .csv, .parquet)")
+    looks_like_file = suffix in {".json", ".jsonl", ".csv", ".parquet"} or source.startswith((".", "/", "~"))
     if looks_like_file or source.count("/") != 1:
         raise HinttuneError(f"{source}: file not found")
-    return _read_dataset(source, split, from_disk=False), source
+    return indexed(_read_dataset(source, split, from_disk=False), source)
+
+
+def _with_where(read: tuple[list[Any], list[str]], where: str) -> tuple[list[Any], str, list[str]]:
+    return read[0], where, read[1]
 
 
 def _pick_field(record: dict, wanted: str | None, aliases: Iterable[str]) -> str | None:
@@ -131,6 +171,8 @@ def _pick_field(record: dict, wanted: str | None, aliases: Iterable[str]) -> str
 def _text(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN or Infinity (JSON allows them; no problem has such an answer)
     if isinstance(value, (int, float)):
         return repr(value) if isinstance(value, float) else str(value)
     if isinstance(value, str) and value.strip():
@@ -138,9 +180,9 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _check(record: Any, index: int, where: str, cfg: ProblemsConfig) -> tuple[str, str]:
+def _check(record: Any, index: str, where: str, cfg: ProblemsConfig) -> tuple[str, str]:
     if not isinstance(record, dict):
-        raise HinttuneError(f"{where}: record {index}: expected an object with problem and "
+        raise HinttuneError(f"{where}: {index}: expected an object with problem and "
                             f"answer fields, got {type(record).__name__}")
     values = []
     for wanted, aliases, role, setting in (
@@ -148,20 +190,22 @@ def _check(record: Any, index: int, where: str, cfg: ProblemsConfig) -> tuple[st
             (cfg.answer_field, ANSWER_ALIASES, "gold answer", "problems.answer_field")):
         name = _pick_field(record, wanted, aliases)
         if name is None:
-            raise HinttuneError(f"{where}: record {index}: no {role} field (looked for "
+            raise HinttuneError(f"{where}: {index}: no {role} field (looked for "
                                 f"{', '.join(aliases)}; set {setting})")
         if name not in record:
-            raise HinttuneError(f"{where}: record {index}: field {name!r} ({role}) is missing")
+            raise HinttuneError(f"{where}: {index}: field {name!r} ({role}) is missing")
         text = _text(record[name])
         if text is None:
-            raise HinttuneError(f"{where}: record {index}: field {name!r} ({role}) is empty or "
-                                f"not text: {record[name]!r:.60}")
+            value = record[name]
+            what = ("NaN or Infinity" if isinstance(value, float) and not math.isfinite(value)
+                    else "empty or not text")
+            raise HinttuneError(f"{where}: {index}: field {name!r} ({role}) is {what}: {value!r:.60}")
         values.append(text)
     return values[0], values[1]
 
 
 def load_problems(cfg: ProblemsConfig) -> LoadedProblems:
-    records, where = read_records(cfg.source, cfg.split)
+    records, where, places = read_records(cfg.source, cfg.split)
     if not records:
         raise HinttuneError(f"{where}: contains no records")
     result = LoadedProblems([], where)
@@ -169,7 +213,7 @@ def load_problems(cfg: ProblemsConfig) -> LoadedProblems:
     texts: dict[str, int] = {}
     for index, record in enumerate(records):
         try:
-            text, gold = _check(record, index, where, cfg)
+            text, gold = _check(record, places[index], where, cfg)
         except HinttuneError as exc:
             if not cfg.skip_invalid:
                 raise
@@ -177,13 +221,13 @@ def load_problems(cfg: ProblemsConfig) -> LoadedProblems:
             continue
         pid = problem_id(text, gold)
         if pid in seen:
-            result.duplicates.append(f"{where}: record {index} repeats record {seen[pid]} "
+            result.duplicates.append(f"{where}: {places[index]} repeats {places[seen[pid]]} "
                                      "(same problem and gold answer): kept once")
             continue
         norm = " ".join(text.split())
         if norm in texts:
-            result.duplicates.append(f"{where}: record {index} has the same problem text as "
-                                     f"record {texts[norm]} with a different gold answer: both kept")
+            result.duplicates.append(f"{where}: {places[index]} has the same problem text as "
+                                     f"{places[texts[norm]]} with a different gold answer: both kept")
         seen[pid] = index
         texts.setdefault(norm, index)
         result.problems.append(Problem(pid, text, gold, index))

@@ -1,7 +1,13 @@
-"""Progress for long stages: done/total, generated tokens per second, elapsed and ETA."""
+"""Progress for long stages: done/total, generated tokens per second, elapsed and ETA.
+
+On a terminal this is a live bar. Off a terminal (a scheduler's log file, CI) a bar would
+print nothing useful, so plain lines are written instead: one when a stage starts, one every
+``HINTTUNE_PROGRESS_EVERY`` seconds (default 30) while it runs, and one when it ends."""
 
 from __future__ import annotations
 
+import os
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -13,28 +19,72 @@ from rich.text import Text
 console = Console(stderr=True)
 
 
+def _rate(tokens: int, seconds: float) -> str:
+    return f"{tokens / seconds:,.0f} tok/s" if seconds > 0 else "- tok/s"
+
+
 class TokensPerSecond(ProgressColumn):
+    """Generated tokens over the time since the stage started (backends that finish whole
+    batches at once report in steps, so the rate is the average so far, not instantaneous)."""
+
     def render(self, task: Task) -> Text:
-        elapsed = task.elapsed or 0.0
-        tokens = task.fields.get("tokens", 0)
-        rate = tokens / elapsed if elapsed > 0 else 0.0
-        return Text(f"{rate:,.0f} tok/s", style="cyan")
+        started = task.fields.get("started")
+        elapsed = (time.monotonic() - started) if started else (task.elapsed or 0.0)
+        if task.finished and task.fields.get("ended"):
+            elapsed = task.fields["ended"] - started
+        return Text(_rate(task.fields.get("tokens", 0), elapsed), style="cyan")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class StageProgress:
+    def __init__(self, description: str, total: int, progress: Progress | None = None,
+                 task: int | None = None, every: float = 30.0):
+        self.description, self.total = description, total
+        self.progress, self.task = progress, task
+        self.done, self.tokens = 0, 0
+        self.started = self.last_line = time.monotonic()
+        self.every = every
+
+    def advance(self, items: int = 1, tokens: int = 0) -> None:
+        self.done += items
+        self.tokens += tokens
+        if self.progress is not None:
+            fields = {"ended": time.monotonic()} if self.done >= self.total else {}
+            self.progress.update(self.task, advance=items, tokens=self.tokens, **fields)
+        elif time.monotonic() - self.last_line >= self.every:
+            self.line()
+
+    def line(self, final: bool = False) -> None:
+        """One plain progress line (off a terminal)."""
+        self.last_line = now = time.monotonic()
+        elapsed = now - self.started
+        share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        text = (f"{self.description}: {self.done}/{self.total}{share} · "
+                f"{_rate(self.tokens, elapsed)} · elapsed {_clock(elapsed)}")
+        if not final and self.done:
+            text += f" · ETA {_clock(elapsed / self.done * (self.total - self.done))}"
+        console.print(text + (" · done" if final and self.done >= self.total else ""),
+                      highlight=False, soft_wrap=True)
 
 
 @contextmanager
-def stage_progress(description: str, total: int, transient: bool = False) -> Iterator["StageProgress"]:
+def stage_progress(description: str, total: int, transient: bool = False) -> Iterator[StageProgress]:
+    if not console.is_terminal:
+        every = float(os.environ.get("HINTTUNE_PROGRESS_EVERY", "30"))
+        stage = StageProgress(description, total, every=every)
+        stage.line()
+        try:
+            yield stage
+        finally:
+            stage.line(final=True)
+        return
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TokensPerSecond(), TimeElapsedColumn(), TextColumn("ETA"),
                         TimeRemainingColumn(), console=console, transient=transient)
     with progress:
-        task = progress.add_task(description, total=total, tokens=0)
-        yield StageProgress(progress, task)
-
-
-class StageProgress:
-    def __init__(self, progress: Progress, task: int):
-        self.progress, self.task, self.tokens = progress, task, 0
-
-    def advance(self, items: int = 1, tokens: int = 0) -> None:
-        self.tokens += tokens
-        self.progress.update(self.task, advance=items, tokens=self.tokens)
+        task = progress.add_task(description, total=total, tokens=0, started=time.monotonic())
+        yield StageProgress(description, total, progress, task)

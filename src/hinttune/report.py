@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from statistics import mean
 from typing import Any
 
@@ -41,9 +42,17 @@ def stage_report(result: Any) -> list[Any]:
     """What to show after a stage: the furthest stage's own table, and the files written."""
     from hinttune.summary import summary_table
 
+    files = "\n".join(f"  {path}" for path in result.files.values())
     if result.summary is not None:
-        files = "\n".join(f"  {path}" for path in result.files.values())
         return [summary_table(result.summary), f"written:\n{files}"]
+    if result.assignments:
+        states = Counter(a.state for a in result.assignments)
+        line = ", ".join(f"{state}: {n}" for state, n in states.items())
+        if result.files:
+            return [f"{sum(a.exported for a in result.assignments)} records ({line})",
+                    f"written:\n{files}"]
+        return [f"assembled {len(result.assignments)} problems: {line} "
+                "(computed from the run store; `hinttune export` writes the dataset)"]
     if result.probes:
         solved = sum(o.k_star is not None for o in result.probes.values())
         attempts = sum(len(o.attempts) for o in result.probes.values())
@@ -73,11 +82,13 @@ def status_table(rows: list[PlanStatus]) -> Table:
 
 def plan_table(plan: dict[str, Any]) -> Table:
     table = Table(title=f"plan: {plan['problems']} problems, probe strategy {plan['strategy']}, "
-                  f"{plan['throughput']:,.0f} tok/s")
-    for column in ("stage", "generations", "tokens", "engine rounds", "hours"):
+                  f"{plan['throughput']:,.0f} tok/s generated, {plan['prefill_throughput']:,.0f} "
+                  "tok/s prefill")
+    for column in ("stage", "generations", "tokens", "prompt tokens", "engine rounds", "hours"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for name, stage in plan["stages"].items():
         table.add_row(name, f"{stage['generations']:,.0f}", f"{stage['tokens']:,.0f}",
-                      str(stage["rounds"]), f"{stage['hours']:.2f}")
-    table.caption = f"{plan['episodes']}; mean N = {plan['mean_episodes']:.1f}"
+                      f"{stage['prompt_tokens']:,.0f}", str(stage["rounds"]), f"{stage['hours']:.2f}")
+    table.caption = (f"{plan['episodes']}; mean N = {plan['mean_episodes']:.1f}; grader "
+                     f"{plan['grader']}")
     return table

@@ -2,14 +2,57 @@
 
 from __future__ import annotations
 
-import json
+import errno
+import fcntl
 import logging
+import os
+import socket
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from hinttune.config import RunConfig, dump_config
+from hinttune.errors import HinttuneError
+from hinttune.files import write_jsonl, write_text
 from hinttune.problems import LoadedProblems, load_problems
 from hinttune.progress import console
 from hinttune.store import RunStore
+
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """One writer per run directory. The lock is an ``flock`` on ``RUN_DIR/.lock``, which
+    the system releases when its process dies, so a killed run leaves no stale lock; the
+    file holds the holder's PID and host for the message a second run gets."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise HinttuneError(f"{run_dir}: cannot write to the run directory: {exc.strerror}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise HinttuneError(f"{run_dir} is in use by {holder}: one run at a time per run "
+                            "directory (wait for it, or stop it; a killed run frees it)") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"PID {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +88,22 @@ def open_run(cfg: RunConfig) -> tuple[RunStore, LoadedProblems]:
     text = dump_config(cfg)
     if config_path.exists() and config_path.read_text(encoding="utf-8") != text:
         log.info("configuration changed since the last run: work whose inputs changed is redone")
-    config_path.write_text(text, encoding="utf-8")
     loaded = load_problems(cfg.problems)
-    with (run_dir / "problems.jsonl").open("w", encoding="utf-8") as out:
-        for p in loaded.problems:
-            out.write(json.dumps({"id": p.id, "index": p.index, "problem": p.problem,
-                                  "gold_answer": p.gold_answer}, ensure_ascii=False) + "\n")
+    if not config_path.exists() or config_path.read_text(encoding="utf-8") != text:
+        write_text(config_path, text)
+    write_jsonl(run_dir / "problems.jsonl", ({"id": p.id, "index": p.index, "problem": p.problem,
+                                              "gold_answer": p.gold_answer} for p in loaded.problems))
     log.info("%d problems from %s (%d skipped, %d duplicate notes)", len(loaded.problems),
              loaded.source, len(loaded.skipped), len(loaded.duplicates))
     console.print(f"[bold]{len(loaded.problems)}[/] problems from {loaded.source}"
                   + (f", {len(loaded.skipped)} skipped (see run.log)" if loaded.skipped else "")
                   + f" → {run_dir}", highlight=False)
+    console.print(f"think: {_model_line(cfg.think)} · instruct: {_model_line(cfg.instruct)}",
+                  highlight=False)
     return RunStore(run_dir), loaded
+
+
+def _model_line(model: object) -> str:
+    backend, name = getattr(model, "backend"), getattr(model, "model")
+    where = getattr(model, "base_url", None)
+    return f"{name} ({backend}{' at ' + str(where) if where else ''})"

@@ -9,6 +9,10 @@ Paper rule (default):    K* = 0 (the instruct model solved it unaided)  -> No-Hi
 Official scripts' rule:  think model correct -> No-Hint with the instruct model's ungraded
                          answer; else a success at any k in 0..N -> Sparse-Hint; else
                          Full-Hint with the think trace, even when it was graded wrong.
+
+Failures never become data: when an input a rule needs is missing - a failed generation, an
+undecided grade, an unfinished probe - the problem is *incomplete*, with the cause, and the
+next run retries it. It is never given a state from what happens to be there.
 """
 
 from __future__ import annotations
@@ -34,11 +38,16 @@ class ProblemFacts:
     problem_id: str
     problem: str
     think_text: str
-    think_correct: bool | None
+    think_correct: bool | None  # None: undecided (or not graded)
     instruct_text: str
     instruct_correct: bool | None
     episodes: list[str]
     probe: ProbeOutcome | None
+    # why an input is missing: a failed attempt, an undecided grade (None: it is there)
+    think_missing: str | None = None
+    instruct_missing: str | None = None
+    think_undecided: str | None = None
+    instruct_undecided: str | None = None
 
 
 @dataclass
@@ -90,11 +99,19 @@ def _full(f: ProblemFacts, base: Assignment, keep_unverified: bool) -> Assignmen
     verified = bool(f.think_correct) and trace.closed
     if not verified and not keep_unverified:
         base.state = UNSOLVED
-        base.note = ("no hint worked and the think answer was not graded correct"
-                     if trace.closed else "no hint worked and the think trace has no answer (no </think>)")
+        tried = ("no hint worked" if f.probe is not None else
+                 f"not probed ({len(f.episodes)} episode{'s' * (len(f.episodes) != 1)}: too few "
+                 "for a partial hint)")
+        base.note = (f"{tried}, and the think answer was graded wrong" if trace.closed
+                     else f"{tried}, and the think trace has no answer (no </think>)")
         return base
     base.state, base.verified = FULL_HINT, verified
     base.thinking, base.answer = FULL_MARKER + trace.reasoning, trace.answer
+    return base
+
+
+def _incomplete(base: Assignment, cause: str) -> Assignment:
+    base.state, base.note = INCOMPLETE, cause + " (re-run to retry)"
     return base
 
 
@@ -102,24 +119,43 @@ def assign(f: ProblemFacts, policy: str = "paper", keep_unverified: bool = False
            seed: int = 0) -> Assignment:
     n = len(f.episodes)
     base = Assignment(f.problem_id, f.problem, UNSOLVED, None, n)
-    if f.probe is not None and f.probe.incomplete and f.probe.k_star is None:
-        base.state, base.note = INCOMPLETE, f.probe.incomplete + " (re-run to retry)"
-        return base
-    found = f.probe is not None and f.probe.k_star is not None
     if policy == "official":
-        if f.think_correct:
-            base.state, base.k_star, base.verified = NO_HINT, 0, bool(f.instruct_correct)
-            base.thinking, base.answer = no_hint_marker(f.problem_id, seed), f.instruct_text
-            return base
-        if found:
-            return _sparse(f, base)
-        return _full(f, base, keep_unverified=True)
+        return _assign_official(f, base, seed)
+    if f.instruct_missing:
+        return _incomplete(base, f.instruct_missing)
+    if f.instruct_correct is None:
+        return _incomplete(base, f.instruct_undecided or "the instruct answer was not graded")
     if f.instruct_correct:
         base.state, base.k_star = NO_HINT, 0
         base.thinking, base.answer = no_hint_marker(f.problem_id, seed), f.instruct_text
         return base
+    if f.think_missing:
+        return _incomplete(base, f.think_missing)
+    if f.probe is not None and f.probe.incomplete:
+        return _incomplete(base, f.probe.incomplete)
+    found = f.probe is not None and f.probe.k_star is not None
     if found and 0 < f.probe.k_star < n:  # type: ignore[union-attr]
         return _sparse(f, base)
     if found:
         base.k_star = f.probe.k_star  # type: ignore[union-attr]
+    if f.think_correct is None and split_think(f.think_text).closed:
+        return _incomplete(base, f.think_undecided or "the think answer was not graded")
     return _full(f, base, keep_unverified)
+
+
+def _assign_official(f: ProblemFacts, base: Assignment, seed: int) -> Assignment:
+    if f.think_missing:
+        return _incomplete(base, f.think_missing)
+    if f.think_correct is None:
+        return _incomplete(base, f.think_undecided or "the think answer was not graded")
+    if f.think_correct:
+        if f.instruct_missing:
+            return _incomplete(base, f.instruct_missing)
+        base.state, base.k_star, base.verified = NO_HINT, 0, bool(f.instruct_correct)
+        base.thinking, base.answer = no_hint_marker(f.problem_id, seed), f.instruct_text
+        return base
+    if f.probe is not None and f.probe.incomplete:
+        return _incomplete(base, f.probe.incomplete)
+    if f.probe is not None and f.probe.k_star is not None:
+        return _sparse(f, base)
+    return _full(f, base, keep_unverified=True)

@@ -56,7 +56,14 @@ CREATE TABLE IF NOT EXISTS grades (
     detail TEXT,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 """
+
+
+REJECTED = "rejected"  # finish_reason of a request the backend refuses for good
 
 
 def stable_hash(*parts: Any) -> str:
@@ -99,10 +106,14 @@ class PlanStatus:
 
 
 class RunStore:
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, readonly: bool = False):
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "store.sqlite"
+        if readonly:  # status of a run, also on a read-only disk: never writes
+            self.db = _open_readonly(self.path)
+            self.db.row_factory = sqlite3.Row
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we open transactions ourselves, so each record is one commit.
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
         self.db.row_factory = sqlite3.Row
@@ -111,6 +122,9 @@ class RunStore:
         # can drop the last commits, which a re-run regenerates.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(grades)")}
+        if "final" not in columns:  # stores written before undecided grades were retried
+            self.db.execute("ALTER TABLE grades ADD COLUMN final INTEGER NOT NULL DEFAULT 1")
 
     def close(self) -> None:
         self.db.close()
@@ -131,7 +145,10 @@ class RunStore:
                 f"SELECT * FROM {table} WHERE key IN ({','.join('?' * len(chunk))}){where}", chunk)
 
     def done_keys(self, keys: Iterable[str]) -> set[str]:
-        return {row["key"] for row in self._rows("generations", keys, " AND status='ok'")}
+        """Keys that need no new request: finished, or rejected for good by the backend (a
+        prompt longer than the context fails the same way every time)."""
+        return {row["key"] for row in self._rows(
+            "generations", keys, f" AND (status='ok' OR finish_reason='{REJECTED}')")}
 
     def records(self, keys: Iterable[str]) -> dict[str, GenerationRecord]:
         return {row["key"]: _record(row) for row in self._rows("generations", keys)}
@@ -164,15 +181,33 @@ class RunStore:
                                (status,)).fetchone()[0]
 
     # --- grades ------------------------------------------------------------------------
-    def put_grade(self, key: str, subject: str, correct: bool | None, grader: str, detail: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO grades VALUES (?,?,?,?,?,?)",
+    def put_grade(self, key: str, subject: str, correct: bool | None, grader: str, detail: str,
+                  final: bool = True) -> None:
+        """Store a verdict. A verdict that is not ``final`` (a timed-out check) is kept for
+        the record but graded again by the next run."""
+        self.db.execute("INSERT OR REPLACE INTO grades (key, subject, correct, grader, detail, "
+                        "created, final) VALUES (?,?,?,?,?,?,?)",
                         (key, subject, None if correct is None else int(correct), grader, detail,
-                         time.time()))
+                         time.time(), int(final)))
 
     def grades(self, keys: list[str]) -> dict[str, tuple[bool | None, str, str]]:
-        """(correct, grader, detail) by grade key."""
+        """(correct, grader, detail) by grade key, final verdicts only."""
         return {r["key"]: (None if r["correct"] is None else bool(r["correct"]), r["grader"], r["detail"] or "")
-                for r in self._rows("grades", keys)}
+                for r in self._rows("grades", keys, " AND final=1")}
+
+    # --- counters (retries, and other events of a run that no record shows) -------------
+    def add_counts(self, counts: dict[str, int]) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE "
+                                "SET value = value + excluded.value",
+                                [(k, v) for k, v in counts.items() if v])
+
+    def counts(self) -> dict[str, int]:
+        try:
+            return {r["name"]: r["value"] for r in self.db.execute("SELECT * FROM counters ORDER BY name")}
+        except sqlite3.OperationalError:  # a store written before counters existed, read-only
+            return {}
 
     # --- plans -------------------------------------------------------------------------
     def set_plan(self, stage: str, role: str, rows: Iterable[tuple[str, int, str]]) -> None:
@@ -209,6 +244,17 @@ class RunStore:
                GROUP BY plan.stage, plan.role ORDER BY MIN(plan.rowid)""")
         return [PlanStatus(r["stage"], r["role"], r["planned"], r["ok"] or 0, r["failed"] or 0,
                            r["truncated"] or 0, r["tokens"] or 0) for r in rows]
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        # a WAL database in a folder we cannot write to: read it as an immutable file
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True)
 
 
 def _record(row: sqlite3.Row) -> GenerationRecord:

@@ -3,7 +3,6 @@ per state, unsolved problems, which grader decided - as a table, a JSON file and
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
+from hinttune.files import atomic_writer, write_json
 from hinttune.states import FULL_HINT, NO_HINT, SPARSE_HINT, Assignment
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ def summarize(assignments: list[Assignment], meta: dict[str, dict[str, Any]],
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
-    table = Table(title=f"Hint Tuning dataset: {summary['records']} records from "
-                  f"{summary['problems']} problems")
+    table = Table(title=f"Hint Tuning dataset: {plural(summary['records'], 'record')} from "
+                  f"{plural(summary['problems'], 'problem')}")
     for column in ("state", "records", "share", f"mean output {summary['token_unit']}"):
         table.add_column(column, justify="left" if column == "state" else "right")
     total = max(summary["problems"], 1)
@@ -68,7 +68,29 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+OUTCOME_COLORS = {NO_HINT: "#4c9f70", SPARSE_HINT: "#e0a030", FULL_HINT: "#c0504d",
+                  "unsolved": "#9a9a9a", "incomplete": "#5b7db1"}
+
+
+def _empty(ax: Any, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="#666666")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _bars(ax: Any, labels: list[str], counts: list[int], colors: list[str]) -> None:
+    bars = ax.bar(labels, counts, color=colors, width=0.6)
+    ax.bar_label(bars, labels=[str(c) for c in counts], padding=2)
+    ax.set_ylim(0, max(max(counts, default=0), 1) * 1.18)  # room for the count labels
+
+
 def write_plots(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """Every outcome with its count (states, unsolved, incomplete), the K* histogram and the
+    target lengths per state; panels with one value or none stay readable."""
     try:
         import matplotlib
 
@@ -79,40 +101,52 @@ def write_plots(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: Pa
         return []
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for ax in axes[:2]:
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    names = list(STATES)
-    counts = [summary["states"][s] for s in names]
-    colors = ["#4c9f70", "#e0a030", "#c0504d"]
-    axes[0].bar(names, counts, color=colors)
-    axes[0].set_title("state distribution")
-    axes[0].set_ylabel("records")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    outcomes = list(summary["states"])
+    counts = [summary["states"][s] for s in outcomes]
+    _bars(axes[0], outcomes, counts, [OUTCOME_COLORS.get(s, "#888888") for s in outcomes])
+    axes[0].set_title(f"outcome of {plural(summary['problems'], 'problem')}")
+    axes[0].set_ylabel("problems")
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].tick_params(axis="x", labelsize=9)
     ks = summary["k_star"]
-    axes[1].bar([str(k) for k in ks], list(ks.values()), color=colors[1])
-    axes[1].set_title("minimal effective hint K* (Sparse-Hint)")
+    if ks:
+        span = list(range(1, max(int(k) for k in ks) + 1))  # every k shown, gaps included
+        _bars(axes[1], [str(k) for k in span], [ks.get(k, ks.get(str(k), 0)) for k in span],
+              [OUTCOME_COLORS[SPARSE_HINT]] * len(span))
+        axes[1].set_xlim(-0.75, len(span) - 0.25)
+        axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[1].set_ylabel("Sparse-Hint records")
+    else:
+        _empty(axes[1], "no Sparse-Hint records")
+    axes[1].set_title("minimal effective hint K*")
     axes[1].set_xlabel("episodes in the hint")
     unit = summary["token_unit"]
-    data = [[m["output_tokens"] for m in meta if m["state"] == s] for s in names]
-    present = [(n, d, c) for n, d, c in zip(names, data, colors) if d]
+    present = [(s, [m["output_tokens"] for m in meta if m["state"] == s]) for s in STATES]
+    present = [(s, d) for s, d in present if d]
     if present:
-        parts = axes[2].boxplot([d for _, d, _ in present], patch_artist=True)
-        axes[2].set_xticks(range(1, len(present) + 1), [n for n, _, _ in present])
-        for patch, (_, _, color) in zip(parts["boxes"], present):
-            patch.set_facecolor(color)
+        parts = axes[2].boxplot([d for _, d in present], patch_artist=True, widths=0.5)
+        axes[2].set_xticks(range(1, len(present) + 1),
+                           [f"{s}\n(n={len(d)})" for s, d in present])
+        for patch, (state, _) in zip(parts["boxes"], present):
+            patch.set_facecolor(OUTCOME_COLORS[state])
+        axes[2].set_ylabel(unit)
+    else:
+        _empty(axes[2], "no records")
     axes[2].set_title(f"SFT target length ({unit})")
-    fig.suptitle(f"Hint Tuning dataset: {summary['records']} records")
+    fig.suptitle(f"Hint Tuning dataset: {plural(summary['records'], 'record')} from "
+                 f"{plural(summary['problems'], 'problem')}")
     fig.tight_layout()
     path = out_dir / "summary.png"
-    fig.savefig(path, dpi=110)
+    with atomic_writer(path, "wb") as out:
+        fig.savefig(out, dpi=110, format="png")
     plt.close(fig)
     return [path]
 
 
 def write_summary(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    path = write_json(out_dir / "summary.json", summary)
     return [path, *write_plots(summary, meta, out_dir)]
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from hinttune.augment import augment_records
 from hinttune.config import TrainConfig, dump_config
+from hinttune.files import write_text
 from hinttune.errors import HinttuneError, missing_extra
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,14 @@ def load_sft_data(data: str) -> SFTData:
     ids, states = [str(i) for i in range(len(records))], Counter()
     if meta_path.exists():
         meta = [json.loads(line) for line in meta_path.read_text().splitlines() if line.strip()]
-        if len(meta) == len(records):
-            ids = [m["id"] for m in meta]
-            states = Counter(m["state"] for m in meta)
+        if len(meta) != len(records):
+            # the export and its sidecar were written by the same run: a mismatch means one of
+            # them is cut short or stale, and training on it would silently use the wrong data
+            raise HinttuneError(f"{path}: {len(records)} records, but its sidecar {meta_path.name} "
+                                f"lists {len(meta)}; the export is incomplete or stale - run "
+                                "`hinttune export` again")
+        ids = [m["id"] for m in meta]
+        states = Counter(m["state"] for m in meta)
     return SFTData(records, ids, str(path), states)
 
 
@@ -224,8 +230,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     trainer.save_model(str(cfg.output_dir))
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(str(cfg.output_dir))
-        (Path(cfg.output_dir) / "README.md").write_text(model_card(cfg, data, trainer), "utf-8")
-        (Path(cfg.output_dir) / "hinttune_train.yaml").write_text(dump_config(cfg), "utf-8")
+        write_text(Path(cfg.output_dir) / "README.md", model_card(cfg, data, trainer))
+        write_text(Path(cfg.output_dir) / "hinttune_train.yaml", dump_config(cfg))
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {"resumed_from": checkpoint, "steps": trainer.state.global_step, "losses": losses,
             "train_loss": result.training_loss, "records": len(trainer.train_dataset)}

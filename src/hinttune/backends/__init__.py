@@ -28,7 +28,8 @@ def make_backend(cfg: ModelBase) -> Backend:
 def engine_key(cfg: ModelBase) -> str:
     """Two model configs with the same engine key can share one loaded backend: they differ
     only in what goes into each request (system prompt, template switches, sampling)."""
-    per_request = {"system_prompt", "prompt_template", "chat_template_kwargs", "sampling"}
+    per_request = {"system_prompt", "prompt_template", "response_prefix", "chat_template_kwargs",
+                   "sampling"}
     return cfg.model_dump_json(exclude=per_request)
 
 

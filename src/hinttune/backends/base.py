@@ -31,18 +31,25 @@ class Request:
 @dataclass
 class Generation:
     text: str
-    finish_reason: str  # "stop", "length" (cut by max_tokens) or "error"
+    finish_reason: str  # "stop", "length" (cut by max_tokens), "error", or "rejected" (for good)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     error: str | None = None
 
     @property
     def failed(self) -> bool:
-        return self.finish_reason == "error"
+        return self.finish_reason in ("error", "rejected")
 
 
 def failed(error: str, raw: str = "") -> Generation:
+    """A generation that failed this time (retried by the next run)."""
     return Generation(text=raw, finish_reason="error", error=error)
+
+
+def rejected(error: str, raw: str = "") -> Generation:
+    """A request the backend refuses for good (e.g. a prompt longer than the context):
+    recorded with its reason and not sent again by later runs."""
+    return Generation(text=raw, finish_reason="rejected", error=error)
 
 
 class Backend(ABC):
@@ -64,6 +71,10 @@ class Backend(ABC):
     @abstractmethod
     def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
         """Yield ``(index into requests, generations)`` as each request completes."""
+
+    def take_counts(self) -> dict[str, int]:
+        """Events since the last call that no record shows (e.g. retries by cause)."""
+        return {}
 
     def close(self) -> None:
         """Free the engine (GPU memory, connections)."""

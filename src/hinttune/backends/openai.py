@@ -1,9 +1,13 @@
 """Any OpenAI-compatible server: vLLM, SGLang, llama.cpp, hosted APIs.
 
 Requests run concurrently (bounded by ``max_concurrency``, optionally paced to
-``requests_per_minute``); the ``openai`` client retries 408/409/429/5xx, timeouts and dropped
-connections with exponential backoff (honouring ``Retry-After``) up to ``max_retries`` times.
-A request that still fails is returned as a failed generation and the run goes on.
+``requests_per_minute``). 408/409/429/5xx, timeouts, dropped connections and replies that are
+not what the API promises (a truncated or invalid body, no text, impossible token counts) are
+retried with exponential backoff (honouring ``Retry-After``) up to ``max_retries`` times; every
+retry is counted by cause. A request that still fails is returned as a failed generation and
+the run goes on; a request the server refuses for good (another 4xx, e.g. a prompt longer
+than the context) is returned as rejected and not sent again by later runs. A server that
+cannot be reached at all stops the run with one line naming its URL.
 
 A partial assistant turn is continued in one of three ways (``continue_mode``):
 - ``completions``: ``/v1/completions`` with the prompt rendered from the model's tokenizer and
@@ -23,11 +27,14 @@ import asyncio
 import json
 import logging
 import os
+import random
 import time
-from typing import Any, Iterator
+from collections import Counter
+from typing import Any, Callable, Iterator
 
-from hinttune.backends.base import Generation, Request, TemplatedBackend, failed
+from hinttune.backends.base import Generation, Request, TemplatedBackend, failed, rejected
 from hinttune.config import OpenAIModel
+from hinttune.errors import HinttuneError
 
 log = logging.getLogger(__name__)
 
@@ -35,23 +42,34 @@ CONTINUE_INSTRUCTION = ("Please continue from where you left off and put your fi
                         "within \\boxed{}.")
 
 
-class RateLimiter:
-    """Spaces request starts at least 60/rpm seconds apart."""
+RETRY_STATUS = {408, 409, 429}  # and every 5xx
+FATAL_STATUS = {401, 403}  # a wrong key fails every request alike: stop the run
 
-    def __init__(self, rpm: float | None):
+
+class InvalidReply(Exception):
+    """A 200 reply that is not what the API promises."""
+
+
+class RateLimiter:
+    """Spaces request starts at least 60/rpm seconds apart (the clock and sleep are
+    injectable, so tests need not measure wall time)."""
+
+    def __init__(self, rpm: float | None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Any] = asyncio.sleep):
         self.interval = 60.0 / rpm if rpm else 0.0
         self.next_start = 0.0
         self.lock = asyncio.Lock()
+        self.clock, self.sleep = clock, sleep
 
     async def wait(self) -> None:
         if not self.interval:
             return
         async with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             delay = self.next_start - now
             self.next_start = max(now, self.next_start) + self.interval
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self.sleep(delay)
 
 
 class Servers:
@@ -61,6 +79,7 @@ class Servers:
     def __init__(self, clients: list[Any], per_server: int, rpm: float | None):
         self.clients = clients
         self.in_flight = [0] * len(clients)
+        self.unreachable: set[str] = set()
         self.turn = 0
         self.gate = asyncio.Semaphore(per_server * len(clients))
         self.limiter = RateLimiter(rpm)
@@ -79,6 +98,10 @@ class Servers:
 class OpenAIBackend(TemplatedBackend):
     name = "openai"
     cfg: OpenAIModel
+
+    def __init__(self, cfg: OpenAIModel):
+        super().__init__(cfg)
+        self.retries: Counter = Counter()
 
     def identity(self) -> dict[str, Any]:
         # The server address is not part of the identity: the same model served elsewhere
@@ -125,7 +148,7 @@ class OpenAIBackend(TemplatedBackend):
             common["stop"] = list(s.stop) + [t for t in self._turn_ends if t not in s.stop]
             response = await client.completions.create(
                 prompt=self.prompt_text(request), extra_body=body or None, **common)
-            choice = response.choices[0]
+            choice = _first_choice(response)
             text = choice.text
         else:
             if request.template_kwargs:
@@ -134,30 +157,103 @@ class OpenAIBackend(TemplatedBackend):
                 body.update(continue_final_message=True, add_generation_prompt=False)
             response = await client.chat.completions.create(
                 messages=self._messages(request), extra_body=body or None, **common)
-            choice = response.choices[0]
-            text = choice.message.content or ""
+            choice = _first_choice(response)
+            if choice.message is None:
+                raise InvalidReply("the reply has no message")
+            text = choice.message.content
             reasoning = getattr(choice.message, "reasoning_content", None) or \
                 getattr(choice.message, "reasoning", None)
             if reasoning:  # servers with a reasoning parser split the trace off: put it back
                 text = f"<think>\n{reasoning}\n</think>\n\n{text}"
-        usage = response.usage
+        if text is None or not isinstance(text, str):
+            raise InvalidReply("the reply has no text")
+        usage = getattr(response, "usage", None)
+        prompt_tokens = getattr(usage, "prompt_tokens", None)
+        completion_tokens = getattr(usage, "completion_tokens", None)
+        for name, value in (("prompt_tokens", prompt_tokens), ("completion_tokens", completion_tokens)):
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise InvalidReply(f"usage.{name} is {value!r}")
+        if completion_tokens is not None and completion_tokens > 2 * s.max_tokens + 16:
+            raise InvalidReply(f"usage.completion_tokens is {completion_tokens} for max_tokens "
+                               f"{s.max_tokens}")
         return Generation(text, "length" if choice.finish_reason == "length" else "stop",
-                          usage.prompt_tokens if usage else None,
-                          usage.completion_tokens if usage else None)
+                          prompt_tokens, completion_tokens)
 
-    async def _request(self, servers: "Servers", index: int,
-                       request: Request) -> tuple[int, list[Generation]]:
-        async def sample(j: int) -> Generation:
+    async def _attempt(self, servers: "Servers", request: Request, j: int) -> Generation:
+        """One sample, with our own retries (the client's are off, so each is counted)."""
+        import openai
+
+        retries = self.cfg.max_retries
+        for attempt in range(retries + 1):
+            wait: float | None = None
             async with servers.gate:
                 await servers.limiter.wait()
                 client = servers.acquire()
                 try:
                     return await self._one(client, request, j)
-                except Exception as exc:  # after the client's own retries
-                    return failed(self._scrub(f"{type(exc).__name__}: {exc}"))
+                except openai.APIStatusError as exc:
+                    status, message = exc.status_code, self._scrub(_error_message(exc))
+                    if status in FATAL_STATUS:
+                        raise HinttuneError(
+                            f"{client.base_url}: HTTP {status} ({message}); check the API key in "
+                            f"${self.cfg.api_key_env}" if self.cfg.api_key_env else
+                            f"{client.base_url}: HTTP {status} ({message})") from None
+                    if status < 500 and status not in RETRY_STATUS:
+                        return rejected(f"HTTP {status} from {client.base_url}: {message}")
+                    cause, error = f"HTTP {status}", f"HTTP {status} from {client.base_url}: {message}"
+                    wait = _retry_after(exc)
+                except openai.APITimeoutError:
+                    cause, error = "timeout", f"timed out after {self.cfg.timeout:g}s at {client.base_url}"
+                except openai.APIConnectionError as exc:
+                    cause, error = "connection", self._scrub(f"cannot connect to {client.base_url}: "
+                                                             f"{_root_cause(exc)}")
+                    servers.unreachable.add(str(client.base_url))
+                except asyncio.CancelledError:
+                    raise
+                except HinttuneError:
+                    raise
+                except Exception as exc:  # a truncated, invalid or incomplete 200 reply
+                    cause = "invalid reply"
+                    error = self._scrub(f"invalid reply from {client.base_url}: "
+                                        f"{type(exc).__name__}: {exc}")[:500]
                 finally:
                     servers.release(client)
-        return index, list(await asyncio.gather(*(sample(j) for j in range(request.n))))
+            if attempt == retries:
+                return failed(error)
+            self.retries[cause] += 1
+            log.info("retrying (%s), attempt %d of %d: %s", cause, attempt + 1, retries, error)
+            await asyncio.sleep(wait if wait is not None else
+                                min(8.0, 0.5 * 2 ** attempt) * (0.75 + random.random() / 2))
+        raise AssertionError("unreachable")
+
+    async def _request(self, servers: "Servers", index: int,
+                       request: Request) -> tuple[int, list[Generation]]:
+        gens = list(await asyncio.gather(*(self._attempt(servers, request, j) for j in range(request.n))))
+        if any(g.failed and g.error and g.error.startswith("cannot connect") for g in gens):
+            await self._stop_if_unreachable(servers)
+        return index, gens
+
+    async def _stop_if_unreachable(self, servers: "Servers") -> None:
+        """A request failed for want of a connection: if no server answers at all, stop the
+        run with one line instead of recording every remaining request as failed."""
+        for client in servers.clients:
+            try:
+                await client.with_options(timeout=min(10.0, self.cfg.timeout), max_retries=1).models.list()
+                return
+            except Exception as exc:
+                import openai
+
+                if isinstance(exc, openai.APIStatusError):  # it answers, just not /models
+                    return
+                last = exc
+        urls = ", ".join(str(c.base_url) for c in servers.clients)
+        raise HinttuneError(f"cannot reach the server at {urls} ({_root_cause(last)}); start it "
+                            "or fix base_url, then re-run to resume")
+
+    def take_counts(self) -> dict[str, int]:
+        counts = {f"retries: {cause}": n for cause, n in self.retries.items()}
+        self.retries.clear()
+        return counts
 
     def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
         if not requests:
@@ -171,7 +267,7 @@ class OpenAIBackend(TemplatedBackend):
             self._turn_ends = end_of_turn_tokens(self.tokenizer())
         loop = asyncio.new_event_loop()
         urls = [self.cfg.base_url] if isinstance(self.cfg.base_url, str) else list(self.cfg.base_url)
-        clients = [AsyncOpenAI(base_url=url, api_key=self._api_key(), max_retries=self.cfg.max_retries,
+        clients = [AsyncOpenAI(base_url=url, api_key=self._api_key(), max_retries=0,
                                timeout=self.cfg.timeout) for url in urls]
         servers = Servers(clients, self.cfg.max_concurrency, self.cfg.requests_per_minute)
         tasks = {loop.create_task(self._request(servers, i, r)) for i, r in enumerate(requests)}
@@ -189,3 +285,35 @@ class OpenAIBackend(TemplatedBackend):
             for client in clients:
                 loop.run_until_complete(client.close())
             loop.close()
+
+
+def _first_choice(response: Any) -> Any:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise InvalidReply("the reply has no choices")
+    return choices[0]
+
+
+def _error_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        message = inner.get("message") if isinstance(inner, dict) else inner
+        if message:
+            return str(message)[:300]
+    return str(getattr(exc, "message", exc))[:300]
+
+
+def _retry_after(exc: Any) -> float | None:
+    try:
+        value = float(exc.response.headers.get("retry-after"))
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return min(max(value, 0.0), 60.0)
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = str(exc) or type(exc).__name__
+    return "connection refused" if "refused" in text.lower() else text[:200]

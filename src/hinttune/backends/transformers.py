@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any, Iterator
 
-from hinttune.backends.base import Generation, Request, TemplatedBackend, failed
+from hinttune.backends.base import Generation, Request, TemplatedBackend, failed, rejected
 from hinttune.chat import encode_prompt, end_of_turn_tokens, resolve_model_path
 from hinttune.config import TransformersModel
 from hinttune.errors import HinttuneError, missing_extra
@@ -67,15 +67,22 @@ class TransformersBackend(TemplatedBackend):
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
         self.stop_ids = sorted({tok.convert_tokens_to_ids(t) for t in end_of_turn_tokens(tok)})
+        self.context = context_length(model.config)
         log.info("loaded %s on %s in %.1fs", self.cfg.model, device, time.time() - started)
 
-    def _batches(self, requests: list[Request]) -> list[list[tuple[int, int, list[int]]]]:
+    def _batches(self, requests: list[Request], too_long: dict[int, str]) -> list[list[tuple[int, int, list[int]]]]:
         """Rows (request index, sample, token ids) grouped into batches of equal sampling
-        settings, sorted by prompt length."""
+        settings, sorted by prompt length. Prompts that leave no room in the model's context
+        go to ``too_long`` with the reason instead (a 1 MB problem would otherwise run for
+        minutes and gigabytes before failing)."""
         tok = self.tokenizer()
         rows = []
         for index, request in enumerate(requests):
             ids = encode_prompt(tok, self.prompt_text(request))
+            if self.context and len(ids) >= self.context:
+                too_long[index] = (f"prompt has {len(ids)} tokens, the model's context is "
+                                   f"{self.context}")
+                continue
             rows += [(index, j, ids) for j in range(request.n)]
         def group(row: tuple[int, int, list[int]]) -> str:
             return requests[row[0]].sampling.model_dump_json()
@@ -99,7 +106,8 @@ class TransformersBackend(TemplatedBackend):
             input_ids[i, width - len(ids):] = torch.tensor(ids)
             mask[i, width - len(ids):] = 1
         s = request.sampling
-        kwargs: dict[str, Any] = {"max_new_tokens": s.max_tokens, "eos_token_id": self.stop_ids,
+        room = self.context - width if self.context else s.max_tokens
+        kwargs: dict[str, Any] = {"max_new_tokens": min(s.max_tokens, room), "eos_token_id": self.stop_ids,
                                   "pad_token_id": tok.pad_token_id}
         if s.temperature > 0:
             kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p,
@@ -119,7 +127,7 @@ class TransformersBackend(TemplatedBackend):
             ended = next((k for k, t in enumerate(new) if t in self.stop_ids), None)
             if ended is not None:
                 new = new[:ended]
-            finish = "stop" if ended is not None or len(new) < s.max_tokens else "length"
+            finish = "stop" if ended is not None or len(new) < min(s.max_tokens, room) else "length"
             text = tok.decode(new, skip_special_tokens=True)
             if s.stop:  # cut at the stop string like the servers do
                 cuts = [text.find(x) for x in s.stop if x in text]
@@ -133,7 +141,12 @@ class TransformersBackend(TemplatedBackend):
             return
         self.load()
         pending = {i: [None] * r.n for i, r in enumerate(requests)}
-        for rows in self._batches(requests):
+        too_long: dict[int, str] = {}
+        batches = self._batches(requests, too_long)
+        for index, reason in too_long.items():
+            pending.pop(index)
+            yield index, [rejected(reason)] * requests[index].n
+        for rows in batches:
             first = requests[rows[0][0]]
             try:
                 outputs = self._run_batch(rows, first)
@@ -147,3 +160,12 @@ class TransformersBackend(TemplatedBackend):
 
     def close(self) -> None:
         self.model = None
+
+
+def context_length(config: Any) -> int | None:
+    """The longest sequence the model was built for, from its config."""
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any, Iterator
 
-from hinttune.backends.base import Generation, Request, TemplatedBackend, failed
+from hinttune.backends.base import Generation, Request, TemplatedBackend, failed, rejected
 from hinttune.chat import encode_prompt, resolve_model_path
 from hinttune.config import VLLMModel
 from hinttune.errors import HinttuneError, missing_extra
@@ -83,7 +83,7 @@ class VLLMBackend(TemplatedBackend):
             for index, request in chunk:
                 ids = encode_prompt(tok, self.prompt_text(request))
                 if self.cfg.max_model_len and len(ids) >= self.cfg.max_model_len:
-                    yield index, [failed(f"prompt has {len(ids)} tokens, max_model_len is "
+                    yield index, [rejected(f"prompt has {len(ids)} tokens, max_model_len is "
                                          f"{self.cfg.max_model_len}")] * request.n
                     continue
                 prompts.append(self._vllm.TokensPrompt(prompt_token_ids=ids))
