@@ -10,7 +10,9 @@ import pytest
 
 class Scripted(BaseHTTPRequestHandler):
     """Replies by the last user message: 'flaky' fails twice with 503, 'limited' gets one
-    429, 'slow' sleeps past the client timeout once, 'dead' always fails with 500."""
+    429, 'slow' sleeps past the client timeout once, 'dead' always fails with 500, 'garbage'
+    gets a cut-off 200 body once, 'nulltext' always a reply whose text is null, 'absurd'
+    always negative token counts, 'toolong' a 400 (prompt longer than the context)."""
 
     hits: dict = {}
     ports: list = []
@@ -38,10 +40,27 @@ class Scripted(BaseHTTPRequestHandler):
             return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
         if tag == "slow" and n == 1:
             time.sleep(1.5)
+        if tag == "toolong":
+            return self._send(400, {"error": {"message": "This model's maximum context length is "
+                                                        "2048 tokens; your prompt has 9000"}})
+        if tag == "garbage" and n == 1:
+            return self._send_raw(200, b'{"id": "x", "object": "chat.completion", "choi')
+        content = None if tag == "nulltext" else f"reply to {tag}"
+        usage = -5 if tag == "absurd" else 3
         self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
                          "choices": [{"index": 0, "finish_reason": "stop",
-                                      "message": {"role": "assistant", "content": f"reply to {tag}"}}],
-                         "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}})
+                                      "message": {"role": "assistant", "content": content}}],
+                         "usage": {"prompt_tokens": 7, "completion_tokens": usage, "total_tokens": 10}})
+
+    def _send_raw(self, code, data):
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def _send(self, code, payload, headers=None):
         data = json.dumps(payload).encode()

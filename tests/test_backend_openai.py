@@ -1,6 +1,9 @@
 """The openai backend against real HTTP servers on loopback: a scripted one that fails on
 purpose (fast), and llama.cpp's server with the small model (slow)."""
 
+import asyncio
+import time
+
 import pytest
 
 from hinttune.backends import make_backend
@@ -16,8 +19,8 @@ SECRET = "sk-test-do-not-leak-1234"
 
 def chat_backend(url, **kw):
     kw.setdefault("continue_mode", "chat_fallback")
-    return make_backend(OpenAIModel(backend="openai", model="served", base_url=url,
-                                    max_retries=2, timeout=1.0, **kw))
+    kw.setdefault("max_retries", 2)
+    return make_backend(OpenAIModel(backend="openai", model="served", base_url=url, timeout=1.0, **kw))
 
 
 def ask(backend, *tags, continuation=None, n=1):
@@ -74,10 +77,54 @@ def test_samples_seeds_and_template_kwargs(scripted):
                for b in Scripted.bodies)
 
 
-def test_requests_per_minute_spaces_requests(scripted):
-    ask(chat_backend(scripted, requests_per_minute=600), *["fine"] * 4)
-    gaps = [b - a for a, b in zip(Scripted.times, Scripted.times[1:])]
-    assert len(gaps) == 3 and min(gaps) >= 0.09  # 600 per minute: one every 0.1 s
+def test_requests_per_minute_spaces_request_starts():
+    """With an injected clock: no wall time is measured, so the test cannot be flaky."""
+    from hinttune.backends.openai import RateLimiter
+
+    now, starts = [100.0], []
+
+    async def sleep(seconds):
+        now[0] += seconds
+
+    async def start_four():
+        limiter = RateLimiter(600, clock=lambda: now[0], sleep=sleep)  # one every 0.1 s
+        for _ in range(4):
+            await limiter.wait()
+            starts.append(now[0])
+
+    asyncio.run(start_four())
+    assert [round(b - a, 6) for a, b in zip(starts, starts[1:])] == [0.1, 0.1, 0.1]
+    assert starts[0] == 100.0  # the first request does not wait
+
+
+def test_invalid_replies_are_retried_and_counted(scripted):
+    backend = chat_backend(scripted)
+    garbage, nulltext, absurd = ask(backend, "garbage", "nulltext", "absurd")
+    assert garbage[0].text == "reply to garbage" and Scripted.hits["garbage"] == 2
+    assert nulltext[0].failed and "no text" in nulltext[0].error and Scripted.hits["nulltext"] == 3
+    assert absurd[0].failed and "completion_tokens is -5" in absurd[0].error
+    counts = backend.take_counts()
+    assert counts == {"retries: invalid reply": 5}  # 1 (garbage) + 2 (nulltext) + 2 (absurd)
+    assert backend.take_counts() == {}
+
+
+def test_a_prompt_longer_than_the_context_is_rejected_for_good(scripted):
+    (toolong,), = ask(chat_backend(scripted), "toolong")
+    assert toolong.finish_reason == "rejected" and "maximum context length" in toolong.error
+    assert Scripted.hits["toolong"] == 1  # not retried
+
+
+def test_an_unreachable_server_stops_the_run_with_its_url():
+    from hinttune.errors import HinttuneError
+
+    from conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    backend = chat_backend(url, max_retries=1)
+    started = time.monotonic()
+    with pytest.raises(HinttuneError, match=f"cannot reach the server at {url}.*connection refused"):
+        ask(backend, *[f"fine{i}" for i in range(20)])
+    assert time.monotonic() - started < 30
 
 
 def test_several_servers_share_the_load_and_results_keep_their_order(scripted, second_server):

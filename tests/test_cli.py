@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -95,3 +96,44 @@ def test_api_key_never_reaches_logs_or_outputs(tmp_path, scripted, monkeypatch):
             assert SECRET.encode() not in open(os.path.join(root, name), "rb").read(), name
     log = (tmp_path / "run" / "run.log").read_text()
     assert "failed" in log  # the dead request is logged as failed, without the key
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("hinttune ")
+
+
+def test_own_problems_get_their_own_run_dir_and_the_models_are_named(tmp_path, monkeypatch):
+    from hinttune.cli import default_run_dir
+
+    assert default_run_dir("data/my problems.jsonl") == Path("runs/my-problems")
+    assert default_run_dir("simplescaling/s1K-1.1") == Path("runs/s1K-1.1")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.jsonl").write_text(json.dumps({"problem": "What is 2+2?", "gold_answer": "4"}) + "\n")
+    result = runner.invoke(app, ["config", "-p", "mine.jsonl"])
+    assert yaml.safe_load(result.output)["run_dir"] == "runs/mine"
+    result = runner.invoke(app, ["config", "-p", "mine.jsonl", "-o", "elsewhere"])
+    assert yaml.safe_load(result.output)["run_dir"] == "elsewhere"  # an explicit choice wins
+    config = fake_config(tmp_path)
+    result = runner.invoke(app, ["attempts", "-c", str(config)])
+    assert "think: t (fake) · instruct: i (fake)" in result.output
+
+
+def test_export_lists_what_it_wrote_and_drops_stale_formats(tmp_path):
+    config = fake_config(tmp_path)
+    result = runner.invoke(app, ["export", "-c", str(config), "--set", "grading.grader=math",
+                                 "--set", "export.formats=[alpaca,messages]"])
+    assert "written:" in result.output and "hint_tuning.messages.jsonl" in result.output
+    export = tmp_path / "run" / "export"
+    assert (export / "hint_tuning.messages.jsonl").exists()
+    runner.invoke(app, ["export", "-c", str(config), "--set", "grading.grader=math",
+                        "--set", "export.formats=[alpaca]"])
+    assert not (export / "hint_tuning.messages.jsonl").exists()  # no stale copy left to train on
+    assert (export / "hint_tuning.json").exists()
+
+
+@pytest.mark.parametrize("command, example", [("train", "learning_rate"), ("llamafactory", "learning_rate"),
+                                              ("eval", "sampling.max_tokens")])
+def test_set_help_fits_each_command(command, example):
+    result = runner.invoke(app, [command, "--help"], terminal_width=200)
+    assert example in result.output and "think.sampling" not in result.output

@@ -80,3 +80,17 @@ def test_switching_backend_by_override_drops_the_old_backends_keys():
     assert isinstance(cfg.instruct, OpenAIModel) and cfg.instruct.gguf_file  # shared keys stay
     with pytest.raises(HinttuneError, match="instruct.samplng: unknown key"):  # typos still fail
         load_config("demo", ["instruct.backend=openai", "instruct.samplng=1"])
+
+
+def test_misspelled_keys_get_a_suggestion_and_temperature_is_bounded():
+    with pytest.raises(HinttuneError, match=r"temprature: unknown key \(did you mean 'temperature'\?\)"):
+        load_config("demo", ["think.sampling.temprature=0.5"])
+    with pytest.raises(HinttuneError, match=r"think\.sampling\.temperature: .*less than or equal to 2"):
+        load_config("demo", ["think.sampling.temperature=3"])
+
+
+def test_yaml_words_stay_words_in_overrides():
+    from hinttune.config import load_train_config
+
+    assert load_train_config("s1", ["save_strategy=no"]).save_strategy == "no"
+    assert load_train_config("s1", ["bf16=false"]).bf16 is False

@@ -26,6 +26,19 @@ def verifier():
     ("x = 3", "\\boxed{3}", "correct"),
     ("\\sqrt{2}", "\\boxed{2^{1/2}}", "correct"),
     ("42", "12 + 30 = 32. The answer is 32.", "wrong"),
+    # the stated answer, not a restated expression (Math-Verify alone reads 12 + 30 = 42)
+    ("42", "12 + 30 = 32", "wrong"),
+    ("42", "12 + 30 = 32\n\nI hope this helps!", "wrong"),
+    ("42", "12 + 30 = 42", "correct"),
+    ("7", "x = 3 + 4 = 7", "correct"),
+    ("8", "x = 3 + 4 = 7", "wrong"),
+    ("42", "The answer is 42 apples.", "correct"),
+    ("3.5", "Answer: 3.5 cm", "correct"),
+    ("1234", "The final answer: 1,234.", "correct"),
+    ("5", "Adding 2 + 3 gives 5, so the answer is 6.", "wrong"),
+    ("\\frac{1}{2}", "The answer is $\\frac{1}{2}$.", "correct"),
+    ("3\\sqrt{13}", "so the length is $3\\sqrt{13}$", "correct"),
+    ("3\\sqrt{13}", "so the length is $3$", "wrong"),
     ("\\frac{1}{2}", "\\boxed{\\frac{1}{3}}", "wrong"),
     ("5", "I am not sure.", "no_answer"),
     ("\\left(", "\\boxed{3}", "bad_gold"),
@@ -44,13 +57,52 @@ def test_long_gold_without_a_final_answer_is_undecided(verifier):
 
 
 def test_a_hostile_expression_times_out_and_the_pool_recovers():
-    v = MathVerifier(timeout=2, workers=1)
+    v = MathVerifier(timeout=2, workers=2)
     try:
         results = v.check_many([("(10^{10^{10}})!", "\\boxed{(10^{10^{10}}+1)!}", True),
-                                ("7", "\\boxed{7}", True)])
-        assert results[0][0] == "timeout" and results[1][0] == "correct"
+                                *[(str(i), f"\\boxed{{{i}}}", True) for i in range(6)]])
+        assert results[0][0] == "timeout" and [r[0] for r in results[1:]] == ["correct"] * 6
+        assert v.timeouts == 1 and len(v.workers) == 2  # the stuck worker alone was replaced
     finally:
         v.close()
+
+
+def test_the_deadline_counts_the_check_alone_not_worker_start_up():
+    """Starting a worker and importing Math-Verify takes seconds; a 1 s deadline must still
+    pass trivial checks, on a fresh pool, however slow its start."""
+    v = MathVerifier(timeout=1, workers=2)
+    try:
+        results = v.check_many([(str(i), f"The answer is {i}.", True) for i in range(8)])
+        assert [r[0] for r in results] == ["correct"] * 8
+    finally:
+        v.close()
+
+
+def test_a_pool_that_cannot_start_is_one_clear_error(monkeypatch):
+    from hinttune.errors import HinttuneError
+
+    v = MathVerifier(timeout=1, workers=1)
+    monkeypatch.setattr(MathVerifier, "STARTUP_TIMEOUT", 0.0)
+    with pytest.raises(HinttuneError, match="could not start.*__main__"):
+        v.check_many([("1", "1", True)])
+
+
+def test_timed_out_grades_are_stored_undecided_and_graded_again(tmp_path, monkeypatch):
+    cfg = config(tmp_path, "math")
+    items = [GradeItem("k1", "q", "7", "The answer is 7.")]
+    with RunStore(tmp_path) as store, BackendPool() as pool:
+        grader = Grader(cfg, store, pool)
+        grader.math = MathVerifier(timeout=1, workers=1)
+        monkeypatch.setattr(grader.math, "check_many",
+                            lambda batch: [("timeout", "Math-Verify took over 1s", None)] * len(batch))
+        first = grader.grade(items)
+        assert first["k1"].correct is None and first["k1"].detail.startswith("timeout")
+        row = store.db.execute("SELECT correct, final FROM grades").fetchone()
+        assert tuple(row) == (None, 0)  # on record, but not final
+        monkeypatch.undo()
+        again = grader.grade(items)  # the next run grades it again, for real
+        assert again["k1"].correct is True
+        grader.close()
 
 
 @pytest.mark.parametrize("reply, rule, verdict", [

@@ -192,3 +192,94 @@ def test_strategies_build_the_same_dataset(tmp_path, strategy):
     assert other.summary["probing"]["strategy"] == strategy
     beta = next(o for o in other.probes.values() if o.k_star == 2)
     assert {a.sample for a in beta.attempts} == {0, 1}
+
+
+def states_by_name(result):
+    return {a.problem.split(":")[0]: (a.state, a.note) for a in result.assignments}
+
+
+@pytest.mark.parametrize("policy", ["paper", "official"])
+def test_failed_generations_make_problems_incomplete_never_states(tmp_path, policy):
+    """A failed think attempt (beta) or instruct attempt (gamma) never becomes a record:
+    the problem is incomplete with its cause, and the next run retries just those."""
+    data = config_dict(tmp_path, assemble={"policy": policy})
+    data["think"]["answers"]["beta: 2+2\n"] = "!fail"
+    data["instruct"]["answers"] = {"gamma": "!fail", **data["instruct"]["answers"]}
+    result = build(validate_config(data))
+    states = states_by_name(result)
+    assert states["beta"][0] == "incomplete" and "think attempt failed: scripted failure" in states["beta"][1]
+    if policy == "paper":  # gamma needs the instruct answer to rule out No-Hint
+        assert states["gamma"][0] == "incomplete" and "instruct attempt failed" in states["gamma"][1]
+    else:  # official: think right on gamma -> No-Hint would take the failed instruct answer
+        assert states["gamma"][0] == "incomplete"
+    exported = {r["instruction"].split(":")[0] for r in records(tmp_path / "run")}
+    assert not exported & {"beta", "gamma"}
+    assert result.summary["states"]["incomplete"] == 2
+    excluded = [json.loads(line) for line in (tmp_path / "run" / "export" / "excluded.jsonl").open()]
+    assert {e["state"] for e in excluded if e["problem"].startswith(("beta", "gamma"))} == {"incomplete"}
+    with RunStore(tmp_path / "run") as store:
+        kept = dict(store.db.execute("SELECT key, created FROM generations WHERE status='ok'").fetchall())
+    fixed = build(validate_config(config_dict(tmp_path, assemble={"policy": policy})))
+    assert "incomplete" not in {a.state for a in fixed.assignments}
+    with RunStore(tmp_path / "run") as store:
+        again = dict(store.db.execute("SELECT key, created FROM generations").fetchall())
+    assert all(again[k] == created for k, created in kept.items())  # only the failed ones redone
+
+
+def test_a_failed_or_undecided_judge_never_counts_as_wrong(tmp_path):
+    """The instruct answer's grade is needed for No-Hint: a dead judge leaves the problem
+    incomplete (not probed, not unsolved); an unreadable probe verdict stops its search."""
+    data = config_dict(tmp_path, grading={"grader": "judge", "judge": {
+        "backend": "fake", "model": "judge", "default_reply": "!fail"}})
+    result = build(validate_config(data))
+    assert {a.state for a in result.assignments} == {"incomplete"}
+    assert not result.probes  # nothing probed on the strength of a failed verdict
+    assert all("undecided" in a.note and "judge request failed" in a.note for a in result.assignments)
+    data["grading"]["judge"]["default_reply"] = "I am not sure."  # readable by no rule
+    data["grading"]["judge"]["answers"] = {"## Attempt\nThe answer is 0.": "Wrong.\nNo"}
+    data["instruct"]["answers"]["delta: 4+4\n<|assistant|>First idea."] = "maybe 8"
+    result = build(validate_config(data))
+    # delta's instruct answer "The answer is 0." is graded No; its probe gets an unreadable verdict
+    states = states_by_name(result)
+    assert states["delta"][0] == "incomplete" and "probe continuation k=1 undecided" in states["delta"][1]
+
+
+def test_run_exits_3_and_names_the_causes(tmp_path):
+    from typer.testing import CliRunner
+
+    from hinttune.cli import app
+
+    data = config_dict(tmp_path)
+    data["think"]["answers"]["beta: 2+2\n"] = "!fail"
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["run", "-c", str(path)])
+    assert result.exit_code == 3, result.output
+    assert "1 problem(s) incomplete" in result.output
+    assert "1 × think attempt failed: scripted failure" in result.output
+
+
+def test_a_second_run_on_the_same_directory_is_refused(tmp_path):
+    from hinttune.errors import HinttuneError
+    from hinttune.rundir import run_lock
+
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(HinttuneError, match=f"in use by PID {os.getpid()}"):
+            with run_lock(tmp_path / "run"):
+                pass
+    with run_lock(tmp_path / "run"):  # released: free again
+        pass
+
+
+def test_a_killed_runs_lock_is_not_stale(tmp_path):
+    from hinttune.rundir import run_lock
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from hinttune.rundir import run_lock\n"
+        f"with run_lock(Path({str(tmp_path / 'run')!r})):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    with run_lock(tmp_path / "run"):  # the system released it with the process
+        pass

@@ -134,3 +134,40 @@ def test_the_papers_problem_file(shared_data):
                                          ("hmmt25", 30), ("amc23", 40), ("gsm8k", 1319)])
 def test_benchmark_files_load(shared_data, name, count):
     assert len(load(shared_data / "benchmarks" / f"{name}.jsonl").problems) == count
+
+
+def test_not_utf8_names_the_byte_and_a_bom_is_fine(tmp_path):
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(json.dumps(RECORDS[0]).encode() + b"\n" + '{"problem": "Caf\u00e9?", "gold_answer": "1"}\n'.encode("latin-1"))
+    offset = len(json.dumps(RECORDS[0])) + 1 + len('{"problem": "Caf')
+    with pytest.raises(HinttuneError, match=rf"latin\.jsonl: not UTF-8 text: byte {offset} \(line 2\)"):
+        load(latin)
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(RECORDS).encode())
+    assert len(load(bom).problems) == len(RECORDS)
+
+
+def test_nan_and_infinity_gold_answers_are_named(tmp_path):
+    src = tmp_path / "p.jsonl"
+    src.write_text('{"problem": "x?", "gold_answer": 1}\n{"problem": "y?", "gold_answer": NaN}\n')
+    with pytest.raises(HinttuneError, match=r"p\.jsonl: line 2: field 'gold_answer' \(gold answer\) is NaN or Infinity"):
+        load(src)
+
+
+def test_jsonl_errors_use_the_files_line_numbers(tmp_path):
+    src = tmp_path / "p.jsonl"
+    src.write_text(json.dumps(RECORDS[0]) + "\n\n\n" + json.dumps({"problem": "x"}) + "\n")
+    with pytest.raises(HinttuneError, match=r"p\.jsonl: line 4: no gold answer field"):
+        load(src)
+
+
+def test_csv_problem_files(tmp_path):
+    src = tmp_path / "p.csv"
+    src.write_text('problem,answer\n"What is 1+1?",2\n"Commas, quoted: 3+3?",6\n')
+    loaded = load(src)
+    assert [(p.problem, p.gold_answer) for p in loaded.problems] == [
+        ("What is 1+1?", "2"), ("Commas, quoted: 3+3?", "6")]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("problem,answer\nonly a problem,\n")
+    with pytest.raises(HinttuneError, match=r"bad\.csv: row 2: field 'answer'"):
+        load(bad)

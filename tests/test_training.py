@@ -108,8 +108,11 @@ def test_augmentation_keeps_originals_and_is_seeded():
 
 def test_llamafactory_export_parses_and_names_the_columns(tmp_path, alpaca):
     cfg = TrainConfig(data=str(alpaca), model="Qwen/Qwen3-4B-Thinking-2507", output_dir=Path("saves/ht"))
-    files = llamafactory_recipe(cfg, tmp_path / "lf", template="qwen3", gpus=8)
+    files = llamafactory_recipe(cfg, tmp_path / "lf", gpus=8)  # template from the model's name
     recipe = yaml.safe_load(files["recipe"].read_text())
+    # the DeepSpeed config ships beside the recipe, by absolute path (no LLaMA-Factory checkout needed)
+    ds = Path(recipe["deepspeed"])
+    assert ds.is_absolute() and json.loads(ds.read_text())["zero_optimization"]["stage"] == 3
     info = json.loads(files["dataset_info"].read_text())
     assert info == {"hint_tuning": {"file_name": "hint_tuning.json",
                                     "columns": {"prompt": "instruction", "query": "input", "response": "output"}}}
@@ -136,3 +139,45 @@ def test_shipped_accelerate_configs(name, key, value):
         assert config["fsdp_config"]["fsdp_sharding_strategy"] == "FULL_SHARD"
     if name == "zero3":
         assert config["deepspeed_config"]["zero_stage"] == 3
+
+
+@pytest.mark.parametrize("model, template", [("Qwen/Qwen3-4B-Thinking-2507", "qwen3"),
+                                             ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseekr1"),
+                                             ("meta-llama/Llama-3.1-8B-Instruct", "llama3")])
+def test_llamafactory_template_follows_the_model(model, template):
+    from hinttune.llamafactory import template_for
+
+    assert template_for(model) == template
+
+
+def test_llamafactory_unknown_model_asks_for_a_template(tmp_path, alpaca):
+    from hinttune.errors import HinttuneError
+
+    cfg = TrainConfig(data=str(alpaca), model="my-org/mystery-7b")
+    with pytest.raises(HinttuneError, match="--template"):
+        llamafactory_recipe(cfg, tmp_path / "lf")
+
+
+def test_boxed_phrasings_only_for_boxed_answers():
+    plain = {"instruction": "What is 2+2?", "input": "", "output": "<think>\nx\n</think>\n\n4"}
+    boxed = {**plain, "instruction": "What is 3+3?", "output": "<think>\nx\n</think>\n\n\\boxed{6}"}
+    out = augment_records([plain, boxed], copies=len(DEFAULT_TEMPLATES), seed=0)
+    plain_variants = [r["instruction"] for r in out if r["output"] == plain["output"]]
+    boxed_variants = [r["instruction"] for r in out if r["output"] == boxed["output"]]
+    assert not any("boxed" in v for v in plain_variants) and len(plain_variants) == len(DEFAULT_TEMPLATES)
+    assert any("boxed" in v for v in boxed_variants) and len(boxed_variants) == len(DEFAULT_TEMPLATES) + 1
+
+
+def test_trainer_refuses_an_export_cut_short(tmp_path):
+    from hinttune.errors import HinttuneError
+    from hinttune.training import load_sft_data
+
+    export = tmp_path / "export"
+    export.mkdir()
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+            for i in range(3)]
+    (export / "hint_tuning.messages.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    (export / "hint_tuning.meta.jsonl").write_text("".join(
+        json.dumps({"id": str(i), "state": "No-Hint"}) + "\n" for i in range(3)))
+    with pytest.raises(HinttuneError, match="2 records, but its sidecar .* lists 3"):
+        load_sft_data(str(export / "hint_tuning.messages.jsonl"))

@@ -96,7 +96,7 @@ def default_run_dir(problems: str) -> Path:
     import re
 
     path = Path(problems.rstrip("/"))
-    name = path.stem if path.suffix else path.name
+    name = path.stem if path.suffix.lower() in (".json", ".jsonl", ".csv", ".parquet") else path.name
     return Path("runs") / (re.sub(r"[^A-Za-z0-9._-]+", "-", name.partition(":")[0]).strip("-.") or "problems")
 
 
@@ -155,7 +155,7 @@ def _stage_command(name: str) -> None:
             setup_logging(Path(cfg.run_dir), verbose)
             result = build(cfg, until="summary" if name == "run" else name)
         for renderable in stage_report(result):
-            console.print(renderable)
+            console.print(renderable, soft_wrap=isinstance(renderable, str), highlight=False)
         causes = failure_causes(result)
         if causes:
             console.print(f"[bold yellow]{sum(causes.values())} problem(s) incomplete[/] (not in the "
@@ -298,7 +298,7 @@ def augment_command(data: str = typer.Option(..., "--data", "-d", help="Alpaca J
 def llamafactory_command(data: Optional[str] = DataOpt, model: Optional[str] = ModelOpt,
                          output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Folder for the recipe and data."),
                          recipe: str = RecipeOpt, set: Optional[List[str]] = TrainSetOpt,
-                         template: str = typer.Option("qwen3", "--template", help="LLaMA-Factory chat template (qwen3, deepseekr1, ...)."),
+                         template: Optional[str] = typer.Option(None, "--template", help="LLaMA-Factory chat template (qwen3, deepseekr1, ...); default: from the model's name."),
                          gpus: int = typer.Option(8, "--gpus", help="GPUs the run will use (sets gradient accumulation)."),
                          lora: bool = typer.Option(False, "--lora")) -> None:
     """Export the training recipe for LLaMA-Factory: a YAML, the data and its dataset_info.json.

@@ -9,14 +9,50 @@ from typing import Any
 import yaml
 
 from hinttune.config import TrainConfig
+from hinttune.errors import HinttuneError
 from hinttune.files import write_json, write_text
 from hinttune.training import load_sft_data
 
 DATASET_NAME = "hint_tuning"
 
+# LLaMA-Factory's chat template names, by the model family a model id names (first match wins)
+TEMPLATES = (("deepseek-r1", "deepseekr1"), ("qwq", "qwen"), ("qwen3", "qwen3"), ("qwen2", "qwen"),
+             ("llama-3", "llama3"), ("llama3", "llama3"), ("mistral", "mistral"),
+             ("gemma-3", "gemma3"), ("gemma", "gemma"), ("phi-4", "phi4"), ("smollm", "qwen"))
 
-def llamafactory_recipe(cfg: TrainConfig, out_dir: Path, template: str = "qwen3", gpus: int = 8,
-                        deepspeed: str | None = "examples/deepspeed/ds_z3_config.json") -> dict[str, Path]:
+# DeepSpeed ZeRO-3 for full-parameter SFT; "auto" values are filled in by the HF Trainer
+ZERO3 = {
+    "train_batch_size": "auto", "train_micro_batch_size_per_gpu": "auto",
+    "gradient_accumulation_steps": "auto", "gradient_clipping": "auto",
+    "zero_allow_untested_optimizer": True,
+    "fp16": {"enabled": "auto", "loss_scale": 0, "loss_scale_window": 1000,
+             "initial_scale_power": 16, "hysteresis": 2, "min_loss_scale": 1},
+    "bf16": {"enabled": "auto"},
+    "zero_optimization": {"stage": 3, "overlap_comm": False, "contiguous_gradients": True,
+                          "sub_group_size": 1e9, "reduce_bucket_size": "auto",
+                          "stage3_prefetch_bucket_size": "auto",
+                          "stage3_param_persistence_threshold": "auto",
+                          "stage3_max_live_parameters": 1e9, "stage3_max_reuse_distance": 1e9,
+                          "stage3_gather_16bit_weights_on_model_save": True},
+}
+
+
+def template_for(model: str) -> str:
+    """LLaMA-Factory's template for a model, from its name."""
+    name = model.lower()
+    for needle, template in TEMPLATES:
+        if needle in name:
+            return template
+    raise HinttuneError(f"no LLaMA-Factory chat template is known for {model!r}: pass --template "
+                        "(e.g. qwen3, deepseekr1, llama3)")
+
+
+def llamafactory_recipe(cfg: TrainConfig, out_dir: Path, template: str | None = None, gpus: int = 8,
+                        deepspeed: bool = True) -> dict[str, Path]:
+    """The recipe, the data and its dataset_info.json in ``out_dir``; with full-parameter
+    training also a DeepSpeed ZeRO-3 config there, referenced by absolute path (so it does not
+    depend on where LLaMA-Factory is checked out)."""
+    template = template or template_for(cfg.model)
     data = load_sft_data(cfg.data)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_file = out_dir / f"{DATASET_NAME}.json"
@@ -48,7 +84,8 @@ def llamafactory_recipe(cfg: TrainConfig, out_dir: Path, template: str = "qwen3"
         recipe.update(lora_rank=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                       lora_target="all" if target == "all-linear" else ",".join(target))
     elif deepspeed:
-        recipe["deepspeed"] = deepspeed
+        ds_file = write_json(out_dir / "ds_z3_config.json", ZERO3)
+        recipe["deepspeed"] = str(ds_file.resolve())
     recipe_file = out_dir / "hint_tuning_sft.yaml"
     header = (f"# LLaMA-Factory: llamafactory-cli train {recipe_file.name}\n"
               f"# global batch {cfg.global_batch_size} = {cfg.per_device_batch_size} per device x "

@@ -316,4 +316,6 @@ def _root_cause(exc: BaseException) -> str:
     while exc.__cause__ is not None or exc.__context__ is not None:
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     text = str(exc) or type(exc).__name__
-    return "connection refused" if "refused" in text.lower() else text[:200]
+    if isinstance(exc, ConnectionRefusedError) or "refused" in text.lower() or "errno 111" in text.lower():
+        return "connection refused"
+    return text[:200]
