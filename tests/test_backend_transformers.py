@@ -48,3 +48,13 @@ def test_greedy_is_reproducible(model):
     a = dict(model.generate([greedy(12)]))[0][0].text
     b = dict(model.generate([greedy(12), greedy(5, continuation="1")]))[0][0].text
     assert a == b
+
+
+def test_a_prompt_longer_than_the_context_is_rejected_at_once(model):
+    """A 1 MB problem must not run for minutes: it is rejected for good, with the reason,
+    and the other requests of the batch go on."""
+    huge = Request([{"role": "user", "content": "word " * 20_000}], Sampling(temperature=0, max_tokens=4))
+    out = dict(model.generate([huge, greedy(3)]))
+    assert out[0][0].finish_reason == "rejected" and out[0][0].failed
+    assert "the model's context is 8192" in out[0][0].error
+    assert out[1][0].finish_reason == "length" and out[1][0].completion_tokens == 3

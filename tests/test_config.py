@@ -94,3 +94,11 @@ def test_yaml_words_stay_words_in_overrides():
 
     assert load_train_config("s1", ["save_strategy=no"]).save_strategy == "no"
     assert load_train_config("s1", ["bf16=false"]).bf16 is False
+
+
+def test_the_demo_loads_its_one_model_once():
+    from hinttune.backends import engine_key
+
+    demo = load_config("demo")
+    assert demo.think.response_prefix != demo.instruct.response_prefix
+    assert engine_key(demo.think) == engine_key(demo.instruct)  # per-request settings differ only

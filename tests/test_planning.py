@@ -33,3 +33,19 @@ def test_plan_uses_stored_traces_and_the_summary_shows_it(tmp_path):
     summary = build(cfg).summary
     assert summary["probing"]["estimate"]["rounds"] == 2
     assert json.loads((tmp_path / "run" / "plan.json").read_text())["strategy"] == "linear"
+
+
+def test_plan_counts_the_judge_and_prompt_tokens(tmp_path):
+    from test_pipeline import config_dict
+
+    from hinttune.errors import HinttuneError
+
+    cfg = validate_config(config_dict(tmp_path, grading={"grader": "judge"}))
+    plan = estimate(cfg, throughput=100.0)
+    judge, probe = plan["stages"]["judge"], plan["stages"]["probe"]
+    # every attempt (2 per problem) and every probe continuation is judged
+    assert judge["generations"] == pytest.approx(4 * 2 + probe["generations"])
+    assert all(stage["prompt_tokens"] > 0 for stage in plan["stages"].values())
+    assert "judge" not in estimate(validate_config(config_dict(tmp_path)), 100.0)["stages"]  # math
+    with pytest.raises(HinttuneError, match="must be positive"):
+        estimate(cfg, throughput=0)

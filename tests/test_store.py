@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 
 from hinttune.store import GenerationRecord, RunStore, stable_hash
@@ -95,3 +96,29 @@ def test_resume_after_sigkill(tmp_path):
         assert [(s.role, s.planned, s.ok) for s in store.status()] == [("think", 30, 30), ("instruct", 30, 30)]
     # records finished before the kill were not generated again
     assert all(rows[key] == created for key, created in survived.items())
+
+
+def test_status_reads_a_store_without_writing(tmp_path):
+    from hinttune.store import RunStore
+
+    with RunStore(tmp_path) as store:
+        store.set_plan("attempts", "think", [("p", 0, "k")])
+        store.add_counts({"retries: timeout": 2})
+        store.add_counts({"retries: timeout": 1, "retries: HTTP 503": 4})
+    before = (tmp_path / "store.sqlite").read_bytes()
+    with RunStore(tmp_path, readonly=True) as store:
+        assert store.status()[0].planned == 1
+        assert store.counts() == {"retries: HTTP 503": 4, "retries: timeout": 3}
+        with pytest.raises(Exception, match="readonly"):
+            store.add_counts({"x": 1})
+    assert (tmp_path / "store.sqlite").read_bytes() == before
+
+
+def test_rejected_requests_are_not_sent_again(tmp_path):
+    from hinttune.store import GenerationRecord, RunStore
+
+    with RunStore(tmp_path) as store:
+        for key, reason in (("a", "error"), ("b", "rejected")):
+            store.put(GenerationRecord(key, "attempts", "think", key, 0, "m", {}, {}, "", reason,
+                                       None, None, status="failed", error="why"))
+        assert store.done_keys(["a", "b"]) == {"b"}

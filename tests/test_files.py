@@ -1,0 +1,44 @@
+"""Outputs are written whole or not at all."""
+
+import errno
+import sqlite3
+
+import pytest
+
+from hinttune.cli import storage_error
+from hinttune.files import atomic_dir, write_jsonl, write_text
+
+
+def test_a_write_that_fails_midway_leaves_the_old_file(tmp_path):
+    path = write_jsonl(tmp_path / "data.jsonl", [{"i": i} for i in range(3)])
+    before = path.read_text()
+
+    def rows():
+        yield {"i": 0}
+        raise KeyboardInterrupt  # killed mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        write_jsonl(path, rows())
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["data.jsonl"]  # no temporary file left
+
+
+def test_a_folder_is_swapped_in_whole(tmp_path):
+    target = tmp_path / "hf"
+    with atomic_dir(target) as tmp:
+        write_text(tmp / "a.txt", "one")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            write_text(tmp / "a.txt", "two")
+            raise RuntimeError("save failed")
+    assert (target / "a.txt").read_text() == "one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]
+
+
+def test_full_and_read_only_disks_are_one_line():
+    full = storage_error(OSError(errno.ENOSPC, "No space left on device", "runs/x/store.sqlite"))
+    assert full.startswith("the disk is full (runs/x/store.sqlite)") and "intact" in full
+    assert "disk is full" in storage_error(sqlite3.OperationalError("database or disk is full"))
+    readonly = storage_error(OSError(errno.EROFS, "Read-only file system", "runs/x"))
+    assert "read-only" in readonly and "--run-dir" in readonly
+    assert storage_error(OSError(errno.ENOENT, "No such file")) is None

@@ -1,0 +1,25 @@
+"""Progress off a terminal: plain lines with counts, rate and ETA (schedulers, CI logs)."""
+
+import io
+
+from rich.console import Console
+
+from hinttune import progress
+
+
+def test_plain_lines_when_not_a_terminal(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(progress, "console", Console(file=out, force_terminal=False, width=200))
+    monkeypatch.setenv("HINTTUNE_PROGRESS_EVERY", "0")
+    with progress.stage_progress("attempts · think model", 4) as bar:
+        for _ in range(4):
+            bar.advance(1, tokens=50)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("attempts · think model: 0/4 (0%)")
+    assert any("2/4 (50%)" in line and "tok/s" in line and "ETA" in line for line in lines)
+    assert lines[-1].startswith("attempts · think model: 4/4 (100%)") and lines[-1].endswith("done")
+    assert "0 tok/s" not in lines[-1]  # 200 tokens were generated: the rate says so
+
+
+def test_rate_counts_from_the_stage_start():
+    assert progress._rate(300, 2.0) == "150 tok/s" and progress._rate(5, 0.0) == "- tok/s"
