@@ -66,9 +66,11 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
         params = [sampling_dict(j.request.sampling) for j in todo_jobs]
         # growing plans run in many short rounds: their bars vanish when done
         with stage_progress(label or f"{stage} · {role}", len(todo_jobs), transient=grow_plan) as bar:
+            backend.token_hook = bar.live
             try:
                 _generate_into(store, backend, stage, role, todo_keys, todo_jobs, params, bar)
             finally:
+                backend.token_hook = None
                 counts = backend.take_counts()
                 if counts:
                     store.add_counts(counts)

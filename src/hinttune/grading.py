@@ -71,6 +71,10 @@ def is_short_gold(gold: str, limit: int) -> bool:
     return len(gold.strip()) <= limit and "\n" not in gold.strip()
 
 
+# Part of every math verdict's cache key: bump it when the extraction rules change, so stored
+# verdicts made by older rules are graded again instead of reused.
+MATH_RULES = 2
+
 _ANSWER_IS = re.compile(r"\b(?:final\s+answer|answer)\s*(?:is|:|=|would be|will be)\s*:?\s*(.+)",
                         re.I)
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
@@ -78,11 +82,14 @@ _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?")
 
 
 def _clean_candidate(text: str) -> str:
-    """The mathematical part of a stated answer: up to the end of its sentence or line, a
-    leading number without its unit ("42 apples" -> 42), LaTeX kept in math delimiters."""
+    """The mathematical part of a stated answer: up to the end of its sentence or line, the
+    right-hand side of an equation ("12 + 9 = 21" -> 21), a leading number without its unit
+    ("42 apples" -> 42), LaTeX kept in math delimiters."""
     text = text.strip().splitlines()[0] if text.strip() else ""
     text = re.split(r"(?<![\d\\])\.(?:\s|$)|[;!?]\s", text + " ", maxsplit=1)[0].strip()
     text = text.strip(" *_`").rstrip(".,")
+    if "=" in text and "$" not in text:
+        text = text.rsplit("=", 1)[1].strip()
     if "$" in text or "\\" in text:
         return text if "$" in text else f"${text}$"
     number = _NUMBER.match(text)
@@ -91,33 +98,29 @@ def _clean_candidate(text: str) -> str:
     return text
 
 
-def stated_answer(text: str) -> str | None:
-    """The final answer a reply states in words, looked for in this order: a closing "the
-    answer is X", the right-hand side of the last equation, the last number - first in the
-    last line, then in the whole reply. Math-Verify's own search takes the first expression it
-    can read, which for "12 + 30 = 32" is the restated sum (42), not the answer (32)."""
+def stated_answers(text: str) -> list[str]:
+    """The final answer a reply states in words, as candidates in this order: a closing "the
+    answer is X", the last formula in math delimiters, the right-hand side of the last
+    equation, the last number - first in the last line, then in the whole reply. Math-Verify's
+    own search takes the first expression it can read, which for "12 + 30 = 32" is the
+    restated sum (42), not the answer (32)."""
+    candidates: list[str] = []
     said = list(_ANSWER_IS.finditer(text))
     if said:
-        candidate = _clean_candidate(said[-1].group(1))
-        if candidate:
-            return candidate
+        candidates.append(_clean_candidate(said[-1].group(1)))
     lines = [line for line in text.strip().splitlines() if line.strip()]
     for scope in (lines[-1:] if lines else [], lines):
         block = "\n".join(scope)
         spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN.finditer(block)]
         if spans:  # the last formula written in math delimiters
-            formula = spans[-1].rsplit("=", 1)[-1].strip()
-            if formula:
-                return f"${formula}$"
+            candidates.append(f"${spans[-1].rsplit('=', 1)[-1].strip()}$")
         equations = [line for line in scope if "=" in line]
         if equations:
-            rhs = _clean_candidate(equations[-1].rsplit("=", 1)[1])
-            if rhs:
-                return rhs
+            candidates.append(_clean_candidate(equations[-1].rsplit("=", 1)[1]))
         numbers = _NUMBER.findall(block)
         if numbers:
-            return numbers[-1].replace(",", "").replace(" ", "")
-    return None
+            candidates.append(numbers[-1].replace(",", "").replace(" ", ""))
+    return [c for c in dict.fromkeys(candidates) if c and c != "$$"]
 
 
 def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | None]:
@@ -142,9 +145,10 @@ def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | No
         return "bad_gold", "gold answer could not be parsed", None
     answer_parsed = None
     if "\\boxed" not in answer and "\\fbox" not in answer:  # a boxed answer is Math-Verify's own case
-        candidate = stated_answer(answer)
-        if candidate:
+        for candidate in stated_answers(answer):
             answer_parsed = parse(candidate, parsing_timeout=None)
+            if answer_parsed:
+                break
     if not answer_parsed:
         answer_parsed = parse(answer, parsing_timeout=None)
     if not answer_parsed:
@@ -359,6 +363,7 @@ class Grader:
         self.judge = judge_model(cfg)
         self.math: MathVerifier | None = None
         self.settings = {"kind": self.kind, "rule": self.rule, "short": g.short_gold_chars,
+                         "math_rules": MATH_RULES if self.kind != "judge" else None,
                          "judge": self.judge.model_dump(mode="json") if self.kind != "math" else None}
 
     def close(self) -> None:

@@ -45,7 +45,7 @@ class StageProgress:
                  task: int | None = None, every: float = 30.0):
         self.description, self.total = description, total
         self.progress, self.task = progress, task
-        self.done, self.tokens = 0, 0
+        self.done, self.tokens, self.pending = 0, 0, 0
         self.started = self.last_line = time.monotonic()
         self.every = every
 
@@ -54,7 +54,15 @@ class StageProgress:
         self.tokens += tokens
         if self.progress is not None:
             fields = {"ended": time.monotonic()} if self.done >= self.total else {}
-            self.progress.update(self.task, advance=items, tokens=self.tokens, **fields)
+            self.progress.update(self.task, advance=items, tokens=self.tokens + self.pending, **fields)
+        elif time.monotonic() - self.last_line >= self.every:
+            self.line()
+
+    def live(self, pending_tokens: int) -> None:
+        """Tokens generated so far by requests still running (a batch in progress)."""
+        self.pending = pending_tokens
+        if self.progress is not None:
+            self.progress.update(self.task, tokens=self.tokens + self.pending)
         elif time.monotonic() - self.last_line >= self.every:
             self.line()
 
@@ -64,7 +72,7 @@ class StageProgress:
         elapsed = now - self.started
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         text = (f"{self.description}: {self.done}/{self.total}{share} · "
-                f"{_rate(self.tokens, elapsed)} · elapsed {_clock(elapsed)}")
+                f"{_rate(self.tokens + self.pending, elapsed)} · elapsed {_clock(elapsed)}")
         if not final and self.done:
             text += f" · ETA {_clock(elapsed / self.done * (self.total - self.done))}"
         console.print(text + (" · done" if final and self.done >= self.total else ""),

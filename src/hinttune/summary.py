@@ -111,7 +111,8 @@ def write_plots(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: Pa
     axes[0].tick_params(axis="x", labelsize=9)
     ks = summary["k_star"]
     if ks:
-        span = list(range(1, max(int(k) for k in ks) + 1))  # every k shown, gaps included
+        # every k shown, gaps included, and at least 1..5 so one bar is not the whole axis
+        span = list(range(1, max(5, max(int(k) for k in ks)) + 1))
         _bars(axes[1], [str(k) for k in span], [ks.get(k, ks.get(str(k), 0)) for k in span],
               [OUTCOME_COLORS[SPARSE_HINT]] * len(span))
         axes[1].set_xlim(-0.75, len(span) - 0.25)
@@ -128,8 +129,13 @@ def write_plots(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: Pa
         parts = axes[2].boxplot([d for _, d in present], patch_artist=True, widths=0.5)
         axes[2].set_xticks(range(1, len(present) + 1),
                            [f"{s}\n(n={len(d)})" for s, d in present])
-        for patch, (state, _) in zip(parts["boxes"], present):
+        for i, (patch, (state, values)) in enumerate(zip(parts["boxes"], present), 1):
             patch.set_facecolor(OUTCOME_COLORS[state])
+            patch.set_alpha(0.55)
+            # the records themselves, so a one-record box is a visible point, not a bare line
+            offsets = [(j % 7 - 3) * 0.04 for j in range(len(values))]
+            axes[2].scatter([i + o for o in offsets], values, s=14, color=OUTCOME_COLORS[state],
+                            edgecolors="black", linewidths=0.4, zorder=3)
         axes[2].set_ylabel(unit)
     else:
         _empty(axes[2], "no records")

@@ -56,6 +56,9 @@ class Backend(ABC):
     """Subclasses import their heavy libraries in ``load`` only."""
 
     name: str = "base"
+    # called with the tokens generated so far by requests not yet returned (for live progress
+    # of backends that return whole batches at once); None when nobody listens
+    token_hook: Any = None
 
     def __init__(self, cfg: ModelBase):
         self.cfg = cfg

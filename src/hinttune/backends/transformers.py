@@ -118,6 +118,9 @@ class TransformersBackend(TemplatedBackend):
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if s.stop:
             kwargs.update(stop_strings=s.stop, tokenizer=tok)
+        if self.token_hook is not None:
+            kwargs["stopping_criteria"] = [_TokenCounter(self.token_hook, self.stop_ids, len(rows),
+                                                         self._done_tokens)]
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids.to(self.device),
                                       attention_mask=mask.to(self.device), **kwargs)
@@ -134,6 +137,7 @@ class TransformersBackend(TemplatedBackend):
                 if cuts:
                     text, finish = text[:min(cuts)], "stop"
             results.append(Generation(text, finish, len(ids), len(new)))
+        self._done_tokens += sum(g.completion_tokens or 0 for g in results)
         return results
 
     def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
@@ -141,6 +145,7 @@ class TransformersBackend(TemplatedBackend):
             return
         self.load()
         pending = {i: [None] * r.n for i, r in enumerate(requests)}
+        self._done_tokens = 0  # tokens of finished batches whose requests are not all returned
         too_long: dict[int, str] = {}
         batches = self._batches(requests, too_long)
         for index, reason in too_long.items():
@@ -156,10 +161,33 @@ class TransformersBackend(TemplatedBackend):
             for (index, sample, _), gen in zip(rows, outputs):
                 pending[index][sample] = gen
                 if all(g is not None for g in pending[index]):
+                    self._done_tokens -= sum(g.completion_tokens or 0 for g in pending[index])
                     yield index, pending.pop(index)
 
     def close(self) -> None:
         self.model = None
+
+
+class _TokenCounter:
+    """A stopping criterion that never stops: it counts the tokens a batch has generated so
+    far and reports them, so progress shows throughput while a long batch runs."""
+
+    def __init__(self, hook: Any, stop_ids: list[int], rows: int, base: int):
+        self.hook, self.stop_ids, self.base = hook, stop_ids, base
+        self.alive = [True] * rows
+        self.count = 0
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        last = input_ids[:, -1].tolist()
+        for i, token in enumerate(last):
+            if self.alive[i]:
+                self.count += 1
+                if token in self.stop_ids:
+                    self.alive[i] = False
+        self.hook(self.base + self.count)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 def context_length(config: Any) -> int | None:
