@@ -269,8 +269,9 @@ class MathVerifier:
                 if worker.conn in ready and worker.conn.poll():
                     try:
                         kind, payload = worker.conn.recv()
-                    except (EOFError, OSError):
+                    except (EOFError, OSError):  # its end closed: the process is gone
                         kind, payload, died = "died", None, True
+                        worker.process.join(5)
                     if kind == "ready":
                         worker.ready = True
                     elif kind == "failed":
@@ -278,7 +279,8 @@ class MathVerifier:
                     elif kind == "done" and worker.task is not None:
                         results[worker.task], worker.task = payload, None
                         remaining -= 1
-                    continue
+                    if not died:
+                        continue
                 if died or (worker.task is not None and now >= worker.deadline) or (
                         not worker.ready and now >= worker.started + self.STARTUP_TIMEOUT):
                     if not worker.ready:
