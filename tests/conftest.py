@@ -49,6 +49,27 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+TEST_CACHE = Path(os.environ.get("HINTTUNE_TEST_CACHE", Path.home() / ".cache" / "hinttune-tests"))
+
+
+@pytest.fixture(scope="session")
+def smollm_hf(smollm_dir: Path) -> Path:
+    """The demo model as a Hugging Face checkpoint (what vLLM and the trainer load), made
+    once with `hinttune convert-gguf` and cached between test runs."""
+    import shutil
+
+    from hinttune.checkpoints import materialize_gguf
+
+    folder = TEST_CACHE / "smollm2-135m-hf"
+    if not (folder / "model.safetensors").exists():
+        tmp = TEST_CACHE / f".smollm2-135m-hf.{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        materialize_gguf(str(smollm_dir), SMOLLM_FILE, tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)  # whole or not at all: a killed conversion is redone
+    return folder
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -60,3 +60,43 @@ def test_gallop_with_two_samples_per_prefix_on_the_small_model(tmp_path, smollm_
     assert probing["strategy"] == "gallop" and "k_star_changed_by_rule" in probing
     assert probing["generations"] % 2 == 0  # two continuations per prefix
     assert summary["records"] + len(summary["excluded"]) == 6
+
+
+def test_demo_on_the_real_vllm_engine_matches_transformers(tmp_path, smollm_hf):
+    """Both roles on vLLM's CPU engine (continuous probing) and, from the same checkpoint, on
+    transformers: wherever the greedy outputs agree, the records are the same."""
+    pytest.importorskip("vllm", exc_type=ImportError)
+    common = ["-c", "demo", "--set", "problems.limit=8", "--set", f"think.model={smollm_hf}",
+              "--set", f"instruct.model={smollm_hf}", "--set", "think.gguf_file=null",
+              "--set", "instruct.gguf_file=null"]
+    engine = ["--set", "max_model_len=2048", "--set", "dtype=float32",
+              "--set", "gpu_memory_utilization=0.15", "--set", "engine_kwargs={enforce_eager: true}"]
+    vllm_args = [arg for role in ("think", "instruct") for arg in
+                 ["--set", f"{role}.backend=vllm", *[a if a == "--set" else f"{role}.{a}" for a in engine]]]
+    runs = {}
+    for name, extra in (("transformers", []), ("vllm", vllm_args)):
+        result = runner.invoke(app, ["run", *common, "-o", str(tmp_path / name), *extra])
+        assert result.exit_code == 0, result.output
+        runs[name] = tmp_path / name
+    config = (runs["vllm"] / "config.yaml").read_text()
+    assert "backend: vllm" in config and "schedule: continuous" in config
+
+    def attempts(run):
+        db = sqlite3.connect(run / "store.sqlite")
+        return {(pid, role): text for pid, role, text in db.execute(
+            "SELECT problem_id, role, text FROM generations WHERE stage='attempts'")}
+
+    agree = {pid for (pid, role), text in attempts(runs["vllm"]).items()
+             if role == "think" and attempts(runs["transformers"]).get((pid, role)) == text
+             and attempts(runs["transformers"]).get((pid, "instruct")) == attempts(runs["vllm"])[(pid, "instruct")]}
+    assert len(agree) >= 4, "greedy decoding of the same weights should mostly agree"
+    meta = {name: {json.loads(line)["id"]: json.loads(line) for line in
+                   (run / "export" / "hint_tuning.meta.jsonl").open()} for name, run in runs.items()}
+    outputs = {name: {m["id"]: r["output"] for m, r in zip(
+        meta[name].values(), json.loads((run / "export" / "hint_tuning.json").read_text()))}
+        for name, run in runs.items()}
+    for pid in agree:
+        states = {name: meta[name].get(pid, {}).get("state") for name in runs}
+        if states["vllm"] == "No-Hint" or states["transformers"] == "No-Hint":  # no probe involved
+            assert states["vllm"] == states["transformers"]
+            assert outputs["vllm"][pid].split("</think>")[1] == outputs["transformers"][pid].split("</think>")[1]

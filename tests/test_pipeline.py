@@ -60,7 +60,8 @@ def test_paper_policy_builds_every_state(tmp_path):
     assert out["alpha: 1+1"].endswith("\n</think>\n\nThe answer is 2.")
     # probing: beta, gamma and delta try k=1 and k=2 (= N-1); beta succeeds at k=2
     assert result.summary["probing"] == {"strategy": "linear", "problems": 3, "generations": 6,
-                                         "tokens": 24, "rounds": 2, "solved": 1}
+                                         "tokens": 24, "rounds": 2, "solved": 1,
+                                         "beyond_linear": 0, "schedule": "continuous"}
     assert result.summary["states"]["unsolved"] == 1 and result.summary["k_star"] == {2: 1}
     # the other formats say the same thing
     messages = [json.loads(line) for line in (run / "export" / "hint_tuning.messages.jsonl").open()]
@@ -283,3 +284,29 @@ def test_a_killed_runs_lock_is_not_stale(tmp_path):
     holder.wait()
     with run_lock(tmp_path / "run"):  # the system released it with the process
         pass
+
+
+@pytest.mark.parametrize("probe", [
+    {"strategy": "linear"},
+    {"strategy": "linear", "fill_batch": 8},
+    {"strategy": "sweep"},
+    {"strategy": "gallop", "verify": True},
+    {"strategy": "linear", "samples_per_prefix": 2, "success_rule": "majority"},
+])
+def test_continuous_probing_finds_the_same_k_star_as_rounds(tmp_path, probe):
+    """Same outcomes, two schedules: every search keeps its K* definition, the datasets are
+    byte for byte the same (the fake engine returns results newest-first, out of order)."""
+    built = {}
+    for schedule in ("rounds", "continuous"):
+        (tmp_path / schedule).mkdir()
+        data = config_dict(tmp_path / schedule, probe={**probe, "schedule": schedule})
+        data["instruct"]["answers"]["gamma: 3+3\n<|assistant|>First idea."] = "it is 6"  # K*=1
+        built[schedule] = build(validate_config(data))
+    rounds, continuous = built["rounds"], built["continuous"]
+    assert [(a.state, a.k_star, a.output) for a in continuous.assignments] == \
+        [(a.state, a.k_star, a.output) for a in rounds.assignments]
+    assert records(tmp_path / "continuous" / "run") == records(tmp_path / "rounds" / "run")
+    assert {a.state for a in rounds.assignments} >= {"No-Hint", "Sparse-Hint"}
+    if not probe.get("fill_batch"):  # look-ahead may differ with what is open when; K* may not
+        assert {p: sorted((a.k, a.sample) for a in o.attempts) for p, o in continuous.probes.items()} == \
+            {p: sorted((a.k, a.sample) for a in o.attempts) for p, o in rounds.probes.items()}

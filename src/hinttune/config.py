@@ -57,8 +57,9 @@ class VLLMModel(ModelBase, Parallel):
     dtype: str = "auto"
     enable_prefix_caching: bool = True
     trust_remote_code: bool = False
-    chunk_size: int = Field(512, ge=1, description="prompts per engine call; each finished "
-                            "chunk is written to the run store before the next starts")
+    max_in_flight: int = Field(1024, ge=1, description="requests in the engine at once; each "
+                               "is stored the moment it finishes and its slot refilled at once "
+                               "(vLLM's max_num_seqs, in engine_kwargs, caps what runs per step)")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra vllm.LLM args")
 
 
@@ -158,6 +159,10 @@ class ProbeConfig(Strict):
     fill_batch: int = Field(0, ge=0, description="linear: when fewer problems are open, try several "
                             "consecutive k per problem so a round holds about this many requests "
                             "(0: one k per problem; the engine's batch size is a good value)")
+    schedule: Literal["continuous", "rounds"] = Field(
+        "continuous", description="continuous: each problem's next k joins the engine the moment "
+        "its last continuation is graded (backends that stream: vllm, openai; others run batch "
+        "by batch); rounds: every open problem's k in one call, then grade (a barrier per round)")
     samples_per_prefix: int = Field(1, ge=1, description="continuations per prefix")
     success_rule: Literal["any", "majority", "at_least"] = Field(
         "any", description="when a prefix counts as solving the problem, over its samples")

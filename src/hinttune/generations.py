@@ -95,3 +95,84 @@ def _generate_into(store: RunStore, backend: Backend, stage: str, role: str, tod
             log.warning("%s/%s problem %s sample %d failed: %s", stage, role,
                         job.problem_id, job.sample, gen.error)
         bar.advance(1, gen.completion_tokens or 0)
+
+
+class JobStream:
+    """Jobs that keep arriving while others generate (continuous probing): ``put`` a job at
+    any time - also from inside ``on_result`` - and ``run`` calls ``on_result(job, record)``
+    for each job as its generation is stored. A job whose generation is already in the store
+    is answered from it without asking the backend; identical requests are generated once.
+    ``run`` returns when nothing is queued or in flight after the last callback."""
+
+    def __init__(self, store: RunStore, backend: Backend, stage: str, role: str, run_seed: int,
+                 label: str):
+        from collections import deque
+
+        from hinttune.backends.feed import Feed
+
+        self.store, self.backend, self.stage, self.role = store, backend, stage, role
+        self.run_seed, self.label = run_seed, label
+        self.feed = Feed()
+        self.waiting: dict[str, list[Job]] = {}  # key -> jobs waiting for its generation
+        self.by_index: dict[int, tuple[str, Job]] = {}
+        self.ready: Any = deque()  # (job, record) answered from the store
+        self.cached = self.generated = 0
+        self.bar: Any = None
+
+    def put(self, job: Job) -> None:
+        (key,) = plan_keys(self.backend, [job], self.run_seed)
+        self.store.add_plan(self.stage, self.role, [(job.problem_id, job.sample, key)])
+        if key in self.waiting:  # the same request is already on its way
+            self.waiting[key].append(job)
+            return
+        if self.store.done_keys([key]):
+            self.ready.append((job, self.store.records([key])[key]))
+            self.cached += 1
+            return
+        self.waiting[key] = [job]
+        self.by_index[self.feed.put(job.request)] = (key, job)
+        if self.bar is not None:
+            self.bar.grow(1)
+
+    def run(self, on_result: Any) -> None:
+        stream = None
+        with stage_progress(self.label, len(self.feed), transient=False) as bar:
+            self.bar = bar
+            self.backend.token_hook = bar.live
+            try:
+                while True:
+                    while self.ready:
+                        on_result(*self.ready.popleft())
+                    if not self.waiting:
+                        break  # nothing queued, nothing in flight: every search has settled
+                    if stream is None:
+                        stream = self.backend.stream(self.feed)
+                    index, gens = next(stream)
+                    key, job = self.by_index.pop(index)
+                    gen = gens[0]
+                    record = GenerationRecord(
+                        key=key, stage=self.stage, role=self.role, problem_id=job.problem_id,
+                        sample=job.sample, model=self.backend.cfg.model,
+                        request=_request_summary(job.request), params=sampling_dict(job.request.sampling),
+                        text=job.output_prefix + gen.text, finish_reason=gen.finish_reason,
+                        prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
+                        status="failed" if gen.failed else "ok", error=gen.error)
+                    self.store.put(record)
+                    self.generated += 1
+                    if gen.failed:
+                        log.warning("%s/%s problem %s sample %d failed: %s", self.stage, self.role,
+                                    job.problem_id, job.sample, gen.error)
+                    bar.advance(1, gen.completion_tokens or 0)
+                    for waiting_job in self.waiting.pop(key):
+                        on_result(waiting_job, record)
+            finally:
+                self.backend.token_hook = None
+                self.bar = None
+                self.feed.close()
+                if stream is not None:
+                    stream.close()  # nothing of ours stays in the engine
+                counts = self.backend.take_counts()
+                if counts:
+                    self.store.add_counts(counts)
+                    log.warning("%s/%s: %s", self.stage, self.role,
+                                ", ".join(f"{n} {what}" for what, n in counts.items()))

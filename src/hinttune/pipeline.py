@@ -164,6 +164,10 @@ def probe_statistics(cfg: RunConfig, probes: dict[str, ProbeOutcome]) -> dict[st
              "tokens": sum(a.completion_tokens or 0 for o in outcomes for a in o.attempts),
              "rounds": max((o.rounds for o in outcomes), default=0),
              "solved": sum(o.k_star is not None for o in outcomes)}
+    # generations a one-k-at-a-time linear search would not have asked (look-ahead past K*)
+    stats["beyond_linear"] = sum(a.k > o.k_star for o in outcomes if o.k_star is not None
+                                 for a in o.attempts)
+    stats["schedule"] = cfg.probe.schedule
     if cfg.probe.samples_per_prefix > 1:  # what the success rule changed against one sample
         stats["k_star_changed_by_rule"] = sum(o.k_star != o.single_sample_k_star for o in outcomes)
     return stats

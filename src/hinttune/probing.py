@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from hinttune.attempts import problem_messages
 from hinttune.backends import BackendPool
 from hinttune.backends.base import Request
 from hinttune.config import ProbeConfig, RunConfig
-from hinttune.generations import Job, run_jobs
+from hinttune.generations import Job, JobStream, run_jobs
 from hinttune.grading import GradeItem, Grader, Verdict
 from hinttune.problems import Problem
 from hinttune.reasoning import CLOSE, split_think
@@ -85,82 +86,158 @@ def probe_request(cfg: RunConfig, target: ProbeTarget, k: int) -> Request:
                    template_kwargs=dict(instruct.chat_template_kwargs))
 
 
-def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPool,
-               targets: list[ProbeTarget]) -> dict[str, ProbeOutcome]:
-    probe = cfg.probe
-    spp = probe.samples_per_prefix
-    outcomes = {t.problem.id: ProbeOutcome(t.problem.id, len(t.episodes)) for t in targets}
-    searches = {t.problem.id: make_search(probe.strategy, t.first_k, t.last_k, probe.verify)
-                for t in targets}
-    by_id = {t.problem.id: t for t in targets}
-    tries: dict[tuple[str, int], int] = {}  # a re-checked k gets fresh sample indices
-    round_no = 0
-    while True:
-        open_searches = [s for s in searches.values() if not s.done]
-        if probe.fill_batch and open_searches:  # keep the batch full in the long tail
-            lookahead = max(1, -(-probe.fill_batch // (len(open_searches) * spp)))
-            for s in open_searches:
-                if isinstance(s, Linear) and not s.asked:
-                    s.lookahead = lookahead
-        pending = {pid: s.pending() for pid, s in searches.items() if not s.done}
-        pending = {pid: ks for pid, ks in pending.items() if ks}
-        if not pending:
-            break
-        round_no += 1
+class _Prober:
+    """What both schedules share: the searches, the requests they ask for, and settling a
+    problem's asked k once all their verdicts are in (in the order asked, so K* is the same
+    whichever schedule ran)."""
+
+    def __init__(self, cfg: RunConfig, targets: list[ProbeTarget]):
+        self.cfg, self.probe = cfg, cfg.probe
+        self.spp = cfg.probe.samples_per_prefix
+        self.outcomes = {t.problem.id: ProbeOutcome(t.problem.id, len(t.episodes)) for t in targets}
+        self.searches = {t.problem.id: make_search(self.probe.strategy, t.first_k, t.last_k, self.probe.verify)
+                         for t in targets}
+        self.by_id = {t.problem.id: t for t in targets}
+        self.tries: dict[tuple[str, int], int] = {}  # a re-checked k gets fresh sample indices
+
+    def open(self) -> list[str]:
+        return [pid for pid, s in self.searches.items() if not s.done]
+
+    def look_ahead(self, pids: list[str], open_count: int) -> None:
+        """Linear with fill_batch: ask several consecutive k per problem when few are open."""
+        if self.probe.fill_batch and open_count:
+            lookahead = max(1, -(-self.probe.fill_batch // (open_count * self.spp)))
+            for pid in pids:
+                search = self.searches[pid]
+                if isinstance(search, Linear) and not search.asked:
+                    search.lookahead = lookahead
+
+    def ask(self, pid: str) -> tuple[list[Job], list[tuple[int, int]]]:
+        """The jobs for a problem's pending k, and (k, first sample index) of each."""
         jobs, asked = [], []
-        for pid, ks in pending.items():
-            outcomes[pid].rounds += 1
-            for k in ks:
-                base = tries.get((pid, k), 0) * spp
-                tries[(pid, k)] = tries.get((pid, k), 0) + 1
-                request = probe_request(cfg, by_id[pid], k)
-                # plan rows are per (problem, k); the sample index picks the seed
-                jobs += [Job(f"{pid}#k{k}", base + j, request) for j in range(spp)]
-                asked.append((pid, k, base))
-        label = f"probe round {round_no} ({len(pending)} problems, {len(jobs)} continuations)"
-        records = run_jobs(store, pool.get(cfg.instruct), STAGE, "instruct", jobs, cfg.seed,
-                           label=label, grow_plan=True)
-        items = []
-        for pid, k, base in asked:
-            p = by_id[pid].problem
-            for j in range(base, base + spp):
-                rec = records.get((f"{pid}#k{k}", j))
-                if rec is not None and rec.status == "ok":
-                    items.append(GradeItem(f"{rec.key}/{pid}", p.problem, p.gold_answer,
-                                           graded_part(rec.text or "")))
-        verdicts = grader.grade(items, label=f"probe round {round_no}")
-        for pid, k, base in asked:
-            if searches[pid].done:
-                continue
+        ks = self.searches[pid].pending() if not self.searches[pid].done else []
+        if ks:
+            self.outcomes[pid].rounds += 1
+        for k in ks:
+            base = self.tries.get((pid, k), 0) * self.spp
+            self.tries[(pid, k)] = self.tries.get((pid, k), 0) + 1
+            request = probe_request(self.cfg, self.by_id[pid], k)
+            # plan rows are per (problem, k); the sample index picks the seed
+            jobs += [Job(f"{pid}#k{k}", base + j, request) for j in range(self.spp)]
+            asked.append((k, base))
+        return jobs, asked
+
+    def item(self, pid: str, rec: Any) -> GradeItem:
+        p = self.by_id[pid].problem
+        return GradeItem(f"{rec.key}/{pid}", p.problem, p.gold_answer, graded_part(rec.text or ""))
+
+    def settle(self, pid: str, asked: list[tuple[int, int]], records: dict[tuple[str, int], Any],
+               verdicts: dict[str, Verdict]) -> None:
+        """Record the outcomes of a problem's asked k (their records and verdicts are in)."""
+        outcome, search = self.outcomes[pid], self.searches[pid]
+        for k, base in asked:
+            if search.done:
+                return
             round_verdicts: list[bool | None] = []
-            for j in range(base, base + spp):
+            for j in range(base, base + self.spp):
                 rec = records.get((f"{pid}#k{k}", j))
                 if rec is None or rec.status != "ok":
-                    outcomes[pid].incomplete = (f"probe continuation k={k} failed: "
-                                                f"{rec.error if rec else 'no result'}")
-                    searches[pid].done = True  # retried by the next run
-                    break
+                    outcome.incomplete = (f"probe continuation k={k} failed: "
+                                          f"{rec.error if rec else 'no result'}")
+                    search.done = True  # retried by the next run
+                    return
                 verdict = verdicts[f"{rec.key}/{pid}"]
                 round_verdicts.append(verdict.correct)
-                outcomes[pid].attempts.append(ProbeAttempt(k, rec.key, rec.text or "", verdict,
-                                                           rec.completion_tokens, rec.prompt_tokens, j))
-            else:
-                success = decide(probe, round_verdicts)
-                if success is None:  # an undecided grade that the success rule needs
-                    detail = next(a.verdict.detail for a in reversed(outcomes[pid].attempts)
-                                  if a.k == k and a.verdict.correct is None)
-                    outcomes[pid].incomplete = (f"grade of probe continuation k={k} undecided "
-                                                f"({detail[:120]})")
-                    searches[pid].done = True
-                else:
-                    searches[pid].record(k, success)
-    for pid, search in searches.items():
-        if outcomes[pid].incomplete is None:
-            outcomes[pid].k_star = search.k_star
+                outcome.attempts.append(ProbeAttempt(k, rec.key, rec.text or "", verdict,
+                                                     rec.completion_tokens, rec.prompt_tokens, j))
+            success = decide(self.probe, round_verdicts)
+            if success is None:  # an undecided grade that the success rule needs
+                detail = next(a.verdict.detail for a in reversed(outcome.attempts)
+                              if a.k == k and a.verdict.correct is None)
+                outcome.incomplete = f"grade of probe continuation k={k} undecided ({detail[:120]})"
+                search.done = True
+                return
+            search.record(k, success)
+
+    def finish(self) -> dict[str, ProbeOutcome]:
+        for pid, search in self.searches.items():
+            if self.outcomes[pid].incomplete is None:
+                self.outcomes[pid].k_star = search.k_star
+        return self.outcomes
+
+
+def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPool,
+               targets: list[ProbeTarget]) -> dict[str, ProbeOutcome]:
+    prober = _Prober(cfg, targets)
+    backend = pool.get(cfg.instruct)
+    if cfg.probe.schedule == "continuous" and backend.streams:
+        rounds = _continuous(prober, store, grader, backend)
+    else:
+        rounds = _rounds(prober, store, grader, pool)
+    outcomes = prober.finish()
     solved = sum(o.k_star is not None for o in outcomes.values())
-    log.info("probing (%s): %d problems, %d solved with a hint, %d rounds", probe.strategy,
-             len(targets), solved, round_no)
+    log.info("probing (%s, %s): %d problems, %d solved with a hint, %d rounds", cfg.probe.strategy,
+             cfg.probe.schedule, len(targets), solved, rounds)
     return outcomes
+
+
+def _rounds(prober: _Prober, store: RunStore, grader: Grader, pool: BackendPool) -> int:
+    """Round by round: every open problem's pending k in one backend call, then grade."""
+    cfg, round_no = prober.cfg, 0
+    while True:
+        open_pids = prober.open()
+        prober.look_ahead(open_pids, len(open_pids))
+        asked = {pid: prober.ask(pid) for pid in open_pids}
+        asked = {pid: a for pid, a in asked.items() if a[0]}
+        if not asked:
+            return round_no
+        round_no += 1
+        jobs = [job for pid_jobs, _ in asked.values() for job in pid_jobs]
+        label = f"probe round {round_no} ({len(asked)} problems, {len(jobs)} continuations)"
+        records = run_jobs(store, pool.get(cfg.instruct), STAGE, "instruct", jobs, cfg.seed,
+                           label=label, grow_plan=True)
+        items = [prober.item(job.problem_id.split("#k")[0], records[(job.problem_id, job.sample)])
+                 for job in jobs if (job.problem_id, job.sample) in records
+                 and records[(job.problem_id, job.sample)].status == "ok"]
+        verdicts = grader.grade(items, label=f"probe round {round_no}")
+        for pid, (_, ks) in asked.items():
+            prober.settle(pid, ks, records, verdicts)
+
+
+def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) -> int:
+    """Event-driven: each continuation is graded the moment it is stored, and as soon as all of
+    a problem's asked k are in, its search decides and its next k joins the engine while the
+    others run. With fill_batch, a problem asks further k ahead when few problems are open."""
+    cfg = prober.cfg
+    stream = JobStream(store, backend, STAGE, "instruct", cfg.seed,
+                       label=f"probe ({cfg.probe.strategy}, continuous)")
+    pending: dict[str, tuple[list[tuple[int, int]], dict[tuple[str, int], Any], int]] = {}
+    verdicts: dict[str, Verdict] = {}
+
+    def ask(pid: str) -> None:
+        prober.look_ahead([pid], len(prober.open()))
+        jobs, asked = prober.ask(pid)
+        if jobs:
+            pending[pid] = (asked, {}, len(jobs))
+            for job in jobs:
+                stream.put(job)
+
+    def on_result(job: Job, rec: Any) -> None:
+        pid = job.problem_id.split("#k")[0]
+        asked, records, expected = pending[pid]
+        records[(job.problem_id, job.sample)] = rec
+        if rec.status == "ok":
+            item = prober.item(pid, rec)
+            verdicts.update(grader.grade([item], label="probe"))
+        if len(records) == expected:
+            del pending[pid]
+            prober.settle(pid, asked, records, verdicts)
+            ask(pid)
+
+    for pid in prober.open():
+        ask(pid)
+    stream.run(on_result)
+    return max((o.rounds for o in prober.outcomes.values()), default=0)
 
 
 def decide(probe: ProbeConfig, verdicts: list[bool | None]) -> bool | None:

@@ -58,6 +58,12 @@ class StageProgress:
         elif time.monotonic() - self.last_line >= self.every:
             self.line()
 
+    def grow(self, items: int) -> None:
+        """More work joined the stage (a continuous stage learns its size as it goes)."""
+        self.total += items
+        if self.progress is not None:
+            self.progress.update(self.task, total=self.total)
+
     def live(self, pending_tokens: int) -> None:
         """Tokens generated so far by requests still running (a batch in progress)."""
         self.pending = pending_tokens

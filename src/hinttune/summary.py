@@ -60,7 +60,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
     p = summary["probing"]
     table.caption = (f"Sparse-Hint {ks} · verdicts by {graders} · probing ({p.get('strategy', 'linear')}): "
                      f"{p.get('problems', 0)} problems, {p.get('generations', 0)} generations, "
-                     f"{p.get('rounds', 0)} rounds")
+                     f"{p.get('rounds', 0)} rounds" + (f", {p['beyond_linear']} asked past K* by look-ahead"
+                                                       if p.get("beyond_linear") else ""))
     if "estimate" in p:
         e = p["estimate"]
         table.caption += (f" (planned: {e['generations']:,.0f} generations, {e['rounds']} rounds, "

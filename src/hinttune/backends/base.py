@@ -75,6 +75,23 @@ class Backend(ABC):
     def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
         """Yield ``(index into requests, generations)`` as each request completes."""
 
+    # True for backends that take new requests while others run (vllm, openai)
+    streams = False
+
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[Generation]]]:
+        """Generate from a ``Feed`` that may grow while results come back; yield ``(index in
+        the feed, generations)``. Streaming backends override this; the default sends what is
+        queued as one batch, then the next (a barrier per batch)."""
+        while True:
+            batch = feed.take()
+            if not batch:
+                if feed.closed:
+                    return
+                raise RuntimeError("a stream with nothing in flight waits for requests that "
+                                   "can never come: close its feed")
+            for i, gens in self.generate([request for _, request in batch]):
+                yield batch[i][0], gens
+
     def take_counts(self) -> dict[str, int]:
         """Events since the last call that no record shows (e.g. retries by cause)."""
         return {}

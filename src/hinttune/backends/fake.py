@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 from hinttune.backends.base import Backend, Generation, Request, failed
 from hinttune.config import FakeModel
@@ -27,19 +27,34 @@ class FakeBackend(Backend):
         return next((reply for key, reply in self.cfg.answers.items() if key in prompt),
                     self.cfg.default_reply)
 
+    streams = True
+
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[Generation]]]:
+        """Like an engine with every request in flight at once: the newest queued request
+        finishes first (so results come back out of order, as they do from a real engine)."""
+        while not feed.empty:
+            queued = feed.take()
+            index, request = queued[-1]
+            for item in reversed(queued[:-1]):  # the others stay queued, in their order
+                feed.put_back(item)
+            yield index, self._answer(request)
+
     def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
         for index, request in enumerate(requests):
-            prompt = self.prompt_text(request)
-            reply = self._reply(prompt)
-            outputs = []
-            for _ in range(request.n):
-                time.sleep(self.cfg.delay)
-                if reply == "!fail":
-                    outputs.append(failed("scripted failure", raw="partial output"))
-                    continue
-                words = reply.split(" ")
-                cut = len(words) > request.sampling.max_tokens
-                text = " ".join(words[:request.sampling.max_tokens])
-                outputs.append(Generation(text, "length" if cut else "stop",
-                                          len(prompt.split()), min(len(words), request.sampling.max_tokens)))
-            yield index, outputs
+            yield index, self._answer(request)
+
+    def _answer(self, request: Request) -> list[Generation]:
+        prompt = self.prompt_text(request)
+        reply = self._reply(prompt)
+        outputs = []
+        for _ in range(request.n):
+            time.sleep(self.cfg.delay)
+            if reply == "!fail":
+                outputs.append(failed("scripted failure", raw="partial output"))
+                continue
+            words = reply.split(" ")
+            cut = len(words) > request.sampling.max_tokens
+            text = " ".join(words[:request.sampling.max_tokens])
+            outputs.append(Generation(text, "length" if cut else "stop",
+                                      len(prompt.split()), min(len(words), request.sampling.max_tokens)))
+        return outputs

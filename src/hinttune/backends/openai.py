@@ -255,8 +255,19 @@ class OpenAIBackend(TemplatedBackend):
         self.retries.clear()
         return counts
 
-    def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
-        if not requests:
+    streams = True  # takes new requests while others run
+
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[Generation]]]:
+        return self.generate(feed)
+
+    def generate(self, requests: Any) -> Iterator[tuple[int, list[Generation]]]:
+        """Yield ``(index, generations)`` as requests complete. ``requests`` is a list, or a
+        ``Feed`` that may grow while results come back: what is put in while a result is
+        being handled is sent at once, beside the requests still in flight."""
+        from hinttune.backends.feed import as_feed
+
+        feed = as_feed(requests)
+        if feed.empty and feed.closed:
             return
         from openai import AsyncOpenAI
         self._turn_ends: list[str] = []
@@ -270,13 +281,21 @@ class OpenAIBackend(TemplatedBackend):
         clients = [AsyncOpenAI(base_url=url, api_key=self._api_key(), max_retries=0,
                                timeout=self.cfg.timeout) for url in urls]
         servers = Servers(clients, self.cfg.max_concurrency, self.cfg.requests_per_minute)
-        tasks = {loop.create_task(self._request(servers, i, r)) for i, r in enumerate(requests)}
+        tasks: set[Any] = set()
+
+        def refill() -> None:
+            for index, request in feed.take():
+                tasks.add(loop.create_task(self._request(servers, index, request)))
+
+        refill()
         try:
             while tasks:  # drive the loop only until the next request completes, then yield it
-                done, tasks = loop.run_until_complete(
+                done, _ = loop.run_until_complete(
                     asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED))
+                tasks.difference_update(done)
                 for task in done:
                     yield task.result()
+                    refill()
         finally:
             for task in tasks:
                 task.cancel()
