@@ -82,19 +82,26 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
 
 def _generate_into(store: RunStore, backend: Backend, stage: str, role: str, todo_keys: list[str],
                    todo_jobs: list[Job], params: list[dict[str, Any]], bar: Any) -> None:
-    model = backend.cfg.model
     for index, gens in backend.generate([j.request for j in todo_jobs]):
-        job, gen = todo_jobs[index], gens[0]
-        store.put(GenerationRecord(
-            key=todo_keys[index], stage=stage, role=role, problem_id=job.problem_id,
-            sample=job.sample, model=model, request=_request_summary(job.request),
-            params=params[index], text=job.output_prefix + gen.text, finish_reason=gen.finish_reason,
-            prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
-            status="failed" if gen.failed else "ok", error=gen.error))
-        if gen.failed:
-            log.warning("%s/%s problem %s sample %d failed: %s", stage, role,
-                        job.problem_id, job.sample, gen.error)
-        bar.advance(1, gen.completion_tokens or 0)
+        store_generation(store, backend, stage, role, todo_keys[index], todo_jobs[index], gens[0],
+                         params[index])
+        bar.advance(1, gens[0].completion_tokens or 0)
+
+
+def store_generation(store: RunStore, backend: Backend, stage: str, role: str, key: str, job: Job,
+                     gen: Any, params: dict[str, Any]) -> GenerationRecord:
+    """Commit one finished generation (a failed one with its error and raw output)."""
+    record = GenerationRecord(
+        key=key, stage=stage, role=role, problem_id=job.problem_id, sample=job.sample,
+        model=backend.cfg.model, request=_request_summary(job.request), params=params,
+        text=job.output_prefix + gen.text, finish_reason=gen.finish_reason,
+        prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
+        status="failed" if gen.failed else "ok", error=gen.error)
+    store.put(record)
+    if gen.failed:
+        log.warning("%s/%s problem %s sample %d failed: %s", stage, role, job.problem_id,
+                    job.sample, gen.error)
+    return record
 
 
 class JobStream:
@@ -149,20 +156,10 @@ class JobStream:
                         stream = self.backend.stream(self.feed)
                     index, gens = next(stream)
                     key, job = self.by_index.pop(index)
-                    gen = gens[0]
-                    record = GenerationRecord(
-                        key=key, stage=self.stage, role=self.role, problem_id=job.problem_id,
-                        sample=job.sample, model=self.backend.cfg.model,
-                        request=_request_summary(job.request), params=sampling_dict(job.request.sampling),
-                        text=job.output_prefix + gen.text, finish_reason=gen.finish_reason,
-                        prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
-                        status="failed" if gen.failed else "ok", error=gen.error)
-                    self.store.put(record)
+                    record = store_generation(self.store, self.backend, self.stage, self.role, key,
+                                              job, gens[0], sampling_dict(job.request.sampling))
                     self.generated += 1
-                    if gen.failed:
-                        log.warning("%s/%s problem %s sample %d failed: %s", self.stage, self.role,
-                                    job.problem_id, job.sample, gen.error)
-                    bar.advance(1, gen.completion_tokens or 0)
+                    bar.advance(1, gens[0].completion_tokens or 0)
                     for waiting_job in self.waiting.pop(key):
                         on_result(waiting_job, record)
             finally:
