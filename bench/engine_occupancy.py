@@ -88,57 +88,39 @@ def rounds(chains, slots):
 
 
 def continuous(chains, slots, look_ahead=False):
-    """A problem's next k is queued the moment its last one is graded wrong; with
-    ``look_ahead``, free slots are filled with further k of the open problems (asked past
-    K*, they are wasted, and counted)."""
+    """A problem's next k is queued the moment its last one is graded wrong. With
+    ``look_ahead`` (hinttune's ``probe.fill_batch`` set to the slot count), a problem asks
+    ceil(slots / open problems) consecutive k at a time and settles when all are graded, as
+    ``linear`` with look-ahead does; those asked past K* are wasted, and counted."""
     state = {"wasted": 0}
 
     def arrivals():
         sent = [0] * len(chains)  # k asked so far per problem
-        done = [False] * len(chains)
-        in_engine = 0
+        waiting = [0] * len(chains)  # of its current batch, not yet back
+        open_ = len(chains)
 
-        def ask(i, count):
-            batch = []
+        def ask(i):
             lengths, asked = chains[i]
-            while count > 0 and sent[i] < len(lengths):
-                batch.append((i, lengths[sent[i]], sent[i]))
-                sent[i] += 1
-                count -= 1
+            count = -(-slots // max(open_, 1)) if look_ahead else 1
+            batch = [((i, k), lengths[k]) for k in range(sent[i], min(len(lengths), sent[i] + count))]
+            sent[i] += len(batch)
+            waiting[i] = len(batch)
             return batch
 
-        def fill():
-            nonlocal in_engine
-            batch = []
-            open_ = [i for i in range(len(chains)) if not done[i]]
-            room = slots - in_engine
-            if look_ahead and open_ and room > 0:
-                per = -(-room // len(open_))
-                for i in open_:
-                    batch += ask(i, per - (sent[i] - resolved[i]))
-            in_engine += len(batch)
-            return batch
-
-        resolved = [0] * len(chains)
-        first = [b for i in range(len(chains)) for b in ask(i, 1)]
-        in_engine = len(first)
-        got = yield [((i, k), length) for i, length, k in first + fill()]
+        got = yield [item for i in range(len(chains)) for item in ask(i)]
         while True:
             _, (i, k) = got
-            in_engine -= 1
-            batch = []
             lengths, asked = chains[i]
-            if done[i] or k >= asked:
-                state["wasted"] += lengths[k] if k >= asked else 0
-            else:
-                resolved[i] = k + 1
-                if k + 1 == asked:
-                    done[i] = True
-                elif sent[i] == k + 1:  # nothing of it ahead in the engine: ask the next k
-                    batch = ask(i, 1)
-                    in_engine += len(batch)
-            batch += fill()
-            got = yield [((j, kk), length) for j, length, kk in batch]
+            if k >= asked:
+                state["wasted"] += lengths[k]
+            waiting[i] -= 1
+            batch = []
+            if waiting[i] == 0:  # its batch is graded: settle, then ask on if still open
+                if sent[i] >= asked:
+                    open_ -= 1
+                else:
+                    batch = ask(i)
+            got = yield batch
 
     span = engine(slots, arrivals())
     return span, state["wasted"]
