@@ -182,3 +182,13 @@ def test_llamacpp_chat_modes(llama_server, mode):
     out = dict(backend.generate([plain, hinted]))
     assert "1" in out[0][0].text and out[0][0].completion_tokens > 0
     assert not out[1][0].failed and out[1][0].text.strip()
+
+
+def test_per_server_limits_share_the_load_by_capacity(scripted, second_server):
+    backend = chat_backend([scripted, second_server],
+                           max_concurrency={scripted: 3, second_server: 1})
+    out = ask(backend, *[f"fine{i}" for i in range(16)])
+    assert all(not g[0].failed for g in out)
+    used = {port: Scripted.ports.count(port) for port in set(Scripted.ports)}
+    big = int(scripted.rsplit(":", 1)[1].split("/")[0])
+    assert used[big] > sum(used.values()) / 2, used  # the server allowed 3 at once takes more

@@ -75,7 +75,9 @@ class OpenAIModel(ModelBase):
         "/v1/completions with a prompt rendered from the tokenizer (exact), chat with "
         "continue_final_message (vLLM/SGLang), or the official scripts' 'please continue' "
         "fallback for chat-only APIs")
-    max_concurrency: int = Field(32, ge=1, description="requests in flight per server")
+    max_concurrency: int | dict[str, int] = Field(
+        256, description="requests in flight per server (vLLM and SGLang batch hundreds); a "
+        "mapping of base_url -> count sets it per server")
     max_retries: int = Field(5, ge=0)
     timeout: float = Field(600.0, gt=0, description="seconds per HTTP request")
     requests_per_minute: float | None = Field(None, gt=0)

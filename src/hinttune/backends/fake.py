@@ -48,7 +48,8 @@ class FakeBackend(Backend):
         reply = self._reply(prompt)
         outputs = []
         for _ in range(request.n):
-            time.sleep(self.cfg.delay)
+            if self.cfg.delay:
+                time.sleep(self.cfg.delay)
             if reply == "!fail":
                 outputs.append(failed("scripted failure", raw="partial output"))
                 continue

@@ -73,20 +73,22 @@ class RateLimiter:
 
 
 class Servers:
-    """One client per server of the same model; each request goes to the one with the fewest
-    requests in flight (ties in turn), so a slower server simply gets fewer."""
+    """One client per server of the same model, each with its own limit of requests in
+    flight; each request goes to the least busy for its limit (ties in turn), so a slower or
+    smaller server simply gets fewer."""
 
-    def __init__(self, clients: list[Any], per_server: int, rpm: float | None):
-        self.clients = clients
+    def __init__(self, clients: list[Any], limits: list[int], rpm: float | None):
+        self.clients, self.limits = clients, limits
         self.in_flight = [0] * len(clients)
         self.unreachable: set[str] = set()
         self.turn = 0
-        self.gate = asyncio.Semaphore(per_server * len(clients))
+        self.gate = asyncio.Semaphore(sum(limits))
         self.limiter = RateLimiter(rpm)
 
     def acquire(self) -> Any:
         n = len(self.clients)
-        best = min(range(n), key=lambda i: (self.in_flight[i], (i - self.turn) % n))
+        free = [i for i in range(n) if self.in_flight[i] < self.limits[i]] or list(range(n))
+        best = min(free, key=lambda i: (self.in_flight[i] / self.limits[i], (i - self.turn) % n))
         self.turn = (best + 1) % n
         self.in_flight[best] += 1
         return self.clients[best]
@@ -121,6 +123,12 @@ class OpenAIBackend(TemplatedBackend):
             if self.cfg.continue_mode == "chat_fallback":
                 messages.append({"role": "user", "content": CONTINUE_INSTRUCTION})
         return messages
+
+    def _limit(self, url: str) -> int:
+        limit = self.cfg.max_concurrency
+        if isinstance(limit, dict):
+            limit = limit.get(url, limit.get("default", 256))
+        return max(1, int(limit))
 
     def _api_key(self) -> str:
         if self.cfg.api_key_env and os.environ.get(self.cfg.api_key_env):
@@ -280,7 +288,7 @@ class OpenAIBackend(TemplatedBackend):
         urls = [self.cfg.base_url] if isinstance(self.cfg.base_url, str) else list(self.cfg.base_url)
         clients = [AsyncOpenAI(base_url=url, api_key=self._api_key(), max_retries=0,
                                timeout=self.cfg.timeout) for url in urls]
-        servers = Servers(clients, self.cfg.max_concurrency, self.cfg.requests_per_minute)
+        servers = Servers(clients, [self._limit(url) for url in urls], self.cfg.requests_per_minute)
         tasks: set[Any] = set()
 
         def refill() -> None:
