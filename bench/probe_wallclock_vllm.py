@@ -1,0 +1,101 @@
+"""Probe-stage wall clock on the real vLLM engine: the official loop, round-based probing and
+continuous probing, on the same problems, traces, seeds and greedy decoding.
+
+The demo's problems and model (SmolLM2-135M-Instruct as a Hugging Face checkpoint: make one
+with `hinttune convert-gguf`) run on vLLM's CPU build (or the CUDA build on a GPU). Attempts,
+grades and segments are made once; each schedule then probes from a copy of that run, so each
+generates its own continuations. Printed per schedule: probe seconds, generations, K* per
+problem (must agree), and the mean number of requests in the engine at its steps.
+
+    python bench/probe_wallclock_vllm.py --model smollm2-hf [--limit 14] [--max-in-flight 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from statistics import mean
+
+
+def official_probes(cfg, store, grader, pool, targets):
+    """The official scripts' loop: one request at a time, k = first, first+1, ... per problem."""
+    from hinttune.generations import run_jobs
+    from hinttune.probing import STAGE, _Prober
+
+    prober = _Prober(cfg, targets)
+    backend = pool.get(cfg.instruct)
+    for pid in list(prober.searches):
+        while not prober.searches[pid].done:
+            jobs, asked = prober.ask(pid)
+            records = {}
+            for job in jobs:
+                records.update(run_jobs(store, backend, STAGE, "instruct", [job], cfg.seed,
+                                        label=f"official {pid[:6]}", grow_plan=True))
+            items = [prober.item(pid, rec) for rec in records.values() if rec.status == "ok"]
+            prober.settle(pid, asked, records, grader.grade(items, label="official"))
+    return prober.finish()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="Hugging Face checkpoint of the demo model")
+    parser.add_argument("--limit", type=int, default=14)
+    parser.add_argument("--max-in-flight", type=int, default=64)
+    args = parser.parse_args()
+
+    import hinttune.pipeline as pipeline
+    from hinttune.backends import BackendPool
+    from hinttune.config import load_config
+
+    engine = ["max_model_len=2048", "dtype=float32", "gpu_memory_utilization=0.15",
+              "engine_kwargs={enforce_eager: true}", f"max_in_flight={args.max_in_flight}"]
+    overrides = [f"problems.limit={args.limit}", "probe.fill_batch=0"]
+    for role in ("think", "instruct"):
+        overrides += [f"{role}.backend=vllm", f"{role}.model={args.model}", f"{role}.gguf_file=null"]
+        overrides += [f"{role}.{e}" for e in engine]
+    work = Path(tempfile.mkdtemp(prefix="probe-wallclock-"))
+
+    shared = BackendPool()  # one engine for every schedule: load it once
+    shared_close, shared.close = shared.close, lambda: None
+    pipeline.BackendPool = lambda: shared
+    base = load_config("demo", overrides + [f"run_dir={work / 'base'}"])
+    pipeline.build(base, until="segment")
+
+    timings, results = {}, {}
+    original = pipeline.run_probes
+    for schedule in ("official", "rounds", "continuous"):
+        run_dir = work / schedule
+        shutil.copytree(work / "base", run_dir)
+        cfg = load_config("demo", overrides + [f"run_dir={run_dir}", "probe.schedule=" +
+                                               ("rounds" if schedule == "official" else schedule)])
+
+        def timed(*a, _schedule=schedule, **k):
+            backend = shared.get(cfg.instruct)
+            backend.occupancy.clear()
+            started = time.perf_counter()
+            out = (official_probes if _schedule == "official" else original)(*a, **k)
+            timings[_schedule] = (time.perf_counter() - started, list(backend.occupancy))
+            return out
+
+        pipeline.run_probes = timed
+        results[schedule] = pipeline.build(cfg, until="probe").probes
+    pipeline.run_probes = original
+    shared_close()
+
+    reference = {pid: o.k_star for pid, o in results["official"].items()}
+    print(f"{len(reference)} problems probed, engine max_in_flight {args.max_in_flight}")
+    print(f"{'schedule':>11} {'seconds':>8} {'generations':>12} {'mean in engine':>15} {'same K*':>8}")
+    for schedule, (seconds, occupancy) in timings.items():
+        outcomes = results[schedule]
+        same = {pid: o.k_star for pid, o in outcomes.items()} == reference
+        gens = sum(len(o.attempts) for o in outcomes.values())
+        print(f"{schedule:>11} {seconds:>8.1f} {gens:>12} "
+              f"{(mean(occupancy) if occupancy else 0):>15.1f} {str(same):>8}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
