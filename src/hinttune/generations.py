@@ -68,24 +68,23 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
         with stage_progress(label or f"{stage} · {role}", len(todo_jobs), transient=grow_plan) as bar:
             backend.token_hook = bar.live
             try:
-                _generate_into(store, backend, stage, role, todo_keys, todo_jobs, params, bar)
+                for index, gens in backend.generate([j.request for j in todo_jobs]):
+                    store_generation(store, backend, stage, role, todo_keys[index],
+                                     todo_jobs[index], gens[0], params[index])
+                    bar.advance(1, gens[0].completion_tokens or 0)
             finally:
                 backend.token_hook = None
-                counts = backend.take_counts()
-                if counts:
-                    store.add_counts(counts)
-                    log.warning("%s/%s: %s", stage, role,
-                                ", ".join(f"{n} {what}" for what, n in counts.items()))
+                _save_counts(store, backend, stage, role)
     found = store.records(keys)
     return {(j.problem_id, j.sample): found[k] for j, k in zip(jobs, keys) if k in found}
 
 
-def _generate_into(store: RunStore, backend: Backend, stage: str, role: str, todo_keys: list[str],
-                   todo_jobs: list[Job], params: list[dict[str, Any]], bar: Any) -> None:
-    for index, gens in backend.generate([j.request for j in todo_jobs]):
-        store_generation(store, backend, stage, role, todo_keys[index], todo_jobs[index], gens[0],
-                         params[index])
-        bar.advance(1, gens[0].completion_tokens or 0)
+def _save_counts(store: RunStore, backend: Backend, stage: str, role: str) -> None:
+    """Store and log the events (retries by cause) the backend counted during a call."""
+    counts = backend.take_counts()
+    if counts:
+        store.add_counts(counts)
+        log.warning("%s/%s: %s", stage, role, ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
 def store_generation(store: RunStore, backend: Backend, stage: str, role: str, key: str, job: Job,
@@ -123,7 +122,6 @@ class JobStream:
         self.waiting: dict[str, list[Job]] = {}  # key -> jobs waiting for its generation
         self.by_index: dict[int, tuple[str, Job]] = {}
         self.ready: Any = deque()  # (job, record) answered from the store
-        self.cached = self.generated = 0
         self.bar: Any = None
 
     def put(self, job: Job) -> None:
@@ -132,9 +130,9 @@ class JobStream:
         if key in self.waiting:  # the same request is already on its way
             self.waiting[key].append(job)
             return
-        if self.store.done_keys([key]):
-            self.ready.append((job, self.store.records([key])[key]))
-            self.cached += 1
+        stored = self.store.get(key)
+        if stored is not None and stored.done:
+            self.ready.append((job, stored))
             return
         self.waiting[key] = [job]
         self.by_index[self.feed.put(job.request)] = (key, job)
@@ -158,7 +156,6 @@ class JobStream:
                     key, job = self.by_index.pop(index)
                     record = store_generation(self.store, self.backend, self.stage, self.role, key,
                                               job, gens[0], sampling_dict(job.request.sampling))
-                    self.generated += 1
                     bar.advance(1, gens[0].completion_tokens or 0)
                     for waiting_job in self.waiting.pop(key):
                         on_result(waiting_job, record)
@@ -168,8 +165,4 @@ class JobStream:
                 self.feed.close()
                 if stream is not None:
                     stream.close()  # nothing of ours stays in the engine
-                counts = self.backend.take_counts()
-                if counts:
-                    self.store.add_counts(counts)
-                    log.warning("%s/%s: %s", self.stage, self.role,
-                                ", ".join(f"{n} {what}" for what, n in counts.items()))
+                _save_counts(self.store, self.backend, self.stage, self.role)

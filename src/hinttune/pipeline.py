@@ -4,6 +4,7 @@ summary, in order, each stage resuming from what the run store already holds."""
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,8 +134,6 @@ def failure_causes(result: RunResult) -> Counter:
 
 
 def _cause(note: str) -> str:
-    import re
-
     note = note.replace(" (re-run to retry)", "")
     head, _, rest = note.partition(": ")
     detail = re.sub(r"\bk=\d+", "k", head)  # one cause for every k

@@ -86,10 +86,11 @@ def open_run(cfg: RunConfig) -> tuple[RunStore, LoadedProblems]:
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.yaml"
     text = dump_config(cfg)
-    if config_path.exists() and config_path.read_text(encoding="utf-8") != text:
+    previous = config_path.read_text(encoding="utf-8") if config_path.exists() else None
+    if previous is not None and previous != text:
         log.info("configuration changed since the last run: work whose inputs changed is redone")
     loaded = load_problems(cfg.problems)
-    if not config_path.exists() or config_path.read_text(encoding="utf-8") != text:
+    if previous != text:
         write_text(config_path, text)
     write_jsonl(run_dir / "problems.jsonl", ({"id": p.id, "index": p.index, "problem": p.problem,
                                               "gold_answer": p.gold_answer} for p in loaded.problems))

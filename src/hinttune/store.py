@@ -90,6 +90,11 @@ class GenerationRecord:
     seconds: float | None = None
 
     @property
+    def done(self) -> bool:
+        """Needs no new request: finished, or rejected for good (see ``done_keys``)."""
+        return self.status == "ok" or self.finish_reason == REJECTED
+
+    @property
     def truncated(self) -> bool:
         return self.finish_reason == "length"
 

@@ -80,7 +80,6 @@ class Servers:
     def __init__(self, clients: list[Any], limits: list[int], rpm: float | None):
         self.clients, self.limits = clients, limits
         self.in_flight = [0] * len(clients)
-        self.unreachable: set[str] = set()
         self.turn = 0
         self.gate = asyncio.Semaphore(sum(limits))
         self.limiter = RateLimiter(rpm)
@@ -215,7 +214,6 @@ class OpenAIBackend(TemplatedBackend):
                 except openai.APIConnectionError as exc:
                     cause, error = "connection", self._scrub(f"cannot connect to {client.base_url}: "
                                                              f"{_root_cause(exc)}")
-                    servers.unreachable.add(str(client.base_url))
                 except asyncio.CancelledError:
                     raise
                 except HinttuneError:
