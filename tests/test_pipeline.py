@@ -157,7 +157,10 @@ def test_official_layout_has_the_scripts_shapes_and_keys(tmp_path):
     think = json.loads((folder / "think_results.json").read_text())
     instruct = json.loads((folder / "instruct_results.json").read_text())
     grading = json.loads((folder / "llm_grading_think.json").read_text())
-    k_prefix = json.loads((folder / "k_prefix.json").read_text())
+    # under the instruct model's name, as the official prefix step writes it
+    k_prefix = json.loads((folder / "instruct" / "k_prefix.json").read_text())
+    assert not (folder / "k_prefix.json").exists()
+    assert (folder / "think_results.json").read_text().endswith("}\n]")  # json.dump's bytes
     assert len(think) == len(instruct) == len(grading) == 4
     assert set(think[0]) == {"problem", "gold_answer", "model_response", "metrics"}
     assert set(think[0]["metrics"]) == {"prompt_tokens", "solution_tokens", "total_tokens"}
@@ -171,14 +174,17 @@ def test_official_layout_has_the_scripts_shapes_and_keys(tmp_path):
 
 
 def test_official_layout_success_entry(tmp_path):
-    build(validate_config(config_dict(tmp_path, export={"official_layout": True})))
-    k_prefix = json.loads((tmp_path / "run" / "export" / "official" / "k_prefix.json").read_text())
-    beta = next(r for r in k_prefix["results"] if r["problem"].startswith("beta"))
-    assert beta["success"] and beta["k_value"] == 2 and beta["total_parts"] == 3
-    assert beta["prefix"] == "First idea. Wait, second idea. " and beta["generated_text"] == "so it is 4."
-    assert set(beta) == {"success", "k_value", "total_parts", "prefix", "prefix_tokens",
-                         "instruct_tokens", "generated_text", "all_k_results", "problem",
-                         "gold_answer", "_original_idx"}
+    data = config_dict(tmp_path, assemble={"policy": "official"}, export={"official_layout": True})
+    data["instruct"]["answers"]["delta: 4+4\n<|assistant|>First idea. Wait, second idea."] = "so it is 8."
+    build(validate_config(data))
+    k_prefix = json.loads((tmp_path / "run" / "export" / "official" / "instruct" / "k_prefix.json").read_text())
+    (delta,) = k_prefix["results"]
+    assert delta["success"] and delta["k_value"] == 2 and delta["total_parts"] == 3
+    assert delta["prefix"] == "First idea. Wait, second idea. " and delta["generated_text"] == "so it is 8."
+    assert [r["k"] for r in delta["all_k_results"]] == [0, 1, 2]
+    assert set(delta) == {"success", "k_value", "total_parts", "prefix", "prefix_tokens",
+                          "instruct_tokens", "generated_text", "all_k_results", "problem",
+                          "gold_answer", "_original_idx"}
 
 
 @pytest.mark.parametrize("strategy", ["sweep", "gallop"])

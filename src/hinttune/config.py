@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hinttune.errors import HinttuneError
 
@@ -210,6 +210,16 @@ class RunConfig(Strict):
     def official(self) -> bool:
         return self.assemble.policy == "official"
 
+    @model_validator(mode="after")
+    def _layout_needs_the_official_rules(self) -> "RunConfig":
+        # The official merge.py applies the official scripts' state rules to these files: from
+        # a paper-policy run it would silently build a different dataset.
+        if self.export.official_layout and not self.official:
+            raise ValueError("export.official_layout (--layout official) writes the files the "
+                             "official merge.py reads, and merge.py applies the official state "
+                             "rules: use it with assemble.policy=official (--policy official)")
+        return self
+
 
 class LoraSettings(Strict):
     enabled: bool = False
@@ -345,7 +355,8 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{loc}: unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
     if error["type"] == "union_tag_invalid":
         return f"{loc}.backend: must be one of {', '.join(BACKENDS)}"
-    return f"{loc}: {error['msg']}"
+    msg = error["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
 
 
 def _known_keys() -> set[str]:

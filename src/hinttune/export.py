@@ -45,7 +45,8 @@ def export_dataset(assignments: list[Assignment], meta: dict[str, dict[str, Any]
     files: dict[str, Path] = {}
     _remove_stale(out_dir, name, list(cfg.formats))
     if "alpaca" in cfg.formats:
-        files["alpaca"] = write_json(out_dir / f"{name}.json", records)
+        # byte for byte what the official merge.py writes (no newline at the end)
+        files["alpaca"] = write_json(out_dir / f"{name}.json", records, final_newline=False)
         files["dataset_info"] = write_json(out_dir / "dataset_info.json", {name: {
             "file_name": f"{name}.json",
             "columns": {"prompt": "instruction", "query": "input", "response": "output"}}})
@@ -79,10 +80,17 @@ def _official_result(problem: Any, rec: Any) -> dict[str, Any]:
                         "total_tokens": prompt + completion}}
 
 
+def official_model_name(model: str) -> str:
+    """The folder the official scripts give an instruct model's prefix search: its name."""
+    return Path(model.rstrip("/")).name or "instruct"
+
+
 def export_official_layout(result: Any, cfg: Any, out_dir: Path) -> dict[str, Path]:
-    """The official scripts' four intermediate files, in their shapes and keys, so users of
-    those scripts can carry on with their own tools (e.g. their ``merge.py``). Indices are
-    positions in ``problems.jsonl``."""
+    """The official scripts' four intermediate files, in their shapes, keys and places
+    (``k_prefix.json`` under the instruct model's name, as their prefix step writes it), so
+    users of those scripts can carry on with their own tools (e.g. their ``merge.py``).
+    Indices are positions in ``problems.jsonl``. A probe that could not finish is left out,
+    as the official scripts leave out a problem whose search raised."""
     import time
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +102,7 @@ def export_official_layout(result: Any, cfg: Any, out_dir: Path) -> dict[str, Pa
     entries = []
     for i, p in enumerate(problems):
         outcome = result.probes.get(p.id)
-        if outcome is None:
+        if outcome is None or outcome.incomplete:
             continue
         all_k = [{"k": a.k, "correct": bool(a.verdict.correct), "tokens": a.completion_tokens or 0}
                  for a in outcome.attempts]
@@ -111,8 +119,12 @@ def export_official_layout(result: Any, cfg: Any, out_dir: Path) -> dict[str, Pa
                              "instruct_model": cfg.instruct.model, "num_problems": len(entries),
                              "sequential_mode": False},
                 "results": entries}
+    model_dir = out_dir / official_model_name(cfg.instruct.model)
     files = {}
-    for name, data in (("think_results", think), ("instruct_results", instruct),
-                       ("llm_grading_think", grading), ("k_prefix", k_prefix)):
-        files[name] = write_json(out_dir / f"{name}.json", data)
+    for name, folder, data in (("think_results", out_dir, think), ("instruct_results", out_dir, instruct),
+                               ("llm_grading_think", out_dir, grading), ("k_prefix", model_dir, k_prefix)):
+        files[name] = write_json(folder / f"{name}.json", data, final_newline=False)
+    stale = out_dir / "k_prefix.json"  # where earlier versions wrote it
+    if stale.exists():
+        stale.unlink()
     return files

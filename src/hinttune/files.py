@@ -38,8 +38,11 @@ def write_text(path: Path, text: str) -> Path:
     return Path(path)
 
 
-def write_json(path: Path, data: Any) -> Path:
-    return write_text(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+def write_json(path: Path, data: Any, final_newline: bool = True) -> Path:
+    """``final_newline=False`` writes exactly what ``json.dump(..., indent=2)`` writes, as the
+    official scripts do (their merge.py wrote the released dataset)."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    return write_text(path, text + "\n" if final_newline else text)
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> Path:

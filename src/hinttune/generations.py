@@ -21,6 +21,9 @@ class Job:
     sample: int
     request: Request
     output_prefix: str = ""  # stored in front of the generated text (a response prefix)
+    # makes an identical request a different generation (the official scripts' k = 0 probe is
+    # a fresh sample, not the instruct attempt again); empty for every other job
+    salt: str = ""
 
 
 def plan_keys(backend: Backend, jobs: list[Job], run_seed: int) -> list[str]:
@@ -32,7 +35,7 @@ def plan_keys(backend: Backend, jobs: list[Job], run_seed: int) -> list[str]:
     for job in jobs:
         prompt = backend.prompt_text(job.request)
         params = sampling_dict(job.request.sampling)
-        key = stable_hash(identity, prompt, params, job.sample, run_seed)
+        key = stable_hash(identity, prompt, params, job.sample, run_seed, *([job.salt] if job.salt else []))
         job.request.seed = int(key[:8], 16)
         keys.append(key)
     return keys

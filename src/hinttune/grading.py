@@ -45,6 +45,10 @@ JUDGE_SYSTEM = (
     "Explain your reasoning, and end your response on a new line with only \"Yes\" or \"No\" "
     "(without quotes).")
 JUDGE_USER = "# Problem\n{problem}\n\n## Attempt\n{attempt}\n\n## Correct answer\n{solution}"
+# The official scripts' bytes of the same prompt: single newlines, the placeholders left in the
+# system message, and the fields not stripped (``--policy official``).
+OFFICIAL_JUDGE_SYSTEM = JUDGE_SYSTEM.replace("\n\n", "\n")
+OFFICIAL_JUDGE_USER = JUDGE_USER.replace("\n\n", "\n")
 
 
 @dataclass(frozen=True)
@@ -346,10 +350,15 @@ def judge_model(cfg: RunConfig) -> ModelBase:
     return judge.model_copy(update=update)
 
 
-def judge_request(judge: ModelBase, item: GradeItem) -> Request:
-    messages = [{"role": "system", "content": judge.system_prompt or JUDGE_SYSTEM},
-                {"role": "user", "content": JUDGE_USER.format(
-                    problem=item.problem.strip(), attempt=item.answer.strip(), solution=item.gold.strip())}]
+def judge_request(judge: ModelBase, item: GradeItem, official: bool = False) -> Request:
+    if official:
+        system, user = OFFICIAL_JUDGE_SYSTEM, OFFICIAL_JUDGE_USER.format(
+            problem=item.problem, attempt=item.answer, solution=item.gold)
+    else:
+        system, user = JUDGE_SYSTEM, JUDGE_USER.format(
+            problem=item.problem.strip(), attempt=item.answer.strip(), solution=item.gold.strip())
+    messages = [{"role": "system", "content": judge.system_prompt or system},
+                {"role": "user", "content": user}]
     return Request(messages=messages, sampling=judge.sampling,
                    template_kwargs=dict(judge.chat_template_kwargs))
 
@@ -367,6 +376,8 @@ class Grader:
         self.settings = {"kind": self.kind, "rule": self.rule, "short": g.short_gold_chars,
                          "math_rules": MATH_RULES if self.kind != "judge" else None,
                          "judge": self.judge.model_dump(mode="json") if self.kind != "math" else None}
+        if cfg.official and self.kind != "math":  # the official prompt's bytes: other verdicts
+            self.settings["judge_prompt"] = "official"
 
     def close(self) -> None:
         if self.math is not None:
@@ -408,7 +419,7 @@ class Grader:
         return out
 
     def _judge(self, items: list[GradeItem], keys: dict[str, str], label: str) -> dict[str, Verdict]:
-        jobs = [Job(item.key, 0, judge_request(self.judge, item)) for item in items]
+        jobs = [Job(item.key, 0, judge_request(self.judge, item, self.cfg.official)) for item in items]
         backend = self.pool.get(self.judge)
         # The judge's plan is keyed by the graded item, so each item has one plan row.
         replies = run_jobs(self.store, backend, "grade", f"judge:{label}", jobs, self.cfg.seed,

@@ -122,14 +122,19 @@ class _Prober:
             base = self.tries.get((pid, k), 0) * self.spp
             self.tries[(pid, k)] = self.tries.get((pid, k), 0) + 1
             request = probe_request(self.cfg, self.by_id[pid], k)
-            # plan rows are per (problem, k); the sample index picks the seed
-            jobs += [Job(f"{pid}#k{k}", base + j, request) for j in range(self.spp)]
+            # plan rows are per (problem, k); the sample index picks the seed. Under the
+            # official policy k = 0 is the bare prompt, which must be sampled afresh.
+            salt = "probe" if request.continuation is None else ""
+            jobs += [Job(f"{pid}#k{k}", base + j, request, salt=salt) for j in range(self.spp)]
             asked.append((k, base))
         return jobs, asked
 
     def item(self, pid: str, rec: Any) -> GradeItem:
         p = self.by_id[pid].problem
-        return GradeItem(f"{rec.key}/{pid}", p.problem, p.gold_answer, graded_part(rec.text or ""))
+        # the official scripts grade the whole continuation, reasoning included
+        text = rec.text or ""
+        return GradeItem(f"{rec.key}/{pid}", p.problem, p.gold_answer,
+                         text if self.cfg.official else graded_part(text))
 
     def settle(self, pid: str, asked: list[tuple[int, int]], records: dict[tuple[str, int], Any],
                verdicts: dict[str, Verdict]) -> None:

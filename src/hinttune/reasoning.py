@@ -1,6 +1,8 @@
 """Where a think model's reasoning is in its output: the text inside ``<think>...</think>``.
 With no ``<think>`` (templates such as Qwen3-Thinking-2507 put it in the prompt) the reasoning
-starts at the beginning; with no ``</think>`` (cut by the length limit) it runs to the end."""
+starts at the beginning; with no ``</think>`` (cut by the length limit) it runs to the end.
+The reasoning ends at the first ``</think>``; ``last_close`` ends it at the last one instead,
+as the official scripts' prefix search does (their merge.py cuts at the first)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,10 @@ class ThinkSplit:
     closed: bool  # an explicit </think> was present
 
 
-def split_think(text: str) -> ThinkSplit:
+def split_think(text: str, last_close: bool = False) -> ThinkSplit:
     start = text.find(OPEN)
     body = text[start + len(OPEN):] if start >= 0 else text
-    end = body.find(CLOSE)
+    end = body.rfind(CLOSE) if last_close else body.find(CLOSE)
     if end < 0:
         return ThinkSplit(body, "", start >= 0, False)
     return ThinkSplit(body[:end], body[end + len(CLOSE):], start >= 0, True)

@@ -74,7 +74,10 @@ def prefix(pieces: list[str], k: int) -> str:
 def trace_episodes(think_output: str, cfg: SegmentConfig, official: bool = False,
                    tokenizer: Any = None) -> list[str]:
     """Episodes of a think model's output: its reasoning, stripped as the official scripts
-    do (so P_1 starts at the first word), then split."""
+    do (so P_1 starts at the first word), then split. The official scripts' prefix search
+    reads the reasoning up to the *last* ``</think>``; the default stops at the first, where
+    the answer starts."""
     from hinttune.reasoning import split_think
 
-    return episodes(split_think(think_output).reasoning.strip(), cfg, official, tokenizer)
+    reasoning = split_think(think_output, last_close=official).reasoning
+    return episodes(reasoning.strip(), cfg, official, tokenizer)

@@ -85,10 +85,12 @@ def no_hint_marker(problem_id: str, seed: int) -> str:
     return random.Random(stable_hash("no-hint-marker", seed, problem_id)).choice(NO_HINT_MARKERS)
 
 
-def _sparse(f: ProblemFacts, base: Assignment) -> Assignment:
+def _sparse(f: ProblemFacts, base: Assignment, official: bool = False) -> Assignment:
     attempt = f.probe.solution  # type: ignore[union-attr]
     hint = "".join(f.episodes[:attempt.k])
-    extra, answer = continuation_parts(attempt.text)
+    # official: the whole continuation is the answer, as merge.py writes it, even when it
+    # closes the think block itself
+    extra, answer = ("", attempt.text) if official else continuation_parts(attempt.text)
     base.state, base.k_star, base.hint = SPARSE_HINT, attempt.k, hint
     base.thinking, base.answer = SPARSE_MARKER + hint + extra, answer
     return base
@@ -157,5 +159,10 @@ def _assign_official(f: ProblemFacts, base: Assignment, seed: int) -> Assignment
     if f.probe is not None and f.probe.incomplete:
         return _incomplete(base, f.probe.incomplete)
     if f.probe is not None and f.probe.k_star is not None:
-        return _sparse(f, base)
+        return _sparse(f, base, official=True)
+    if not split_think(f.think_text).closed:
+        # merge.py would cut at find() == -1 and write a garbled target: not reproduced
+        base.note = ("no hint worked, and the think trace has no answer (no </think>; the "
+                     "official merge.py writes a garbled target here)")
+        return base
     return _full(f, base, keep_unverified=True)

@@ -38,8 +38,9 @@ from hinttune.errors import HinttuneError
 
 log = logging.getLogger(__name__)
 
-CONTINUE_INSTRUCTION = ("Please continue from where you left off and put your final answer "
-                        "within \\boxed{}.")
+# the official scripts' words, byte for byte
+CONTINUE_INSTRUCTION = ("Continue your reasoning from where you left off and provide the final "
+                        "answer within \\boxed{}.")
 
 
 RETRY_STATUS = {408, 409, 429}  # and every 5xx
