@@ -173,6 +173,36 @@ for _name in STAGE_HELP:
     _stage_command(_name)
 
 
+@app.command("import-official")
+@friendly
+def import_official_command(
+        folder: Path = typer.Argument(..., help="The official scripts' output folder (think_results.json, "
+                                      "instruct_results.json, llm_grading_think.json, <model>/k_prefix.json)."),
+        run_dir: Path = typer.Option(Path("runs/imported"), "--run-dir", "-o", help="Where to write the dataset and summary."),
+        model: Optional[str] = typer.Option(None, "--model", help="Which instruct model's k_prefix.json "
+                                            "(its folder name), when there are several."),
+        keywords: Optional[str] = typer.Option(None, "--keywords", help="Comma-separated reflection_keywords, "
+                                               "if the scripts ran with others than their default."),
+        tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Count tokens with this tokenizer "
+                                                "(default: words)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the No-Hint opener choice."),
+        formats: str = typer.Option("alpaca,messages", "--formats", help="Comma-separated: alpaca, messages, hf.")) -> None:
+    """Re-assemble, export and summarize the official scripts' intermediate files with hinttune.
+
+    Example: [cyan]hinttune import-official output/ --model Qwen3-4B-Instruct-2507 -o runs/official-1k[/]
+    """
+    from hinttune.config import ExportConfig, validate_config
+    from hinttune.importers.official import import_official
+    from hinttune.report import stage_report
+
+    export_cfg = validate_config({"formats": [f.strip() for f in formats.split(",") if f.strip()]},
+                                 "--formats", ExportConfig)
+    words = [k.strip() for k in keywords.split(",") if k.strip()] if keywords else None
+    result = import_official(folder, run_dir, model, words, seed, export_cfg, tokenizer)
+    for renderable in stage_report(result):
+        console.print(renderable, soft_wrap=isinstance(renderable, str), highlight=False)
+
+
 @app.command()
 @friendly
 def status(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from hinttune.attempts import run_attempts
 from hinttune.backends import BackendPool
 from hinttune.chat import TokenCounter
-from hinttune.config import RunConfig
+from hinttune.config import AssembleConfig, ExportConfig, ProbeConfig, RunConfig
 from hinttune.files import write_jsonl
 from hinttune.export import export_dataset, export_official_layout
 from hinttune.planning import read_plan
@@ -156,9 +156,9 @@ def _meta(a: Assignment, result: RunResult, count: TokenCounter) -> dict[str, An
             "probe_attempts": len(probe.attempts) if probe else 0}
 
 
-def probe_statistics(cfg: RunConfig, probes: dict[str, ProbeOutcome]) -> dict[str, Any]:
+def probe_statistics(probe: ProbeConfig, probes: dict[str, ProbeOutcome]) -> dict[str, Any]:
     outcomes = list(probes.values())
-    stats = {"strategy": cfg.probe.strategy, "problems": len(outcomes),
+    stats = {"strategy": probe.strategy, "problems": len(outcomes),
              "generations": sum(len(o.attempts) for o in outcomes),
              "tokens": sum(a.completion_tokens or 0 for o in outcomes for a in o.attempts),
              "rounds": max((o.rounds for o in outcomes), default=0),
@@ -166,10 +166,34 @@ def probe_statistics(cfg: RunConfig, probes: dict[str, ProbeOutcome]) -> dict[st
     # generations a one-k-at-a-time linear search would not have asked (look-ahead past K*)
     stats["beyond_linear"] = sum(a.k > o.k_star for o in outcomes if o.k_star is not None
                                  for a in o.attempts)
-    stats["schedule"] = cfg.probe.schedule
-    if cfg.probe.samples_per_prefix > 1:  # what the success rule changed against one sample
+    stats["schedule"] = probe.schedule
+    if probe.samples_per_prefix > 1:  # what the success rule changed against one sample
         stats["k_star_changed_by_rule"] = sum(o.k_star != o.single_sample_k_star for o in outcomes)
     return stats
+
+
+def assemble(result: RunResult, rules: AssembleConfig, seed: int) -> None:
+    """Stage 5: a state (or the reason there is none) for every problem."""
+    result.assignments = [assign(facts_of(result, p), rules.policy, rules.keep_unverified, seed)
+                          for p in result.problems]
+
+
+def export(result: RunResult, export_cfg: ExportConfig, run_dir: Path,
+           count: TokenCounter) -> dict[str, dict[str, Any]]:
+    """Stage 6: the dataset files; returns each record's meta row."""
+    meta = {a.problem_id: _meta(a, result, count) for a in result.assignments}
+    result.files = export_dataset(result.assignments, meta, run_dir / "export", export_cfg)
+    return meta
+
+
+def summary(result: RunResult, meta: dict[str, dict[str, Any]], probe_stats: dict[str, Any],
+            run_dir: Path) -> None:
+    """Stage 7: every outcome with counts, printed, written and plotted."""
+    graders = Counter(v.grader for role in result.verdicts.values() for v in role.values())
+    graders.update(a.verdict.grader for o in result.probes.values() for a in o.attempts)
+    result.summary = summarize(result.assignments, meta, graders, probe_stats)
+    for path in write_summary(result.summary, list(meta.values()), run_dir):
+        result.files[path.stem if path.suffix != ".png" else "plot"] = path
 
 
 def build(cfg: RunConfig, until: str = "summary") -> RunResult:
@@ -202,25 +226,18 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
             grader.close()
     if stop < 4:
         return result
-    for p in result.problems:
-        result.assignments.append(assign(facts_of(result, p), cfg.assemble.policy,
-                                         cfg.assemble.keep_unverified, cfg.seed))
+    assemble(result, cfg.assemble, cfg.seed)
     if stop < 5:
         return result
-    meta = {a.problem_id: _meta(a, result, counter) for a in result.assignments}
-    result.files = export_dataset(result.assignments, meta, run_dir / "export", cfg.export)
+    meta = export(result, cfg.export, run_dir, counter)
     if cfg.export.official_layout:
         result.files.update(export_official_layout(result, cfg, run_dir / "export" / "official"))
     if stop < 6:
         return result
-    graders = Counter(v.grader for role in result.verdicts.values() for v in role.values())
-    graders.update(a.verdict.grader for o in result.probes.values() for a in o.attempts)
-    probe_stats = probe_statistics(cfg, result.probes)
+    probe_stats = probe_statistics(cfg.probe, result.probes)
     plan = read_plan(run_dir)
     if plan is not None:  # `hinttune plan` ran: show the estimate beside the actual figures
         probe_stats["estimate"] = {k: plan["stages"]["probe"][k] for k in ("generations", "tokens", "rounds")}
         probe_stats["estimate"]["strategy"] = plan["strategy"]
-    result.summary = summarize(result.assignments, meta, graders, probe_stats)
-    for path in write_summary(result.summary, list(meta.values()), run_dir):
-        result.files[path.stem if path.suffix != ".png" else "plot"] = path
+    summary(result, meta, probe_stats, run_dir)
     return result

@@ -1,0 +1,1 @@
+"""Bringing results made elsewhere into a run: the official scripts' intermediate files."""

@@ -1,0 +1,76 @@
+"""Importing the official scripts' intermediate files: our --layout official export read back
+gives the same dataset byte for byte; malformed files are errors naming file, record, field."""
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from hinttune.cli import app
+from hinttune.errors import HinttuneError
+from hinttune.importers.official import import_official
+from test_official_oracle import official_run
+
+pytest.importorskip("math_verify")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("official")
+    official_run(tmp)
+    return tmp / "run" / "export"
+
+
+def copy_of(exported, tmp_path):
+    folder = tmp_path / "output"
+    shutil.copytree(exported / "official", folder)
+    return folder
+
+
+def test_import_rebuilds_the_same_dataset(exported, tmp_path):
+    result = CliRunner().invoke(app, ["import-official", str(exported / "official"), "-o", str(tmp_path / "imp")])
+    assert result.exit_code == 0, result.output
+    assert "Sparse-Hint" in result.output and "imported.json" in result.output
+    assert (tmp_path / "imp" / "export" / "hint_tuning.json").read_bytes() == \
+        (exported / "hint_tuning.json").read_bytes()
+    meta = [json.loads(line) for line in (tmp_path / "imp" / "export" / "hint_tuning.meta.jsonl").open()]
+    assert [m["state"] for m in meta].count("Sparse-Hint") == 3
+    assert json.loads((tmp_path / "imp" / "imported.json").read_text())["instruct_model"] == "org/instruct-model"
+    assert (tmp_path / "imp" / "summary.png").exists()
+
+
+def test_a_missing_field_names_file_record_and_field(exported, tmp_path):
+    folder = copy_of(exported, tmp_path)
+    think = json.loads((folder / "think_results.json").read_text())
+    del think[4]["model_response"]
+    (folder / "think_results.json").write_text(json.dumps(think))
+    with pytest.raises(HinttuneError, match=r"think_results.json: record 4: field 'model_response' is missing"):
+        import_official(folder, tmp_path / "imp")
+
+
+def test_files_of_different_lengths_are_refused(exported, tmp_path):
+    folder = copy_of(exported, tmp_path)
+    instruct = json.loads((folder / "instruct_results.json").read_text())
+    (folder / "instruct_results.json").write_text(json.dumps(instruct[:-1]))
+    with pytest.raises(HinttuneError, match="7 records and instruct_results.json 6"):
+        import_official(folder, tmp_path / "imp")
+
+
+def test_several_models_need_a_choice(exported, tmp_path):
+    folder = copy_of(exported, tmp_path)
+    shutil.copytree(folder / "instruct-model", folder / "other-model")
+    with pytest.raises(HinttuneError, match="instruct-model, other-model.*--model"):
+        import_official(folder, tmp_path / "imp")
+    assert import_official(folder, tmp_path / "imp", model="other-model").assignments
+
+
+def test_a_prefix_that_is_not_the_traces_own_is_an_error(exported, tmp_path):
+    folder = copy_of(exported, tmp_path)
+    path = folder / "instruct-model" / "k_prefix.json"
+    k_prefix = json.loads(path.read_text())
+    hit = next(i for i, e in enumerate(k_prefix["results"]) if e["success"] and e["k_value"] == 2)
+    k_prefix["results"][hit]["prefix"] = "Something else. "
+    path.write_text(json.dumps(k_prefix))
+    with pytest.raises(HinttuneError, match=rf"results\[{hit}\]: field 'prefix'.*--keywords"):
+        import_official(folder, tmp_path / "imp")
