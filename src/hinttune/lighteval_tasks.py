@@ -1,5 +1,8 @@
-"""Custom tasks for lighteval users: AIME24, AIME25, HMMT25 (February) and MATH-500 with the
-paper's prompt, avg@n and pass@1 with Math-Verify, and reasoning / output token metrics.
+"""Custom tasks for lighteval users: AIME24, AIME25, HMMT25 (February), MATH-500, AMC23 and
+GSM8K with the paper's prompt, avg@n and pass@1 with Math-Verify, and reasoning / output token
+metrics. They score like ``hinttune eval``: the gold answer is handed to lighteval as
+``\\boxed{gold}``, the way ``hinttune eval`` parses it, because lighteval's extraction reads a
+bare gold such as ``3\\sqrt{13}`` as ``3`` (a perfect model would score 0.864 on MATH-500).
 
     lighteval vllm \\
       "model_name=MODEL,dtype=bfloat16,max_model_length=32768,generation_parameters={temperature:0.6,top_p:0.95,max_new_tokens:32768}" \\
@@ -42,10 +45,17 @@ def _count():
     return lambda text: len(text.split())
 
 
+def lighteval_gold(gold: str) -> str:
+    """The gold as lighteval must see it to parse it whole (as ``hinttune eval`` does)."""
+    return f"\\boxed{{{gold}}}"
+
+
 def paper_prompt(line: dict, task_name: str | None = None) -> Doc:
     problem = line.get("problem") or line.get("question")
+    name = (task_name or "").split("|")[0].removeprefix("ht_")
+    answer = BENCHMARKS[name].answer if name in BENCHMARKS else str
     return Doc(task_name=task_name, query=PAPER_EVAL_PROMPT.replace("{problem}", problem),
-               choices=[str(line["answer"])], gold_index=0)
+               choices=[lighteval_gold(answer(str(line["answer"])))], gold_index=0)
 
 
 class ReasoningTokens(SampleLevelComputation):
@@ -73,7 +83,8 @@ output_tokens_metric = SampleLevelMetric(
 def _task(name: str) -> LightevalTaskConfig:
     bench = BENCHMARKS[name]
     return LightevalTaskConfig(
-        name=f"ht_{name}", prompt_function=paper_prompt, hf_repo=bench.hub, hf_subset="default",
+        name=f"ht_{name}", prompt_function=paper_prompt, hf_repo=bench.hub,
+        hf_subset="main" if name == "gsm8k" else "default",
         hf_avail_splits=[bench.split], evaluation_splits=[bench.split], few_shots_split=None,
         few_shots_select=None, generation_size=32768,
         metrics=[Metrics.avg_at_n_math(sample_params={"n": N}),
@@ -82,4 +93,4 @@ def _task(name: str) -> LightevalTaskConfig:
         version=1)
 
 
-TASKS_TABLE = [_task(name) for name in ("aime24", "aime25", "hmmt25", "math500")]
+TASKS_TABLE = [_task(name) for name in ("aime24", "aime25", "hmmt25", "math500", "amc23", "gsm8k")]
