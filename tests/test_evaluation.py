@@ -137,3 +137,29 @@ def test_eval_with_the_real_small_model(tmp_path, smollm_dir, shared_data):
     assert m["mean_output_tokens"] == pytest.approx(sum(s["output_tokens"] for s in samples) / 6)
     assert m["truncated_share"] == pytest.approx(sum(s["finish_reason"] == "length" for s in samples) / 6)
     assert 0 < m["mean_output_tokens"] <= 49 and m["token_unit"] == "tokens"
+
+
+def test_the_official_preset_reproduces_the_task_files_settings(tmp_path, monkeypatch):
+    bench = write_bench(tmp_path)
+    result = runner.invoke(app, ["eval", "--preset", "official", "-m", "scripted", "-b", "fake",
+                                 "--benchmarks", "aime24,math500", "--data-file", f"aime24={bench}",
+                                 "--data-file", f"math500={bench}", "-o", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert {name: m["n"] for name, m in results["benchmarks"].items()} == {"aime24": 1, "math500": 8}
+    assert results["benchmarks"]["math500"]["samples"] == 3 * 8
+    # with no local file, aime24 and aime25 come from the task file's hub sets and splits
+    from hinttune import benchmarks
+    from hinttune.config import read_yaml
+
+    asked = []
+    monkeypatch.setattr(benchmarks, "load_problems", lambda cfg: asked.append((cfg.source, cfg.split))
+                        or type("L", (), {"problems": []})())
+    cfg = EvalConfig(model={"backend": "fake", "model": "m"}, **read_yaml("official", "eval_presets")[0])
+    for name in cfg.benchmarks:
+        load_benchmark(name, cfg)
+    assert asked == [("AI-MO/aimo-validation-aime", "train"), ("AI-MO/aimo-validation-aime-2025", "test"),
+                     ("MathArena/hmmt_feb_2025", "train"), ("HuggingFaceH4/MATH-500", "test")]
+    assert (cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_tokens) == (0.6, 0.95, 32768)
+    paper = EvalConfig(model={"backend": "fake", "model": "m"}, **read_yaml("paper", "eval_presets")[0])
+    assert paper.model_dump() == EvalConfig(model={"backend": "fake", "model": "m"}).model_dump()

@@ -50,7 +50,8 @@ def load_benchmark(name: str, cfg: EvalConfig) -> list[Problem]:
     fields = cfg.fields.get(name, {})
     if source == "openai/gsm8k" and name not in cfg.data_files:
         source = "openai/gsm8k:main"
-    problems_cfg = ProblemsConfig(source=source, split=bench.split if bench else "train",
+    split = cfg.splits.get(name) or (bench.split if bench else "train")
+    problems_cfg = ProblemsConfig(source=source, split=split,
                                   problem_field=fields.get("problem"), answer_field=fields.get("answer"),
                                   limit=cfg.limit)
     loaded = load_problems(problems_cfg)

@@ -397,12 +397,15 @@ def plan(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
 @friendly
 def eval_command(model: Optional[str] = typer.Option(None, "--model", "-m", help="Model to evaluate (hub id, folder, or served name)."),
                  backend: str = typer.Option("vllm", "--backend", "-b", help="vllm, openai or transformers."),
-                 benchmarks: str = typer.Option("aime24,aime25,hmmt25,math500", "--benchmarks",
-                                                help="Comma-separated: aime24, aime25, hmmt25, math500, amc23, gsm8k, or your own with --data-file."),
+                 benchmarks: Optional[str] = typer.Option(None, "--benchmarks",
+                                                          help="Comma-separated: aime24, aime25, hmmt25, math500, amc23, gsm8k, or your own with --data-file (default: aime24,aime25,hmmt25,math500)."),
                  n: Optional[int] = typer.Option(None, "--n", help="Samples per problem (default 16)."),
                  data_file: Optional[List[str]] = typer.Option(None, "--data-file", help="NAME=PATH: read a benchmark from a local file (repeatable)."),
                  output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Results folder (default runs/eval)."),
                  config: Optional[str] = typer.Option(None, "--config", "-c", help="An eval YAML (model, benchmarks, sampling, ...)."),
+                 preset: Optional[str] = typer.Option(None, "--preset", help="Evaluation settings to start from: "
+                                                      "'paper' (the default) or 'official' (the official task file's "
+                                                      "n per benchmark and sources); --config and options override it."),
                  set: Optional[List[str]] = EvalSetOpt, verbose: bool = VerboseOpt) -> None:
     """Accuracy (avg@n, pass@k) and reasoning length on math benchmarks, with the paper's settings.
 
@@ -413,8 +416,10 @@ def eval_command(model: Optional[str] = typer.Option(None, "--model", "-m", help
     from hinttune.rundir import setup_logging
     from hinttune.summary import eval_table
 
-    data: dict = read_yaml(config)[0] if config else {}
-    overrides = [f"benchmarks=[{benchmarks}]"] if benchmarks and not (config and "benchmarks" in data) else []
+    data: dict = read_yaml(preset, "eval_presets")[0] if preset else {}
+    if config:
+        data.update(read_yaml(config)[0])
+    overrides = [f"benchmarks=[{benchmarks}]"] if benchmarks else []
     if model:
         overrides += [f"model.backend={backend}", f"model.model={model}"]
     for item in data_file or []:

@@ -284,16 +284,23 @@ class EvalConfig(Strict):
     model: ModelConfig
     benchmarks: list[str] = Field(default_factory=lambda: ["aime24", "aime25", "hmmt25", "math500"])
     n: int = Field(16, ge=1, description="samples per problem (paper: 16)")
+    n_per_benchmark: dict[str, int] = Field(default_factory=dict, description="benchmark -> samples "
+                                            "per problem, where it differs from n")
     prompt_template: str = PAPER_EVAL_PROMPT
     sampling: EvalSampling = Field(default_factory=EvalSampling)
     output_dir: Path = Path("runs/eval")
     seed: int = 0
     data_files: dict[str, str] = Field(default_factory=dict, description="benchmark -> local file")
     hub: dict[str, str] = Field(default_factory=dict, description="benchmark -> hub dataset name")
+    splits: dict[str, str] = Field(default_factory=dict, description="benchmark -> split of its hub "
+                                   "dataset, where it differs from the built-in one")
     fields: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="benchmark -> {problem: FIELD, answer: FIELD} for your own files")
     limit: int | None = Field(None, ge=1, description="first N problems of each benchmark")
     math_timeout: int = Field(5, ge=1)
+
+    def samples(self, benchmark: str) -> int:
+        return self.n_per_benchmark.get(benchmark, self.n)
 
 
 def preset_names(folder: str = "presets") -> list[str]:

@@ -40,12 +40,13 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: Backen
                        verifier: MathVerifier, count: TokenCounter) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     problems = load_benchmark(name, cfg)
     prefix = cfg.model.response_prefix
+    n = cfg.samples(name)
     jobs = [Job(p.id, i, eval_request(cfg, p.problem), output_prefix=prefix)
-            for p in problems for i in range(cfg.n)]
+            for p in problems for i in range(n)]
     records = run_jobs(store, pool.get(cfg.model), "eval", name, jobs, cfg.seed, label=f"eval · {name}")
     samples, checks = [], []
     for p in problems:
-        for i in range(cfg.n):
+        for i in range(n):
             rec = records.get((p.id, i))
             text = (rec.text or "") if rec is not None and rec.status == "ok" else ""
             samples.append({"id": p.id, "sample": i, "problem": p.problem, "gold": p.gold_answer,
@@ -63,7 +64,7 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: Backen
         by_problem.setdefault(sample["id"], []).append(sample["correct"])
     ok = [s for s in samples if not s["failed"]]
     metrics = {
-        "problems": len(problems), "samples": len(samples), "failed": len(samples) - len(ok),
+        "problems": len(problems), "n": n, "samples": len(samples), "failed": len(samples) - len(ok),
         **accuracy(list(by_problem.values())),
         "mean_output_tokens": mean(s["output_tokens"] for s in ok) if ok else 0.0,
         "mean_reasoning_tokens": mean(s["reasoning_tokens"] for s in ok) if ok else 0.0,
