@@ -165,3 +165,21 @@ def test_judge_prompt_has_the_s1_structure(tmp_path):
     assert system == {"role": "system", "content": JUDGE_SYSTEM}
     assert user["content"] == "# Problem\nWhat is 1+1?\n\n## Attempt\nIt is 2.\n\n## Correct answer\n2"
     assert rec.params["temperature"] == 0.0 and rec.params["max_tokens"] == 512
+
+
+def test_raw_math_verify_times_out_only_on_a_main_thread():
+    """What the README says of Math-Verify alone (why checks run in worker processes): on
+    the main thread its signal timeout stops a hostile expression, graded wrong; in a thread
+    it refuses to run with a timeout."""
+    import threading
+
+    from math_verify import parse, verify
+
+    gold, answer = parse("$(10^{10^{10}})!$", parsing_timeout=5), parse("$5$")
+    assert verify(gold, answer, timeout_seconds=1) is False
+    errors = []
+    thread = threading.Thread(target=lambda: errors.append(
+        pytest.raises(ValueError, verify, gold, answer, timeout_seconds=1)))
+    thread.start()
+    thread.join(30)
+    assert errors and "threaded" in str(errors[0].value)
