@@ -82,6 +82,9 @@ class OpenAIModel(ModelBase):
     timeout: float = Field(600.0, gt=0, description="seconds per HTTP request")
     requests_per_minute: float | None = Field(None, gt=0)
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    revision: str | None = Field(None, description="what the server serves under `model` (a "
+                                 "checkpoint step, a commit): part of every cache key, so results "
+                                 "of a retrained model served under the same name are not reused")
 
 
 class TransformersModel(ModelBase, Parallel):

@@ -81,7 +81,13 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml", dump_config(cfg))
+    from hinttune import __version__
+    from hinttune.fingerprint import weights_fingerprint
+
     results: dict[str, Any] = {"model": cfg.model.model, "backend": cfg.model.backend, "n": cfg.n,
+                               "model_fingerprint": weights_fingerprint(cfg.model.model, cfg.model.gguf_file),
+                               "revision": getattr(cfg.model, "revision", None),
+                               "hinttune_version": __version__,
                                "sampling": cfg.sampling.model_dump(), "benchmarks": {}}
     count = TokenCounter(cfg.model)
     verifier = MathVerifier(cfg.math_timeout)

@@ -64,8 +64,16 @@ class Backend(ABC):
         self.cfg = cfg
 
     def identity(self) -> dict[str, Any]:
-        """What, besides the prompt and sampling, decides the output (part of the cache key)."""
-        return {"backend": self.name, "model": self.cfg.model, "gguf_file": self.cfg.gguf_file}
+        """What, besides the prompt and sampling, decides the output (part of the cache key):
+        for a local folder, also a fingerprint of its weights (see ``fingerprint.py``)."""
+        found = {"backend": self.name, "model": self.cfg.model, "gguf_file": self.cfg.gguf_file}
+        if not hasattr(self, "_weights"):  # once per backend: keys are computed per request
+            from hinttune.fingerprint import weights_fingerprint
+
+            self._weights = weights_fingerprint(self.cfg.model, self.cfg.gguf_file)
+        if self._weights is not None:
+            found["weights"] = self._weights
+        return found
 
     @abstractmethod
     def prompt_text(self, request: Request) -> str:

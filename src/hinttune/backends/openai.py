@@ -108,7 +108,11 @@ class OpenAIBackend(TemplatedBackend):
     def identity(self) -> dict[str, Any]:
         # The server address is not part of the identity: the same model served elsewhere
         # gives the same results, and moving a server must not invalidate a run.
-        return {**super().identity(), "continue_mode": self.cfg.continue_mode}
+        found = {**super().identity(), "continue_mode": self.cfg.continue_mode}
+        found.pop("weights", None)  # a served name that happens to be a local folder here
+        if self.cfg.revision:  # what the server serves under that name, as the user says
+            found["revision"] = self.cfg.revision
+        return found
 
     def prompt_text(self, request: Request) -> str:
         if self.cfg.continue_mode == "completions":
