@@ -163,3 +163,41 @@ def test_the_official_preset_reproduces_the_task_files_settings(tmp_path, monkey
     assert (cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_tokens) == (0.6, 0.95, 32768)
     paper = EvalConfig(model={"backend": "fake", "model": "m"}, **read_yaml("paper", "eval_presets")[0])
     assert paper.model_dump() == EvalConfig(model={"backend": "fake", "model": "m"}).model_dump()
+
+
+def eval_into(tmp_path, folder, reply, n=1, benches=("mini",), extra=()):
+    bench = write_bench(tmp_path)
+    args = ["eval", "-m", "m", "-b", "fake", "--benchmarks", ",".join(benches), "--n", str(n),
+            "-o", str(folder), "--set", f"model.default_reply={json.dumps(reply)}"]
+    for name in benches:
+        args += ["--data-file", f"{name}={bench}"]
+    result = runner.invoke(app, args + list(extra))
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_compare_tells_same_named_folders_apart_and_warns_what_differs(tmp_path):
+    base = eval_into(tmp_path, tmp_path / "base" / "eval", "<think>" + "w " * 20 + "</think> \\boxed{2}",
+                     benches=("mini", "extra"))
+    tuned = eval_into(tmp_path, tmp_path / "tuned" / "eval", "<think>w w</think> \\boxed{2}", n=2)
+    out = runner.invoke(app, ["compare", str(base / "results.json"), str(tuned),
+                              "--plot", str(tmp_path / "cmp.png")], terminal_width=200)
+    assert out.exit_code == 0, out.output
+    assert "base/eval" in out.output and "tuned/eval" in out.output and "baseline" in out.output
+    assert "+86.4%" in out.output  # the reduction survives same-named folders
+    assert "extra: not compared, missing from tuned/eval" in out.output
+    assert "mini: n differs (base/eval: 1; tuned/eval: 2)" in out.output
+    labelled = runner.invoke(app, ["compare", str(base), str(tuned), "--label", "Qwen3-4B",
+                                   "--label", "HT-4B", "--plot", str(tmp_path / "c2.png")], terminal_width=200)
+    assert "HT-4B" in labelled.output and "Qwen3-4B" in labelled.output
+
+
+def test_an_output_cut_before_its_reasoning_closed_has_no_answer(tmp_path):
+    # the fake backend cuts replies longer than max_tokens words: "<think>so it is 2 and 2"
+    folder = eval_into(tmp_path, tmp_path / "ev", "<think>so it is 2 and 2 and 2 and 2",
+                       extra=["--set", "sampling.max_tokens=6"])
+    samples = [json.loads(line) for line in (folder / "samples_mini.jsonl").open()]
+    assert all(s["finish_reason"] == "length" for s in samples)
+    assert [s["check"] for s in samples] == ["no_answer"] * 3 and not any(s["correct"] for s in samples)
+    results = json.loads((folder / "results.json").read_text())
+    assert results["benchmarks"]["mini"]["no_answer"] == 3

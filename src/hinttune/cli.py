@@ -445,14 +445,23 @@ def eval_command(model: Optional[str] = typer.Option(None, "--model", "-m", help
 @app.command()
 @friendly
 def compare(results: List[str] = typer.Argument(..., help="results.json files or eval folders; the first is the baseline."),
-            plot: Path = typer.Option(Path("compare.png"), "--plot", help="Where to save the accuracy-vs-tokens plot.")) -> None:
+            plot: Path = typer.Option(Path("compare.png"), "--plot", help="Where to save the accuracy-vs-tokens plot."),
+            label: Optional[List[str]] = typer.Option(None, "--label", help="A name per result, in order "
+                                                      "(default: its folder, made unique).")) -> None:
     """Accuracy and tokens of several evaluated models, with the token reduction against the first.
 
-    Example: [cyan]hinttune compare runs/eval-base runs/eval-ht[/]
+    Example: [cyan]hinttune compare runs/eval-base runs/eval-ht --label base --label tuned[/]
     """
-    from hinttune.compare import comparison_plot, comparison_rows, comparison_table, load_results
+    from hinttune.compare import (comparison_plot, comparison_rows, comparison_table,
+                                  comparison_warnings, load_results, unique_labels)
 
-    loaded = [load_results(r) for r in results]
+    labels = list(label or [])
+    if labels and len(labels) != len(results):
+        raise HinttuneError(f"--label given {len(labels)} times for {len(results)} results: one per result")
+    loaded = [load_results(r, labels[i] if labels else None) for i, r in enumerate(results)]
+    unique_labels(loaded)
+    for warning in comparison_warnings(loaded):
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     rows = comparison_rows(loaded)
     console.print(comparison_table(rows, loaded[0]["label"]))
     if comparison_plot(rows, plot):

@@ -14,15 +14,66 @@ from hinttune.errors import HinttuneError
 from hinttune.files import atomic_writer
 
 
-def load_results(path: str) -> dict[str, Any]:
+def load_results(path: str, label: str | None = None) -> dict[str, Any]:
     file = Path(path)
     if file.is_dir():
         file = file / "results.json"
     if not file.exists():
         raise HinttuneError(f"{path}: no results.json (run `hinttune eval` first)")
-    data = json.loads(file.read_text())
-    data["label"] = data.get("label") or Path(path).name
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise HinttuneError(f"{file}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    data["label"] = label or data.get("label") or file.parent.name
+    data["path"] = str(file.parent)
     return data
+
+
+def unique_labels(results: list[dict[str, Any]]) -> None:
+    """Two results named alike (e.g. two runs/*/eval folders) get the shortest distinguishing
+    path; the comparison against the baseline depends on telling them apart."""
+    for _ in range(4):
+        labels = [r["label"] for r in results]
+        clashes = {label for label in labels if labels.count(label) > 1}
+        if not clashes:
+            return
+        for r in results:
+            if r["label"] in clashes:
+                parts = Path(r["path"]).resolve().parts
+                depth = len(Path(r["label"]).parts) + 1
+                r["label"] = "/".join(parts[-depth:]) if depth <= len(parts) else r["label"]
+    seen: dict[str, int] = {}
+    for r in results:  # identical paths given twice: numbered
+        seen[r["label"]] = seen.get(r["label"], 0) + 1
+        if seen[r["label"]] > 1:
+            r["label"] = f"{r['label']} #{seen[r['label']]}"
+
+
+SETTINGS = (("n", lambda r, b: r["benchmarks"][b].get("n", r.get("n"))),
+            ("sampling", lambda r, b: r.get("sampling")),
+            ("prompt", lambda r, b: r.get("prompt_template")),
+            ("benchmark source", lambda r, b: r["benchmarks"][b].get("source")),
+            ("problems", lambda r, b: r["benchmarks"][b].get("problems")),
+            ("grader", lambda r, b: r.get("grader")))
+
+
+def comparison_warnings(results: list[dict[str, Any]]) -> list[str]:
+    """What makes the numbers not comparable: settings that differ, benchmarks not in every
+    result (never dropped silently)."""
+    warnings = []
+    every = list(dict.fromkeys(b for r in results for b in r["benchmarks"]))
+    for bench in every:
+        have = [r for r in results if bench in r["benchmarks"]]
+        if len(have) < len(results):
+            missing = ", ".join(r["label"] for r in results if bench not in r["benchmarks"])
+            warnings.append(f"{bench}: not compared, missing from {missing}")
+            continue
+        for name, get in SETTINGS:
+            values = [get(r, bench) for r in results]
+            if any(v != values[0] for v in values[1:]):
+                shown = "; ".join(f"{r['label']}: {v}" for r, v in zip(results, values))
+                warnings.append(f"{bench}: {name} differs ({shown})")
+    return warnings
 
 
 def comparison_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -36,6 +87,7 @@ def comparison_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             rows.append({"benchmark": bench, "model": r["label"], "accuracy": m["avg@n"],
                          "stderr": m["stderr"], "tokens": m["mean_output_tokens"],
                          "reasoning_tokens": m["mean_reasoning_tokens"],
+                         "undecided": m.get("undecided_checks", 0), "samples": m.get("samples", 0),
                          "reduction": (1 - m["mean_output_tokens"] / ref) if ref else 0.0})
     if not rows:
         raise HinttuneError("the results share no benchmark")
@@ -44,12 +96,13 @@ def comparison_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def comparison_table(rows: list[dict[str, Any]], baseline: str) -> Table:
     table = Table(title=f"accuracy and tokens (reduction against {baseline})")
-    for column in ("benchmark", "model", "avg@n", "mean tokens", "reasoning tokens", "token reduction"):
+    for column in ("benchmark", "model", "avg@n", "undecided", "mean tokens", "reasoning tokens",
+                   "token reduction"):
         table.add_column(column, justify="left" if column in ("benchmark", "model") else "right")
     for r in rows:
         table.add_row(r["benchmark"], r["model"], f"{100 * r['accuracy']:.1f} ± {100 * r['stderr']:.1f}",
-                      f"{r['tokens']:,.0f}", f"{r['reasoning_tokens']:,.0f}",
-                      "-" if r["model"] == baseline else f"{100 * r['reduction']:+.1f}%")
+                      f"{r['undecided']}/{r['samples']}", f"{r['tokens']:,.0f}", f"{r['reasoning_tokens']:,.0f}",
+                      "baseline" if r["model"] == baseline else f"{100 * r['reduction']:+.1f}%")
     mean_reduction = [r["reduction"] for r in rows if r["model"] != baseline]
     if mean_reduction:
         table.caption = f"mean token reduction: {100 * sum(mean_reduction) / len(mean_reduction):.1f}%"

@@ -19,12 +19,18 @@ from hinttune.chat import TokenCounter
 from hinttune.config import EvalConfig, dump_config
 from hinttune.files import atomic_writer, write_json, write_text
 from hinttune.generations import Job, run_jobs
-from hinttune.grading import MathVerifier
+from hinttune.grading import MATH_RULES, MathVerifier
 from hinttune.metrics import accuracy, reasoning_tokens
 from hinttune.probing import graded_part
 from hinttune.store import RunStore
 
 log = logging.getLogger(__name__)
+UNDECIDED = ("timeout", "error", "bad_gold")
+
+
+def reasoning_closed(text: str) -> bool:
+    """Whether an output's reasoning ended: no think block at all counts as open when cut."""
+    return "</think>" in text
 
 
 def eval_request(cfg: EvalConfig, problem: str) -> Request:
@@ -49,10 +55,14 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: Backen
         for i in range(n):
             rec = records.get((p.id, i))
             text = (rec.text or "") if rec is not None and rec.status == "ok" else ""
+            finish = rec.finish_reason if rec else None
             samples.append({"id": p.id, "sample": i, "problem": p.problem, "gold": p.gold_answer,
                             "output": text, "failed": rec is None or rec.status != "ok",
-                            "finish_reason": rec.finish_reason if rec else None})
-            checks.append((p.gold_answer, graded_part(text), True))
+                            "finish_reason": finish})
+            # cut by the length limit before its reasoning closed: it has no answer (as in
+            # construction), not a number picked out of the reasoning
+            cut = finish == "length" and not reasoning_closed(text)
+            checks.append((p.gold_answer, "" if cut else graded_part(text), True))
     verdicts = verifier.check_many(checks)
     by_problem: dict[str, list[bool]] = {}
     for sample, (status, _, extracted) in zip(samples, verdicts):
@@ -70,7 +80,9 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: Backen
         "mean_reasoning_tokens": mean(s["reasoning_tokens"] for s in ok) if ok else 0.0,
         "unclosed_think": sum(not s["think_closed"] for s in ok),
         "truncated_share": sum(s["finish_reason"] == "length" for s in ok) / len(ok) if ok else 0.0,
-        "undecided_checks": sum(s["check"] in ("timeout", "error", "bad_gold") for s in samples),
+        # a check that could not decide (timeout, crash, unparseable gold) is not a wrong answer
+        "undecided_checks": sum(s["check"] in UNDECIDED for s in samples),
+        "no_answer": sum(s["check"] == "no_answer" for s in ok),
         "token_unit": count.unit,
         "source": cfg.data_files.get(name) or cfg.hub.get(name) or (BENCHMARKS[name].hub if name in BENCHMARKS else ""),
     }
@@ -87,7 +99,8 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     results: dict[str, Any] = {"model": cfg.model.model, "backend": cfg.model.backend, "n": cfg.n,
                                "model_fingerprint": weights_fingerprint(cfg.model.model, cfg.model.gguf_file),
                                "revision": getattr(cfg.model, "revision", None),
-                               "hinttune_version": __version__,
+                               "hinttune_version": __version__, "prompt_template": cfg.prompt_template,
+                               "grader": f"math-verify (rules {MATH_RULES})",
                                "sampling": cfg.sampling.model_dump(), "benchmarks": {}}
     count = TokenCounter(cfg.model)
     verifier = MathVerifier(cfg.math_timeout)
