@@ -181,3 +181,17 @@ def test_trainer_refuses_an_export_cut_short(tmp_path):
         json.dumps({"id": str(i), "state": "No-Hint"}) + "\n" for i in range(3)))
     with pytest.raises(HinttuneError, match="2 records, but its sidecar .* lists 3"):
         load_sft_data(str(export / "hint_tuning.messages.jsonl"))
+
+
+def test_the_loss_record_is_the_last_logged_loss_and_the_steps_run(tmp_path):
+    from hinttune.training import loss_record, write_loss_files
+
+    history = [{"loss": 2.0, "step": 13, "learning_rate": 1e-5}, {"loss": 1.5, "step": 18, "grad_norm": 0.7},
+               {"train_loss": 0.0, "step": 18}]  # a resumed run's mean covers only its own steps
+    assert loss_record(history, start_step=12, global_step=18) == {
+        "last_loss": 1.5, "last_loss_step": 18, "steps_run": 6, "total_steps": 18}
+    assert loss_record([], 18, 18)["last_loss"] is None
+    files = write_loss_files(tmp_path, history)
+    assert (tmp_path / "loss.csv").read_text().splitlines() == [
+        "step,epoch,loss,learning_rate,grad_norm", "13,,2.0,1e-05,", "18,,1.5,,0.7"]
+    assert files[0] == tmp_path / "loss.csv"

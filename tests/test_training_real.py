@@ -72,6 +72,9 @@ def test_train_reload_generate_and_resume(checkpoint, dataset, tmp_path):
     assert sum(losses[-3:]) < sum(losses[:3])
     card = (out / "README.md").read_text()
     assert f"base_model: {checkpoint}" in card and "1e-05" not in card and "0.0003" in card
+    # the last logged loss and the steps the resumed invocation ran, not the run's mean
+    assert "steps: 8 (4 run by the last invocation)" in card and f"{losses[-1]:.4f} (step 8)" in card
+    assert len((out / "loss.csv").read_text().splitlines()) == 1 + 8 and (out / "loss.png").exists()
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

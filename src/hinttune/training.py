@@ -188,9 +188,57 @@ def last_checkpoint(output_dir: Path) -> str | None:
     return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
 
 
-def model_card(cfg: TrainConfig, data: SFTData, trainer: Any) -> str:
+def loss_record(log_history: list[dict[str, Any]], start_step: int, global_step: int) -> dict[str, Any]:
+    """What the model card reports: the last logged loss (not the run's mean, which a re-run of
+    a finished training would report as 0.0) and the steps this invocation actually ran."""
+    logged = [h for h in log_history if "loss" in h]
+    return {"last_loss": logged[-1]["loss"] if logged else None,
+            "last_loss_step": logged[-1].get("step") if logged else None,
+            "steps_run": global_step - start_step, "total_steps": global_step}
+
+
+def write_loss_files(out_dir: Path, log_history: list[dict[str, Any]]) -> list[Path]:
+    """``loss.csv`` (step, loss, learning rate, grad norm) beside the checkpoints, and
+    ``loss.png`` when matplotlib is installed."""
+    import csv
+    import io
+
+    rows = [h for h in log_history if "loss" in h]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["step", "epoch", "loss", "learning_rate", "grad_norm"])
+    for h in rows:
+        writer.writerow([h.get("step"), h.get("epoch"), h["loss"], h.get("learning_rate"), h.get("grad_norm")])
+    written = [write_text(out_dir / "loss.csv", buffer.getvalue())]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return written
+    if rows:
+        from hinttune.files import atomic_writer
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([h.get("step") for h in rows], [h["loss"] for h in rows], marker="o", markersize=3)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("training loss")
+        ax.set_title(f"training loss ({len(rows)} logged steps)")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        with atomic_writer(out_dir / "loss.png", "wb") as out:
+            fig.savefig(out, dpi=110, format="png")
+        plt.close(fig)
+        written.append(out_dir / "loss.png")
+    return written
+
+
+def model_card(cfg: TrainConfig, data: SFTData, trainer: Any, start_step: int = 0) -> str:
     states = ", ".join(f"{k}: {v}" for k, v in sorted(data.states.items())) or "unknown"
-    final_loss = next((h["train_loss"] for h in reversed(trainer.state.log_history) if "train_loss" in h), None)
+    record = loss_record(trainer.state.log_history, start_step, trainer.state.global_step)
+    last = (f"{record['last_loss']:.4f} (step {record['last_loss_step']})"
+            if record["last_loss"] is not None else "n/a")
     return f"""---
 base_model: {cfg.model}
 library_name: transformers
@@ -208,7 +256,8 @@ targets, Fan et al., 2026, arXiv:2605.08665).
   {cfg.lr_scheduler_type} schedule, AdamW betas ({cfg.adam_beta1}, {cfg.adam_beta2}), max length
   {cfg.max_length}{', LoRA r=' + str(cfg.lora.r) if cfg.lora.enabled else ', full parameters'};
   loss on the assistant turn only
-- steps: {trainer.state.global_step}; final training loss: {final_loss if final_loss is not None else 'n/a'}
+- steps: {record['total_steps']} ({record['steps_run']} run by the last invocation); last logged
+  training loss: {last}; the curve is in `loss.csv` and `loss.png`
 
 Prompt format at inference: the problem as the user turn, e.g.
 `{{problem}}\\n\\nPlease reason step by step, and put your final answer within \\boxed{{}}.`
@@ -222,16 +271,24 @@ Prompt format at inference: the problem as the user turn, e.g.
 def train(cfg: TrainConfig) -> dict[str, Any]:
     trainer, data = build_trainer(cfg)
     checkpoint = last_checkpoint(Path(cfg.output_dir)) if cfg.resume else None
+    start_step = 0
     if checkpoint:
         log.info("resuming from %s", checkpoint)
+        state_file = Path(checkpoint) / "trainer_state.json"
+        if state_file.exists():
+            import json
+
+            start_step = json.loads(state_file.read_text(encoding="utf-8")).get("global_step", 0)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     if trainer.is_fsdp_enabled:  # gather the full weights on rank 0 for a normal checkpoint
         trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(cfg.output_dir))
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(str(cfg.output_dir))
-        write_text(Path(cfg.output_dir) / "README.md", model_card(cfg, data, trainer))
+        write_text(Path(cfg.output_dir) / "README.md", model_card(cfg, data, trainer, start_step))
+        write_loss_files(Path(cfg.output_dir), trainer.state.log_history)
         write_text(Path(cfg.output_dir) / "hinttune_train.yaml", dump_config(cfg))
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {"resumed_from": checkpoint, "steps": trainer.state.global_step, "losses": losses,
+            "steps_run": trainer.state.global_step - start_step,
             "train_loss": result.training_loss, "records": len(trainer.train_dataset)}
