@@ -201,3 +201,22 @@ def test_an_output_cut_before_its_reasoning_closed_has_no_answer(tmp_path):
     assert [s["check"] for s in samples] == ["no_answer"] * 3 and not any(s["correct"] for s in samples)
     results = json.loads((folder / "results.json").read_text())
     assert results["benchmarks"]["mini"]["no_answer"] == 3
+
+
+def test_samples_hold_the_rendered_prompt_and_breakdowns_by_level_and_subject(tmp_path):
+    path = tmp_path / "m5.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"problem": "one plus one", "answer": "2", "level": 1, "subject": "Algebra"},
+        {"problem": "two plus two", "answer": "4", "level": 1, "subject": "Geometry"},
+        {"problem": "half of one", "answer": "\\frac{1}{2}", "level": 5, "subject": "Algebra"}]))
+    cfg = EvalConfig(model=fake_model(), benchmarks=["m5"], n=2, data_files={"m5": str(path)},
+                     output_dir=tmp_path / "ev")
+    m = run_eval(cfg)["benchmarks"]["m5"]
+    samples = [json.loads(line) for line in (tmp_path / "ev" / "samples_m5.jsonl").open()]
+    assert samples[0]["prompt"] == ("<|user|>one plus one\n\nPlease reason step by step, and put your "
+                                    "final answer within \\boxed{}.\n<|assistant|>")
+    assert (samples[0]["level"], samples[0]["subject"]) == ("1", "Algebra")
+    assert m["by_level"] == {"1": {"problems": 2, "avg@n": 0.5, "stderr": pytest.approx(0.5 / 2 ** 0.5)},
+                             "5": {"problems": 1, "avg@n": 0.0, "stderr": 0.0}}
+    assert m["by_subject"]["Algebra"]["avg@n"] == 0.5 and m["by_subject"]["Geometry"]["avg@n"] == 0.0
+    assert m["maj@n"] == pytest.approx(1 / 3) and "stderr_sample" in m

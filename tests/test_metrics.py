@@ -45,3 +45,35 @@ def words(text):
 ])
 def test_reasoning_tokens(text, tokens, closed):
     assert reasoning_tokens(text, words) == (tokens, closed)
+
+
+def test_majority_vote_scores_the_most_frequent_answer():
+    from hinttune.metrics import majority_accuracy
+
+    problems = [[("4", True), ("5", False), ("4", True)],          # 4 wins: right
+                [("7", False), ("7", False), ("3", True)],         # 7 wins: wrong
+                [("1", True), ("2", False)],                       # a tie: the first seen
+                [(None, False), (None, False)]]                    # no answer at all
+    assert majority_accuracy(problems) == 0.5
+
+
+def test_both_standard_error_conventions():
+    from hinttune.metrics import accuracy
+
+    out = accuracy([[True, True], [False, False], [True, False]])
+    # per problem 1, 0, 0.5: population sd 0.408, sample sd 0.5, over sqrt(3)
+    assert out["stderr"] == pytest.approx(0.40825 / 3 ** 0.5, abs=1e-4)
+    assert out["stderr_sample"] == pytest.approx(0.5 / 3 ** 0.5, abs=1e-4)
+
+
+def test_paired_bootstrap_keeps_pairs_and_is_seeded():
+    from hinttune.metrics import paired_bootstrap
+
+    base = [0.0, 0.5, 1.0, 0.25] * 10
+    better = [b + 0.25 for b in base]  # every problem up by exactly 0.25
+    assert paired_bootstrap(base, better) == pytest.approx((0.25, 0.25, 0.25))
+    mixed = [1.0, 0.0] * 20
+    diff, low, high = paired_bootstrap([0.5] * 40, mixed, seed=1)
+    assert diff == 0.0 and low < 0 < high and paired_bootstrap([0.5] * 40, mixed, seed=1) == (diff, low, high)
+    with pytest.raises(ValueError):
+        paired_bootstrap([1.0], [1.0, 0.0])

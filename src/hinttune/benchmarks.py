@@ -56,4 +56,4 @@ def load_benchmark(name: str, cfg: EvalConfig) -> list[Problem]:
                                   limit=cfg.limit)
     loaded = load_problems(problems_cfg)
     transform = bench.answer if bench else str
-    return [Problem(p.id, p.problem, transform(p.gold_answer), p.index) for p in loaded.problems]
+    return [Problem(p.id, p.problem, transform(p.gold_answer), p.index, p.tags) for p in loaded.problems]

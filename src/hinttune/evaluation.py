@@ -20,7 +20,8 @@ from hinttune.config import EvalConfig, dump_config
 from hinttune.files import atomic_writer, write_json, write_text
 from hinttune.generations import Job, run_jobs
 from hinttune.grading import MATH_RULES, MathVerifier
-from hinttune.metrics import accuracy, reasoning_tokens
+from hinttune.metrics import accuracy, majority_accuracy, reasoning_tokens
+from hinttune.problems import TAG_FIELDS
 from hinttune.probing import graded_part
 from hinttune.store import RunStore
 
@@ -42,6 +43,29 @@ def eval_request(cfg: EvalConfig, problem: str) -> Request:
                    template_kwargs=dict(model.chat_template_kwargs))
 
 
+def sample_metrics(samples: list[dict[str, Any]]) -> dict[str, float]:
+    """avg@n with both standard errors, pass@k and maj@n from a benchmark's samples."""
+    by_problem: dict[str, list[dict[str, Any]]] = {}
+    for sample in samples:
+        by_problem.setdefault(sample["id"], []).append(sample)
+    groups = list(by_problem.values())
+    return {**accuracy([[s["correct"] for s in g] for g in groups]),
+            "maj@n": majority_accuracy([[(s["extracted_answer"], s["correct"]) for s in g] for g in groups])}
+
+
+def breakdown(samples: list[dict[str, Any]], tag: str) -> dict[str, dict[str, float]]:
+    """avg@n per value of a problem field (MATH-500's level or subject)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for sample in samples:
+        groups.setdefault(str(sample.get(tag, "?")), []).append(sample)
+    out = {}
+    for value in sorted(groups, key=lambda v: (len(v), v)):
+        m = sample_metrics(groups[value])
+        out[value] = {"problems": len({s["id"] for s in groups[value]}), "avg@n": m["avg@n"],
+                      "stderr": m["stderr"]}
+    return out
+
+
 def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: BackendPool,
                        verifier: MathVerifier, count: TokenCounter) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     problems = load_benchmark(name, cfg)
@@ -49,33 +73,33 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: Backen
     n = cfg.samples(name)
     jobs = [Job(p.id, i, eval_request(cfg, p.problem), output_prefix=prefix)
             for p in problems for i in range(n)]
-    records = run_jobs(store, pool.get(cfg.model), "eval", name, jobs, cfg.seed, label=f"eval · {name}")
+    backend = pool.get(cfg.model)
+    records = run_jobs(store, backend, "eval", name, jobs, cfg.seed, label=f"eval · {name}")
     samples, checks = [], []
     for p in problems:
+        prompt = backend.prompt_text(eval_request(cfg, p.problem))  # what the model saw
         for i in range(n):
             rec = records.get((p.id, i))
             text = (rec.text or "") if rec is not None and rec.status == "ok" else ""
             finish = rec.finish_reason if rec else None
-            samples.append({"id": p.id, "sample": i, "problem": p.problem, "gold": p.gold_answer,
-                            "output": text, "failed": rec is None or rec.status != "ok",
+            samples.append({"id": p.id, "sample": i, "problem": p.problem, **p.tags, "prompt": prompt,
+                            "gold": p.gold_answer, "output": text, "failed": rec is None or rec.status != "ok",
                             "finish_reason": finish})
             # cut by the length limit before its reasoning closed: it has no answer (as in
             # construction), not a number picked out of the reasoning
             cut = finish == "length" and not reasoning_closed(text)
             checks.append((p.gold_answer, "" if cut else graded_part(text), True))
     verdicts = verifier.check_many(checks)
-    by_problem: dict[str, list[bool]] = {}
     for sample, (status, _, extracted) in zip(samples, verdicts):
         sample["correct"] = status == "correct"
         sample["extracted_answer"] = extracted
         sample["check"] = status
         sample["output_tokens"] = count(sample["output"])
         sample["reasoning_tokens"], sample["think_closed"] = reasoning_tokens(sample["output"], count)
-        by_problem.setdefault(sample["id"], []).append(sample["correct"])
     ok = [s for s in samples if not s["failed"]]
     metrics = {
         "problems": len(problems), "n": n, "samples": len(samples), "failed": len(samples) - len(ok),
-        **accuracy(list(by_problem.values())),
+        **sample_metrics(samples),
         "mean_output_tokens": mean(s["output_tokens"] for s in ok) if ok else 0.0,
         "mean_reasoning_tokens": mean(s["reasoning_tokens"] for s in ok) if ok else 0.0,
         "unclosed_think": sum(not s["think_closed"] for s in ok),
@@ -85,6 +109,8 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: Backen
         "no_answer": sum(s["check"] == "no_answer" for s in ok),
         "token_unit": count.unit,
         "source": cfg.data_files.get(name) or cfg.hub.get(name) or (BENCHMARKS[name].hub if name in BENCHMARKS else ""),
+        **{f"by_{tag}": breakdown(samples, tag) for tag in TAG_FIELDS
+           if any(tag in s for s in samples)},
     }
     return metrics, samples
 

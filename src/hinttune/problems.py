@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 PROBLEM_ALIASES = ("problem", "question")
 ANSWER_ALIASES = ("gold_answer", "answer", "solution")
+TAG_FIELDS = ("level", "subject", "type", "year")  # kept for per-group breakdowns
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Problem:
     problem: str
     gold_answer: str
     index: int  # position in the source, for messages and stable ordering
+    # a benchmark's breakdown fields where the record has them (MATH-500: level, subject)
+    tags: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass
@@ -230,7 +233,9 @@ def load_problems(cfg: ProblemsConfig) -> LoadedProblems:
                                      f"{places[texts[norm]]} with a different gold answer: both kept")
         seen[pid] = index
         texts.setdefault(norm, index)
-        result.problems.append(Problem(pid, text, gold, index))
+        tags = {name: str(record[name]) for name in TAG_FIELDS
+                if isinstance(record.get(name), (str, int)) and not isinstance(record.get(name), bool)}
+        result.problems.append(Problem(pid, text, gold, index, tags))
         if cfg.limit and len(result.problems) >= cfg.limit:
             break
     if not result.problems:
