@@ -452,8 +452,9 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
 
     Example: [cyan]hinttune compare runs/eval-base runs/eval-ht --label base --label tuned[/]
     """
-    from hinttune.compare import (comparison_plot, comparison_rows, comparison_table,
-                                  comparison_warnings, load_results, unique_labels)
+    from hinttune.compare import (comparison_rows, comparison_table, comparison_warnings,
+                                  load_results, unique_labels)
+    from hinttune.compare_plot import comparison_plot
 
     labels = list(label or [])
     if labels and len(labels) != len(results):
@@ -463,7 +464,12 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
     for warning in comparison_warnings(loaded):
         console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     rows = comparison_rows(loaded)
+    # a wide table: off a terminal (a log, CI) it is not squeezed into 80 columns
+    width = console.width
+    if not console.is_terminal:
+        console.width = max(width, 150)
     console.print(comparison_table(rows, loaded[0]["label"]))
-    if comparison_plot(rows, plot):
+    console.width = width
+    if comparison_plot(rows, loaded, plot):
         console.print(f"plot: {plot}", highlight=False)
 
