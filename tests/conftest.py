@@ -70,6 +70,24 @@ def smollm_hf(smollm_dir: Path) -> Path:
     return folder
 
 
+def side_python(name: str, requirement: str) -> Path:
+    """The python of a virtual environment beside ours, for a library whose pins conflict with
+    ours (lighteval) or an older release to check compatibility with (transformers 4.x). It
+    sees our packages; what it installs itself shadows them. Built once, kept in the test cache."""
+    venv = TEST_CACHE / name
+    python = venv / "bin" / "python"
+    ready = venv / ".ready"
+    if not ready.exists() or ready.read_text() != requirement:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", "--system-site-packages", str(venv)],
+                       check=True, timeout=300)
+        done = subprocess.run([str(python), "-m", "pip", "install", "-q", requirement],
+                              capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            pytest.fail(f"could not install {requirement} in {venv}:\n{done.stderr[-3000:]}")
+        ready.write_text(requirement)
+    return python
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

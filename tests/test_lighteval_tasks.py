@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, side_python
 
 LIGHTEVAL = "lighteval[math]==0.13.0"
 BENCHMARKS = ("aime24", "aime25", "hmmt25", "math500", "amc23", "gsm8k")
@@ -30,24 +30,6 @@ def test_tasks_prompt_and_token_metrics(monkeypatch):
     response = types.SimpleNamespace(text=["<think>a b c</think> \\boxed{2}", "<think>a b c d e"])
     assert lt.ReasoningTokens().compute(doc, response) == 4.0  # (3 + 5) / 2
     assert lt.OutputTokens().compute(doc, response) == 4.5
-
-
-def lighteval_python() -> Path:
-    """A virtual environment with lighteval beside ours (it sees our packages, and its own
-    pinned latex2sympy2_extended shadows ours), built once and kept in the test cache."""
-    cache = Path(os.environ.get("HINTTUNE_TEST_CACHE", Path.home() / ".cache" / "hinttune-tests"))
-    venv = cache / "lighteval-venv"
-    python = venv / "bin" / "python"
-    ready = venv / ".ready"
-    if not ready.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", "--system-site-packages", str(venv)],
-                       check=True, timeout=300)
-        done = subprocess.run([str(python), "-m", "pip", "install", "-q", LIGHTEVAL],
-                              capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            pytest.fail(f"could not install {LIGHTEVAL} in {venv}:\n{done.stderr[-3000:]}")
-        ready.write_text(LIGHTEVAL)
-    return python
 
 
 def agreement_cases() -> list[tuple[str, dict, str]]:
@@ -75,7 +57,7 @@ def test_lighteval_tasks_score_like_hinttune_eval_on_every_gold(tmp_path):
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     env = {**os.environ, "HINTTUNE_EVAL_N": "1",
            "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    done = subprocess.run([str(lighteval_python()), str(Path(__file__).with_name("lighteval_agreement.py")),
+    done = subprocess.run([str(side_python("lighteval-venv", LIGHTEVAL)), str(Path(__file__).with_name("lighteval_agreement.py")),
                            str(tmp_path / "cases.json")], capture_output=True, text=True, env=env, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     lighteval_scores = json.loads(done.stdout.strip().splitlines()[-1])

@@ -93,3 +93,26 @@ def test_lora_adapters(checkpoint, dataset, tmp_path):
     result = train(config(checkpoint, dataset, tmp_path / "lora", max_steps=2,
                           lora={"enabled": True, "r": 4, "alpha": 8}))
     assert result["steps"] == 2 and (tmp_path / "lora" / "adapter_config.json").exists()
+
+
+def test_a_trained_model_reads_the_same_in_transformers_4(checkpoint, dataset, tmp_path):
+    """Saved by transformers 5 (what vLLM 0.33 pins), read by 4.57 (older vLLM, LLaMA-Factory,
+    lighteval setups): the same RoPE base, tokenizer, prompt ids and next-token logits."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import side_python
+    from hinttune.training import train
+
+    out = tmp_path / "ht"
+    train(config(checkpoint, dataset, out, max_steps=1))
+    script = str(Path(__file__).with_name("read_checkpoint.py"))
+    old = subprocess.run([str(side_python("transformers4-venv", "transformers==4.57.1")), script, str(out)],
+                         capture_output=True, text=True, timeout=600)
+    new = subprocess.run([sys.executable, script, str(out)], capture_output=True, text=True, timeout=600)
+    assert old.returncode == 0, old.stderr[-2000:]
+    assert new.returncode == 0, new.stderr[-2000:]
+    read_old, read_new = (json.loads(r.stdout.strip().splitlines()[-1]) for r in (old, new))
+    assert read_new["rope_theta"] == 100000.0
+    assert read_old == read_new

@@ -21,6 +21,7 @@ from typing import Any
 
 from hinttune.augment import augment_records
 from hinttune.config import TrainConfig, dump_config
+from hinttune.checkpoints import make_portable
 from hinttune.files import write_text
 from hinttune.errors import HinttuneError, missing_extra
 
@@ -234,6 +235,15 @@ def write_loss_files(out_dir: Path, log_history: list[dict[str, Any]]) -> list[P
     return written
 
 
+def _transformers_version() -> str:
+    try:
+        import transformers
+
+        return transformers.__version__
+    except ImportError:
+        return "unknown"
+
+
 def model_card(cfg: TrainConfig, data: SFTData, trainer: Any, start_step: int = 0) -> str:
     states = ", ".join(f"{k}: {v}" for k, v in sorted(data.states.items())) or "unknown"
     record = loss_record(trainer.state.log_history, start_step, trainer.state.global_step)
@@ -259,6 +269,10 @@ targets, Fan et al., 2026, arXiv:2605.08665).
 - steps: {record['total_steps']} ({record['steps_run']} run by the last invocation); last logged
   training loss: {last}; the curve is in `loss.csv` and `loss.png`
 
+Saved with transformers {_transformers_version()}; the config and tokenizer also carry the
+fields transformers 4.x reads (the RoPE base at the top level, a tokenizer class 4.x knows), so
+transformers 4.57 and 5.x (what vLLM 0.33 pins) read the same model.
+
 Prompt format at inference: the problem as the user turn, e.g.
 `{{problem}}\\n\\nPlease reason step by step, and put your final answer within \\boxed{{}}.`
 
@@ -276,8 +290,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         log.info("resuming from %s", checkpoint)
         state_file = Path(checkpoint) / "trainer_state.json"
         if state_file.exists():
-            import json
-
             start_step = json.loads(state_file.read_text(encoding="utf-8")).get("global_step", 0)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     if trainer.is_fsdp_enabled:  # gather the full weights on rank 0 for a normal checkpoint
@@ -285,6 +297,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     trainer.save_model(str(cfg.output_dir))
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(str(cfg.output_dir))
+        make_portable(Path(cfg.output_dir))  # transformers 4.x reads it the same way
         write_text(Path(cfg.output_dir) / "README.md", model_card(cfg, data, trainer, start_step))
         write_loss_files(Path(cfg.output_dir), trainer.state.log_history)
         write_text(Path(cfg.output_dir) / "hinttune_train.yaml", dump_config(cfg))
