@@ -195,3 +195,32 @@ def test_the_loss_record_is_the_last_logged_loss_and_the_steps_run(tmp_path):
     assert (tmp_path / "loss.csv").read_text().splitlines() == [
         "step,epoch,loss,learning_rate,grad_norm", "13,,2.0,1e-05,", "18,,1.5,,0.7"]
     assert files[0] == tmp_path / "loss.csv"
+
+
+def test_training_logs_to_tensorboard_when_it_is_installed(monkeypatch):
+    import importlib.util
+
+    from hinttune.config import TrainConfig
+    from hinttune.training import report_to
+
+    assert TrainConfig().report_to == ["auto"]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "tensorboard" else real(name))
+    assert report_to(["auto"]) == ["tensorboard"]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if "tensorboard" in name.lower() else real(name))
+    assert report_to(["auto"]) == ["none"]
+    assert report_to(["wandb"]) == ["wandb"]
+
+
+def test_report_to_from_the_cli(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hinttune import cli
+
+    seen = {}
+    monkeypatch.setattr("hinttune.training.train", lambda cfg: seen.setdefault("cfg", cfg) and {
+        "steps": 1, "records": 1, "losses": [0.5], "resumed_from": None})
+    result = CliRunner().invoke(cli.app, ["train", "-d", "x.json", "-m", "m", "-o", str(tmp_path),
+                                          "--report-to", "wandb,tensorboard"])
+    assert result.exit_code == 0, result.output
+    assert seen["cfg"].report_to == ["wandb", "tensorboard"] and "last logged loss 0.5000" in result.output

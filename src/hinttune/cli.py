@@ -278,7 +278,10 @@ def train(data: Optional[str] = DataOpt, model: Optional[str] = ModelOpt,
           lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (PEFT) instead of all weights."),
           augment: bool = typer.Option(False, "--augment", help="Add instruction phrasings on the fly."),
           resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the last checkpoint."),
-          cpu: bool = typer.Option(False, "--cpu", help="Train on the CPU (fp32, for tests and tiny models).")) -> None:
+          cpu: bool = typer.Option(False, "--cpu", help="Train on the CPU (fp32, for tests and tiny models)."),
+          report_to: Optional[str] = typer.Option(None, "--report-to", help="Where to log training: auto "
+                                                  "(TensorBoard when installed, the default), tensorboard, wandb, "
+                                                  "none, or several comma-separated.")) -> None:
     """Fine-tune the think model on a Hint Tuning dataset (TRL SFTTrainer, loss on the assistant turn).
 
     Example: [cyan]hinttune train -d runs/paper -m Qwen/Qwen3-4B-Thinking-2507 -o runs/ht-4b[/]
@@ -289,10 +292,12 @@ def train(data: Optional[str] = DataOpt, model: Optional[str] = ModelOpt,
     extra = {"lora.enabled": "true" if lora else None, "augment": "true" if augment else None,
              "resume": str(resume).lower(), "use_cpu": "true" if cpu else None,
              "bf16": "false" if cpu else None, "gradient_checkpointing": "false" if cpu else None}
+    if report_to:
+        extra["report_to"] = "[" + ",".join(r.strip() for r in report_to.split(",")) + "]"
     cfg = _train_config(recipe, set, data=data, model=model, output_dir=output_dir, **extra)
     result = run_training(cfg)
-    console.print(f"trained {result['steps']} steps on {result['records']} records "
-                  f"(final loss {result['train_loss']:.4f})"
+    last = f"last logged loss {result['losses'][-1]:.4f}" if result["losses"] else "no loss logged"
+    console.print(f"trained {result['steps']} steps on {result['records']} records ({last})"
                   + (f", resumed from {result['resumed_from']}" if result["resumed_from"] else "")
                   + f" → {cfg.output_dir}", highlight=False)
 

@@ -267,7 +267,9 @@ class TrainConfig(Strict):
     augment_copies: int = Field(1, ge=1)
     lora: LoraSettings = Field(default_factory=LoraSettings)
     trl_args: dict[str, Any] = Field(default_factory=dict, description="any other SFTConfig argument")
-    report_to: list[str] = Field(default_factory=lambda: ["none"])
+    report_to: list[str] = Field(default_factory=lambda: ["auto"], description="auto: TensorBoard "
+                                 "when installed (event files in OUTPUT/runs), else none; or "
+                                 "transformers' integrations by name (tensorboard, wandb, mlflow, none)")
 
 
 class EvalSampling(Sampling):

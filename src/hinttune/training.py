@@ -156,7 +156,7 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, SFTData]:
         bf16=cfg.bf16 and not cfg.use_cpu, use_cpu=cfg.use_cpu, max_length=cfg.max_length,
         gradient_checkpointing=cfg.gradient_checkpointing, seed=cfg.seed,
         logging_steps=cfg.logging_steps, save_strategy=cfg.save_strategy, save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit, report_to=cfg.report_to,
+        save_total_limit=cfg.save_total_limit, report_to=report_to(cfg.report_to),
         completion_only_loss=True,  # loss on the assistant turn only
     )
     # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
@@ -181,6 +181,17 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, SFTData]:
     trainer = SFTTrainer(model=model, args=SFTConfig(**args), processing_class=tokenizer,
                          train_dataset=datasets.Dataset.from_list(rows), peft_config=peft_config)
     return trainer, data
+
+
+def report_to(wanted: list[str]) -> list[str]:
+    """``auto``: TensorBoard when it is installed (a loss curve to watch with no account),
+    otherwise nothing; names are passed to transformers as given."""
+    if wanted == ["auto"]:
+        import importlib.util
+
+        found = any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX"))
+        return ["tensorboard"] if found else ["none"]
+    return list(wanted)
 
 
 def last_checkpoint(output_dir: Path) -> str | None:
