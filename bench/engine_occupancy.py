@@ -89,37 +89,52 @@ def rounds(chains, slots):
 
 def continuous(chains, slots, look_ahead=False):
     """A problem's next k is queued the moment its last one is graded wrong. With
-    ``look_ahead`` (hinttune's ``probe.fill_batch`` set to the slot count), a problem asks
-    ceil(slots / open problems) consecutive k at a time and settles when all are graded, as
-    ``linear`` with look-ahead does; those asked past K* are wasted, and counted."""
+    ``look_ahead`` (hinttune's ``probe.fill_batch`` set to the slot count), each problem keeps
+    a rolling window of ceil(slots / open problems) consecutive k in flight, refilled the
+    moment one comes back and growing as problems close, and settles its k in order, as
+    ``linear`` with look-ahead does under the continuous schedule; what was asked past K* is
+    wasted, and counted."""
     state = {"wasted": 0}
 
     def arrivals():
-        sent = [0] * len(chains)  # k asked so far per problem
-        waiting = [0] * len(chains)  # of its current batch, not yet back
-        open_ = len(chains)
+        nxt = [0] * len(chains)  # next k to ask, per problem
+        inflight = [0] * len(chains)
+        back = [set() for _ in chains]  # k returned and not yet settled
+        low = [0] * len(chains)  # lowest unsettled k
+        done = [False] * len(chains)
+        open_ = [len(chains)]
 
-        def ask(i):
-            lengths, asked = chains[i]
-            count = -(-slots // max(open_, 1)) if look_ahead else 1
-            batch = [((i, k), lengths[k]) for k in range(sent[i], min(len(lengths), sent[i] + count))]
-            sent[i] += len(batch)
-            waiting[i] = len(batch)
+        def top_up(i):
+            lengths, _ = chains[i]
+            window = -(-slots // max(open_[0], 1)) if look_ahead else 1
+            batch = []
+            while not done[i] and inflight[i] < window and nxt[i] < len(lengths):
+                batch.append(((i, nxt[i]), lengths[nxt[i]]))
+                nxt[i] += 1
+                inflight[i] += 1
             return batch
 
-        got = yield [item for i in range(len(chains)) for item in ask(i)]
+        got = yield [item for i in range(len(chains)) for item in top_up(i)]
         while True:
             _, (i, k) = got
             lengths, asked = chains[i]
-            if k >= asked:
-                state["wasted"] += lengths[k]
-            waiting[i] -= 1
+            inflight[i] -= 1
             batch = []
-            if waiting[i] == 0:  # its batch is graded: settle, then ask on if still open
-                if sent[i] >= asked:
-                    open_ -= 1
-                else:
-                    batch = ask(i)
+            if done[i]:
+                state["wasted"] += lengths[k]
+                got = yield batch
+                continue
+            back[i].add(k)
+            while low[i] in back[i] and not done[i]:  # settle in order
+                done[i] = low[i] == asked - 1 or low[i] == len(lengths) - 1
+                low[i] += 1
+            if done[i]:
+                open_[0] -= 1
+                state["wasted"] += sum(lengths[j] for j in back[i] if j >= asked)  # came back early
+                for j in range(len(chains)):  # the others' windows grow
+                    batch += top_up(j)
+            else:
+                batch += top_up(i)
             got = yield batch
 
     span = engine(slots, arrivals())

@@ -316,3 +316,42 @@ def test_continuous_probing_finds_the_same_k_star_as_rounds(tmp_path, probe):
     if not probe.get("fill_batch"):  # look-ahead may differ with what is open when; K* may not
         assert {p: sorted((a.k, a.sample) for a in o.attempts) for p, o in continuous.probes.items()} == \
             {p: sorted((a.k, a.sample) for a in o.attempts) for p, o in rounds.probes.items()}
+
+
+def test_rolling_look_ahead_keeps_linears_k_star_on_many_problems(tmp_path):
+    """Linear with fill_batch under the continuous schedule keeps a window of k in flight per
+    problem and settles them in order: the same K* (smallest successful k, isolated early
+    successes included) and dataset as rounds, with the k asked past K* counted."""
+    import re
+
+    from hinttune.config import SegmentConfig
+    from hinttune.segmentation import prefix, trace_episodes
+
+    episodes = "".join(f"Step {i}. Wait, " for i in range(1, 7)) + "done."
+    pieces = trace_episodes(f"<think>\n{episodes}\n</think>", SegmentConfig(keywords=["wait"]))
+    assert len(pieces) == 7  # k = 1..6 are probed
+    problems, answers = [], {}
+    wins = {0: [2], 1: [1], 2: [3, 5], 3: [5], 4: [], 5: [2, 3], 6: [4], 7: [1, 4], 8: [6], 9: [3]}
+    for i, ks in wins.items():
+        problems.append({"problem": f"p{i}: {i}+{i}", "gold_answer": str(2 * i)})
+        for k in ks:  # the continuation of exactly P_k answers right
+            key = re.escape(f"p{i}: {i}+{i}\n<|assistant|>{prefix(pieces, k)}") + "$"
+            answers[f"re:{key}"] = f"so {2 * i}."
+    built = {}
+    for schedule in ("rounds", "continuous"):
+        folder = tmp_path / schedule
+        folder.mkdir()
+        (folder / "problems.json").write_text(json.dumps(problems))
+        data = {"run_dir": str(folder / "run"), "problems": {"source": str(folder / "problems.json")},
+                "think": {"backend": "fake", "model": "think", "default_reply":
+                          f"<think>\n{episodes}\n</think>\n\nThe answer is 0."},
+                "instruct": {"backend": "fake", "model": "instruct", "answers": answers,
+                             "default_reply": "The answer is 0."},
+                "grading": {"grader": "math"}, "segment": {"keywords": ["wait"]},
+                "probe": {"schedule": schedule, "fill_batch": 16}}
+        built[schedule] = build(validate_config(data))
+    found = {s: {a.problem.split(":")[0]: a.k_star for a in b.assignments} for s, b in built.items()}
+    assert found["continuous"] == found["rounds"]
+    assert found["rounds"]["p2"] == 3 and found["rounds"]["p5"] == 2 and found["rounds"]["p4"] is None
+    stats = built["continuous"].summary["probing"]
+    assert stats["beyond_linear"] > 0  # the window asked past K*, and says so

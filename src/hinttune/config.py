@@ -100,7 +100,8 @@ class FakeModel(ModelBase, Parallel):
 
     backend: Literal["fake"]
     delay: float = Field(0.0, ge=0, description="seconds per generation")
-    answers: dict[str, str] = Field(default_factory=dict, description="substring of prompt -> reply")
+    answers: dict[str, str] = Field(default_factory=dict, description="substring of prompt (or "
+                                    "re:REGEX) -> reply; the first that matches")
     default_reply: str = "<think>\nLet me think. The answer is 0.\n</think>\n\nThe answer is 0."
 
 

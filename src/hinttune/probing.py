@@ -58,6 +58,7 @@ class ProbeOutcome:
     attempts: list[ProbeAttempt] = field(default_factory=list)
     incomplete: str | None = None  # why the search could not finish in this run
     rounds: int = 0
+    ahead: int = 0  # continuations asked ahead past K* and not needed (rolling look-ahead)
 
     @property
     def solution(self) -> ProbeAttempt | None:
@@ -119,15 +120,28 @@ class _Prober:
         if ks:
             self.outcomes[pid].rounds += 1
         for k in ks:
-            base = self.tries.get((pid, k), 0) * self.spp
-            self.tries[(pid, k)] = self.tries.get((pid, k), 0) + 1
-            request = probe_request(self.cfg, self.by_id[pid], k)
-            # plan rows are per (problem, k); the sample index picks the seed. Under the
-            # official policy k = 0 is the bare prompt, which must be sampled afresh.
-            salt = "probe" if request.continuation is None else ""
-            jobs += [Job(f"{pid}#k{k}", base + j, request, salt=salt) for j in range(self.spp)]
+            k_jobs, base = self.ask_k(pid, k)
+            jobs += k_jobs
             asked.append((k, base))
         return jobs, asked
+
+    def ask_k(self, pid: str, k: int) -> tuple[list[Job], int]:
+        """The samples_per_prefix jobs for one k, and their first sample index."""
+        base = self.tries.get((pid, k), 0) * self.spp
+        self.tries[(pid, k)] = self.tries.get((pid, k), 0) + 1
+        request = probe_request(self.cfg, self.by_id[pid], k)
+        # plan rows are per (problem, k); the sample index picks the seed. Under the
+        # official policy k = 0 is the bare prompt, which must be sampled afresh.
+        salt = "probe" if request.continuation is None else ""
+        return [Job(f"{pid}#k{k}", base + j, request, salt=salt) for j in range(self.spp)], base
+
+    def rolls(self, pid: str) -> bool:
+        """Linear with fill_batch under the continuous schedule keeps a rolling window of k in
+        flight per problem instead of a batch that waits for its slowest continuation."""
+        return bool(self.probe.fill_batch) and isinstance(self.searches[pid], Linear)
+
+    def window(self, open_count: int) -> int:
+        return max(1, -(-self.probe.fill_batch // (max(open_count, 1) * self.spp)))
 
     def item(self, pid: str, rec: Any) -> GradeItem:
         p = self.by_id[pid].problem
@@ -212,14 +226,23 @@ def _rounds(prober: _Prober, store: RunStore, grader: Grader, pool: BackendPool)
 def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) -> int:
     """Event-driven: each continuation is graded the moment it is stored, and as soon as all of
     a problem's asked k are in, its search decides and its next k joins the engine while the
-    others run. With fill_batch, a problem asks further k ahead when few problems are open."""
+    others run. With fill_batch, linear keeps a rolling window of consecutive k in flight per
+    problem (ceil(fill_batch / open problems) of them, growing as problems close): each k is
+    settled in order as soon as it and every k below it are graded, so K* is linear's, and a
+    finished k is replaced at once; what was asked past K* is counted, not used."""
     cfg = prober.cfg
     stream = JobStream(store, backend, STAGE, "instruct", cfg.seed,
                        label=f"probe ({cfg.probe.strategy}, continuous)")
     pending: dict[str, tuple[list[tuple[int, int]], dict[tuple[str, int], Any], int]] = {}
+    flight: dict[str, dict[int, tuple[int, dict[tuple[str, int], Any]]]] = {}  # rolling: k -> (base, records)
+    next_k: dict[str, int] = {}
     verdicts: dict[str, Verdict] = {}
+    open_count = [len(prober.open())]
 
     def ask(pid: str) -> None:
+        if prober.rolls(pid):
+            roll(pid)
+            return
         prober.look_ahead([pid], len(prober.open()))
         jobs, asked = prober.ask(pid)
         if jobs:
@@ -227,8 +250,56 @@ def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) 
             for job in jobs:
                 stream.put(job)
 
+    def roll(pid: str) -> None:
+        search = prober.searches[pid]
+        inflight = flight.setdefault(pid, {})
+        k = next_k.setdefault(pid, search.next)  # type: ignore[attr-defined]
+        while not search.done and len(inflight) < prober.window(open_count[0]) and k <= search.last:
+            jobs, base = prober.ask_k(pid, k)
+            prober.outcomes[pid].rounds += 1
+            inflight[k] = (base, {})
+            next_k[pid] = k = k + 1
+            for job in jobs:
+                stream.put(job)
+
+    def closed(pid: str) -> None:
+        open_count[0] -= 1
+        for other in prober.open():  # fewer problems open: the others' windows grow
+            if prober.rolls(other):
+                roll(other)
+
+    def on_rolling(pid: str, job: Job, rec: Any) -> None:
+        search = prober.searches[pid]
+        k = int(job.problem_id.rsplit("#k", 1)[1])
+        if search.done:  # asked ahead past K* (or past a failure): not needed
+            flight.get(pid, {}).pop(k, None)
+            prober.outcomes[pid].ahead += 1
+            return
+        base, records = flight[pid][k]
+        records[(job.problem_id, job.sample)] = rec
+        if rec.status == "ok":
+            verdicts.update(grader.grade([prober.item(pid, rec)], label="probe"))
+        # settle every complete k from the lowest unsettled one up, in order
+        while not search.done and search.next in flight[pid]:  # type: ignore[attr-defined]
+            low = search.next  # type: ignore[attr-defined]
+            low_base, low_records = flight[pid][low]
+            if len(low_records) < prober.spp:
+                break
+            del flight[pid][low]
+            search.asked = [low]  # type: ignore[attr-defined]
+            prober.settle(pid, [(low, low_base)], low_records, verdicts)
+        if search.done:  # what already came back above K* was generated for nothing
+            prober.outcomes[pid].ahead += sum(len(r) for _, r in flight[pid].values())
+            flight[pid].clear()
+            closed(pid)
+        else:
+            roll(pid)
+
     def on_result(job: Job, rec: Any) -> None:
         pid = job.problem_id.split("#k")[0]
+        if prober.rolls(pid):
+            on_rolling(pid, job, rec)
+            return
         asked, records, expected = pending[pid]
         records[(job.problem_id, job.sample)] = rec
         if rec.status == "ok":
@@ -237,6 +308,8 @@ def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) 
         if len(records) == expected:
             del pending[pid]
             prober.settle(pid, asked, records, verdicts)
+            if prober.searches[pid].done:
+                open_count[0] -= 1
             ask(pid)
 
     for pid in prober.open():

@@ -6,6 +6,7 @@ engine error for that request."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Iterator
 
@@ -24,7 +25,8 @@ class FakeBackend(Backend):
         return rendered + "<|assistant|>" + (request.continuation or "")
 
     def _reply(self, prompt: str) -> str:
-        return next((reply for key, reply in self.cfg.answers.items() if key in prompt),
+        return next((reply for key, reply in self.cfg.answers.items()
+                     if (re.search(key[3:], prompt) if key.startswith("re:") else key in prompt)),
                     self.cfg.default_reply)
 
     streams = True
