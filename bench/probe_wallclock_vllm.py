@@ -1,5 +1,6 @@
-"""Probe-stage wall clock on the real vLLM engine: the official loop, round-based probing and
-continuous probing, on the same problems, traces, seeds and greedy decoding.
+"""Probe-stage wall clock on the real vLLM engine: the official loop, round-based probing,
+continuous probing and continuous probing with the rolling look-ahead (fill_batch = the
+engine's max_in_flight), on the same problems, traces, seeds and greedy decoding.
 
 The demo's problems and model (SmolLM2-135M-Instruct as a Hugging Face checkpoint: make one
 with `hinttune convert-gguf`) run on vLLM's CPU build (or the CUDA build on a GPU). Attempts,
@@ -66,11 +67,12 @@ def main() -> None:
 
     timings, results = {}, {}
     original = pipeline.run_probes
-    for schedule in ("official", "rounds", "continuous"):
+    for schedule in ("official", "rounds", "continuous", "look-ahead"):
         run_dir = work / schedule
         shutil.copytree(work / "base", run_dir)
-        cfg = load_config("demo", overrides + [f"run_dir={run_dir}", "probe.schedule=" +
-                                               ("rounds" if schedule == "official" else schedule)])
+        mode = {"official": "rounds", "look-ahead": "continuous"}.get(schedule, schedule)
+        extra = [f"probe.fill_batch={args.max_in_flight}"] if schedule == "look-ahead" else []
+        cfg = load_config("demo", overrides + extra + [f"run_dir={run_dir}", f"probe.schedule={mode}"])
 
         def timed(*a, _schedule=schedule, **k):
             backend = shared.get(cfg.instruct)
@@ -91,7 +93,7 @@ def main() -> None:
     for schedule, (seconds, occupancy) in timings.items():
         outcomes = results[schedule]
         same = {pid: o.k_star for pid, o in outcomes.items()} == reference
-        gens = sum(len(o.attempts) for o in outcomes.values())
+        gens = sum(len(o.attempts) + o.ahead for o in outcomes.values())
         print(f"{schedule:>11} {seconds:>8.1f} {gens:>12} "
               f"{(mean(occupancy) if occupancy else 0):>15.1f} {str(same):>8}")
     shutil.rmtree(work, ignore_errors=True)
