@@ -45,6 +45,8 @@ def comparison_plot(rows: list[dict[str, Any]], results: list[dict[str, Any]], p
             ax.annotate(r["model"], (r["tokens"], 100 * r["accuracy"]), textcoords="offset points",
                         xytext=(5, 5), fontsize=8)
         ax.set(title=bench, xlabel="mean output tokens", ylabel="avg@n accuracy (%)")
+        top = max((100 * (r["accuracy"] + r["stderr"]) for r in rows if r["benchmark"] == bench), default=0)
+        ax.set_ylim(0, min(105, max(10, 1.15 * top)))  # accuracy starts at 0, never below
         ax.grid(alpha=0.3)
         if not with_samples:
             continue
@@ -56,7 +58,7 @@ def comparison_plot(rows: list[dict[str, Any]], results: list[dict[str, Any]], p
             tokens = [int(s.get("output_tokens") or 0) for s in ss]
             axes[2][col].hist(tokens, bins=30, range=(0, longest), alpha=0.5, label=label)
         axes[1][col].set(title=f"{bench}: accuracy at a token budget", xlabel="budget B (output tokens)",
-                         ylabel="avg@n if cut at B (%)")
+                         ylabel="avg@n if cut at B (%)", ylim=(0, min(105, max(10, 1.15 * top))))
         axes[2][col].set(title=f"{bench}: output tokens", xlabel="output tokens", ylabel="samples")
         for ax in (axes[1][col], axes[2][col]):
             ax.grid(alpha=0.3)
