@@ -37,3 +37,20 @@ def test_titles_count_in_words():
     summary = summarize([assignment("a", "No-Hint", 0)], meta_for([assignment("a", "No-Hint", 0)]),
                         Counter(), {})
     assert summary_table(summary).title == "Hint Tuning dataset: 1 record from 1 problem"
+
+
+def test_the_plot_is_drawn_again_only_when_its_data_changed(tmp_path, monkeypatch):
+    from hinttune import summary as module
+
+    calls = []
+    real = module.write_plots
+    monkeypatch.setattr(module, "write_plots", lambda *a: calls.append(1) or real(*a))
+    pytest.importorskip("matplotlib")
+    one = [assignment("a", "No-Hint", 0)]
+    two = one + [assignment("b", "Sparse-Hint", 1)]
+    for assignments in (one, one, two, two):
+        meta = meta_for(assignments)
+        module.write_summary(summarize(assignments, meta, Counter(), {}), list(meta.values()), tmp_path)
+        if assignments is two and len(calls) == 2:
+            (tmp_path / "summary.png").unlink()  # a lost plot is drawn again
+    assert len(calls) == 3  # one, two, and two again after its plot was lost

@@ -11,8 +11,9 @@ from typing import Any
 
 from rich.table import Table
 
-from hinttune.files import atomic_writer, write_json
+from hinttune.files import atomic_writer, write_json, write_text
 from hinttune.states import FULL_HINT, NO_HINT, SPARSE_HINT, Assignment
+from hinttune.store import stable_hash
 
 log = logging.getLogger(__name__)
 STATES = (NO_HINT, SPARSE_HINT, FULL_HINT)
@@ -152,9 +153,18 @@ def write_plots(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: Pa
 
 
 def write_summary(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """summary.json and summary.png; the plot is drawn again only when what it shows changed
+    (a re-run of a finished run leaves both as they are)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = stable_hash(summary, meta)
+    stamp, plot = out_dir / ".summary.hash", out_dir / "summary.png"
+    if stamp.exists() and stamp.read_text() == fingerprint and plot.exists() \
+            and (out_dir / "summary.json").exists():
+        return [out_dir / "summary.json", plot]
     path = write_json(out_dir / "summary.json", summary)
-    return [path, *write_plots(summary, meta, out_dir)]
+    written = [path, *write_plots(summary, meta, out_dir)]
+    write_text(stamp, fingerprint)
+    return written
 
 
 def eval_table(results: dict[str, Any]) -> Table:
