@@ -126,10 +126,17 @@ class JobStream:
         self.by_index: dict[int, tuple[str, Job]] = {}
         self.ready: Any = deque()  # (job, record) answered from the store
         self.bar: Any = None
+        self.plan_rows: list[tuple[str, int, str]] = []
+
+    def _flush_plan(self) -> None:
+        if self.plan_rows:
+            self.store.add_plan(self.stage, self.role, self.plan_rows)
+            self.plan_rows = []
 
     def put(self, job: Job) -> None:
         (key,) = plan_keys(self.backend, [job], self.run_seed)
-        self.store.add_plan(self.stage, self.role, [(job.problem_id, job.sample, key)])
+        # plan rows only feed `hinttune status`: written in batches, not one transaction each
+        self.plan_rows.append((job.problem_id, job.sample, key))
         if key in self.waiting:  # the same request is already on its way
             self.waiting[key].append(job)
             return
@@ -151,6 +158,7 @@ class JobStream:
                 while True:
                     while self.ready:
                         on_result(*self.ready.popleft())
+                    self._flush_plan()
                     if not self.waiting:
                         break  # nothing queued, nothing in flight: every search has settled
                     if stream is None:
@@ -163,6 +171,7 @@ class JobStream:
                     for waiting_job in self.waiting.pop(key):
                         on_result(waiting_job, record)
             finally:
+                self._flush_plan()
                 self.backend.token_hook = None
                 self.bar = None
                 self.feed.close()

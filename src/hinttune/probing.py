@@ -243,7 +243,7 @@ def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) 
         if prober.rolls(pid):
             roll(pid)
             return
-        prober.look_ahead([pid], len(prober.open()))
+        prober.look_ahead([pid], open_count[0])  # counted, not recounted per problem
         jobs, asked = prober.ask(pid)
         if jobs:
             pending[pid] = (asked, {}, len(jobs))
@@ -263,9 +263,11 @@ def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) 
                 stream.put(job)
 
     def closed(pid: str) -> None:
+        before = prober.window(open_count[0])
         open_count[0] -= 1
-        for other in prober.open():  # fewer problems open: the others' windows grow
-            if prober.rolls(other):
+        still_open.discard(pid)
+        if prober.window(open_count[0]) > before:  # the others' windows grew: fill them
+            for other in list(still_open):
                 roll(other)
 
     def on_rolling(pid: str, job: Job, rec: Any) -> None:
@@ -312,6 +314,7 @@ def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) 
                 open_count[0] -= 1
             ask(pid)
 
+    still_open = {pid for pid in prober.open() if prober.rolls(pid)}
     for pid in prober.open():
         ask(pid)
     stream.run(on_result)
