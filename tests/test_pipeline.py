@@ -355,3 +355,25 @@ def test_rolling_look_ahead_keeps_linears_k_star_on_many_problems(tmp_path):
     assert found["rounds"]["p2"] == 3 and found["rounds"]["p5"] == 2 and found["rounds"]["p4"] is None
     stats = built["continuous"].summary["probing"]
     assert stats["beyond_linear"] > 0  # the window asked past K*, and says so
+
+
+def test_baseline_policies_from_the_same_store(tmp_path):
+    """full: every verified think trace, no marker; two-state: Sparse-Hint becomes Full-Hint
+    where the think answer is right; each exported with its meta, compared in the summary."""
+    data = config_dict(tmp_path, assemble={"baselines": ["full", "two-state"]})
+    result = build(validate_config(data))
+    export = tmp_path / "run" / "export" / "baselines"
+    full = {r["instruction"].split(":")[0]: r["output"] for r in json.loads((export / "full" / "full.json").read_text())}
+    # alpha, beta, gamma have a right think answer (delta's is wrong): the plain trace
+    assert set(full) == {"alpha", "beta", "gamma"}
+    assert full["beta"] == f"<think>\n{TRACE}\n</think>\n\nThe answer is 4."
+    two = {r["instruction"].split(":")[0]: r["output"]
+           for r in json.loads((export / "two-state" / "two-state.json").read_text())}
+    assert two["alpha"] == records(tmp_path / "run")[0]["output"]  # No-Hint stays
+    assert two["beta"].startswith("<think>\n" + FULL_MARKER)  # was Sparse-Hint
+    meta = [json.loads(line) for line in (export / "two-state" / "two-state.meta.jsonl").open()]
+    assert {m["state"] for m in meta} == {"No-Hint", "Full-Hint"}
+    compared = result.summary["baselines"]
+    assert compared["hint-tuning"]["states"] == {"No-Hint": 1, "Sparse-Hint": 1, "Full-Hint": 1}
+    assert compared["full"]["records"] == 3 and compared["full"]["trace_share"] == 1.0
+    assert 0 < compared["hint-tuning"]["trace_share"] < compared["two-state"]["trace_share"] == 2 / 3

@@ -188,6 +188,9 @@ class AssembleConfig(Strict):
         "paper", description="paper: the paper's state rules; official: the official scripts'")
     keep_unverified: bool = Field(False, description="keep Full-Hint targets whose think answer "
                                   "was not graded correct (the official scripts do)")
+    baselines: list[Literal["full", "two-state"]] = Field(
+        default_factory=list, description="also export these construction policies from the same "
+        "store: full (every verified think trace, s1-style), two-state (No-Hint or Full-Hint only)")
 
 
 class ExportConfig(Strict):

@@ -14,6 +14,7 @@ from hinttune.attempts import run_attempts
 from hinttune.backends import BackendPool
 from hinttune.chat import TokenCounter
 from hinttune.config import AssembleConfig, ExportConfig, ProbeConfig, RunConfig
+from hinttune.baselines import build_baselines
 from hinttune.files import write_jsonl
 from hinttune.export import export_dataset, export_official_layout
 from hinttune.planning import read_plan
@@ -187,11 +188,11 @@ def export(result: RunResult, export_cfg: ExportConfig, run_dir: Path,
 
 
 def summary(result: RunResult, meta: dict[str, dict[str, Any]], probe_stats: dict[str, Any],
-            run_dir: Path) -> None:
+            run_dir: Path, extra: dict[str, Any] | None = None) -> None:
     """Stage 7: every outcome with counts, printed, written and plotted."""
     graders = Counter(v.grader for role in result.verdicts.values() for v in role.values())
     graders.update(a.verdict.grader for o in result.probes.values() for a in o.attempts)
-    result.summary = summarize(result.assignments, meta, graders, probe_stats)
+    result.summary = {**summarize(result.assignments, meta, graders, probe_stats), **(extra or {})}
     for path in write_summary(result.summary, list(meta.values()), run_dir):
         result.files[path.stem if path.suffix != ".png" else "plot"] = path
 
@@ -230,6 +231,7 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
     if stop < 5:
         return result
     meta = export(result, cfg.export, run_dir, counter)
+    baselines = export_baselines(result, cfg, run_dir, counter)
     if cfg.export.official_layout:
         result.files.update(export_official_layout(result, cfg, run_dir / "export" / "official"))
     if stop < 6:
@@ -239,5 +241,34 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
     if plan is not None:  # `hinttune plan` ran: show the estimate beside the actual figures
         probe_stats["estimate"] = {k: plan["stages"]["probe"][k] for k in ("generations", "tokens", "rounds")}
         probe_stats["estimate"]["strategy"] = plan["strategy"]
-    summary(result, meta, probe_stats, run_dir)
+    extra = {"baselines": {"hint-tuning": policy_stats(result.assignments, meta),
+                           **{name: policy_stats(a, m) for name, (a, m) in baselines.items()}}} if baselines else {}
+    summary(result, meta, probe_stats, run_dir, extra)
     return result
+
+
+def export_baselines(result: RunResult, cfg: RunConfig, run_dir: Path,
+                     count: TokenCounter) -> dict[str, tuple[list[Assignment], dict[str, dict[str, Any]]]]:
+    """The baselines' datasets, each in export/baselines/NAME/ with its meta sidecar."""
+    if not cfg.assemble.baselines:
+        return {}
+    facts = [facts_of(result, p) for p in result.problems]
+    built = {}
+    for name, assignments in build_baselines(cfg.assemble.baselines, facts, result.assignments).items():
+        meta = {a.problem_id: _meta(a, result, count) for a in assignments}
+        folder = run_dir / "export" / "baselines" / name
+        for kind, path in export_dataset(assignments, meta, folder, cfg.export.model_copy(
+                update={"dataset_name": name})).items():
+            result.files[f"{name}:{kind}"] = path
+        built[name] = (assignments, meta)
+    return built
+
+
+def policy_stats(assignments: list[Assignment], meta: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Records, state mix, mean target tokens and the share of the think trace kept."""
+    rows = [meta[a.problem_id] for a in assignments if a.exported]
+    kept = [0.0 if r["state"] == "No-Hint" else 1.0 if r["state"] != "Sparse-Hint"
+            else (r["hint_tokens"] / r["trace_tokens"] if r["trace_tokens"] else 0.0) for r in rows]
+    return {"records": len(rows), "states": dict(Counter(r["state"] for r in rows)),
+            "mean_output_tokens": sum(r["output_tokens"] for r in rows) / len(rows) if rows else 0.0,
+            "trace_share": sum(kept) / len(kept) if kept else 0.0}

@@ -30,6 +30,7 @@ FULL_MARKER = ("This is a complex or challenging question, and it is difficult t
                "direct answer. I need to deep think about it.")
 
 NO_HINT, SPARSE_HINT, FULL_HINT = "No-Hint", "Sparse-Hint", "Full-Hint"
+FULL_TRACE = "full trace"  # the `full` baseline's target: the whole trace, no marker
 UNSOLVED, INCOMPLETE = "unsolved", "incomplete"
 
 
@@ -65,7 +66,7 @@ class Assignment:
 
     @property
     def exported(self) -> bool:
-        return self.state in (NO_HINT, SPARSE_HINT, FULL_HINT)
+        return self.state in (NO_HINT, SPARSE_HINT, FULL_HINT, FULL_TRACE)
 
     @property
     def output(self) -> str:
