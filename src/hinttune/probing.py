@@ -288,7 +288,7 @@ def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) 
             if len(low_records) < prober.spp:
                 break
             del flight[pid][low]
-            search.asked = [low]  # type: ignore[attr-defined]
+            search.expect(low)  # type: ignore[attr-defined]
             prober.settle(pid, [(low, low_base)], low_records, verdicts)
         if search.done:  # what already came back above K* was generated for nothing
             prober.outcomes[pid].ahead += sum(len(r) for _, r in flight[pid].values())

@@ -57,6 +57,10 @@ class Linear(Search):
             self.asked = list(range(self.next, min(self.last, self.next + self.lookahead - 1) + 1))
         return [k for k in self.asked if k not in self.outcomes]
 
+    def expect(self, k: int) -> None:
+        """Rolling look-ahead: the caller asked k itself and records it next, in order."""
+        self.asked = [k]
+
     def _update(self, k: int, success: bool) -> None:
         if any(j not in self.outcomes for j in self.asked):
             return  # wait for the rest of this round

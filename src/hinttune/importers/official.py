@@ -197,9 +197,9 @@ def import_official(folder: Path, run_dir: Path, model: str | None = None,
     from types import SimpleNamespace
 
     from hinttune.chat import TokenCounter
-    from hinttune.config import AssembleConfig, ExportConfig
+    from hinttune.config import AssembleConfig, ExportConfig, ProbeConfig
     from hinttune.files import write_json
-    from hinttune.pipeline import assemble, export, summary
+    from hinttune.pipeline import assemble, export, probe_statistics, summary
 
     files = read_official(Path(folder), model)
     result = official_result(files, keywords)
@@ -208,12 +208,9 @@ def import_official(folder: Path, run_dir: Path, model: str | None = None,
     count = TokenCounter(SimpleNamespace(backend="fake") if tokenizer is None else
                          SimpleNamespace(backend="import", tokenizer=tokenizer, model=tokenizer, gguf_file=None))
     meta = export(result, export_cfg or ExportConfig(), run_dir, count)
-    outcomes = list(result.probes.values())
-    probe_stats = {"strategy": "official scan (imported)", "problems": len(outcomes),
-                   "generations": sum(len(o.attempts) for o in outcomes),
-                   "tokens": sum(a.completion_tokens or 0 for o in outcomes for a in o.attempts),
-                   "rounds": max((o.rounds for o in outcomes), default=0),
-                   "solved": sum(o.k_star is not None for o in outcomes)}
+    # the official scan: one k at a time from 0, stopped at the first success
+    probe_stats = {**probe_statistics(ProbeConfig(), result.probes), "strategy": "official scan (imported)"}
+    probe_stats.pop("schedule")
     summary(result, meta, probe_stats, run_dir)
     result.files["source"] = write_json(run_dir / "imported.json", {
         "source": SOURCE, "folder": str(Path(folder).resolve()), "k_prefix": str(files.k_prefix_path.resolve()),
