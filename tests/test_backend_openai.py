@@ -192,3 +192,27 @@ def test_per_server_limits_share_the_load_by_capacity(scripted, second_server):
     used = {port: Scripted.ports.count(port) for port in set(Scripted.ports)}
     big = int(scripted.rsplit(":", 1)[1].split("/")[0])
     assert used[big] > sum(used.values()) / 2, used  # the server allowed 3 at once takes more
+
+
+def test_a_stream_says_when_it_waits_and_sends_what_was_put_in_meanwhile(scripted):
+    """A stream over a feed yields WAIT once what has come back was handed out; a request put
+    in then is sent beside those still in flight, and the stream ends when the feed is closed."""
+    from hinttune.backends.base import WAIT
+    from hinttune.backends.feed import Feed
+
+    backend = chat_backend(scripted)
+    feed = Feed([Request([{"role": "user", "content": f"s{i} question"}], Sampling(max_tokens=8))
+                 for i in range(3)])
+    seen, waits = {}, 0
+    for item in backend.stream(feed):
+        if item is WAIT:
+            waits += 1
+            if len(seen) == 3 and len(feed) == 0 and 3 not in seen:
+                feed.put(Request([{"role": "user", "content": "late question"}], Sampling(max_tokens=8)))
+            elif len(seen) == 4:
+                feed.close()
+            continue
+        index, gens = item
+        seen[index] = gens[0].text
+    assert seen == {0: "reply to s0", 1: "reply to s1", 2: "reply to s2", 3: "reply to late"}
+    assert waits >= 2

@@ -8,7 +8,7 @@ and a call nested inside another on the same engine."""
 import pytest
 
 from hinttune.backends import make_backend
-from hinttune.backends.base import Request
+from hinttune.backends.base import WAIT, Request
 from hinttune.backends.feed import Feed
 from hinttune.chat import encode_prompt, render_prompt
 from hinttune.config import Sampling, VLLMModel
@@ -84,8 +84,12 @@ def test_requests_stream_in_while_others_run_and_calls_nest(engine):
     """More requests than slots (max_in_flight=4), new ones put in as results come back, and a
     judge-like call nested in the middle, on the same engine: every result reaches its caller."""
     feed = Feed([greedy(8 + i) for i in range(6)])
-    seen, nested = {}, None
-    for index, gens in engine.stream(feed):
+    seen, nested, waits = {}, None, 0
+    for item in engine.stream(feed):
+        if item is WAIT:  # everything finished so far was handed out; the engine steps next
+            waits += 1
+            continue
+        index, gens = item
         seen[index] = gens[0]
         if index == 0:
             feed.put(greedy(5, continuation="1, 2,"))  # the next request, decided by a result
@@ -93,6 +97,7 @@ def test_requests_stream_in_while_others_run_and_calls_nest(engine):
         if len(seen) == 7:
             feed.close()
     assert sorted(seen) == list(range(7)) and seen[6].text.startswith(" 3")
+    assert 1 <= waits <= 7 and None not in dict(engine.generate([greedy(2)]))  # generate never waits
     assert sorted(nested) == [0, 1] and nested[0][0].completion_tokens == 4
     assert max(engine.occupancy) <= 4 + 2  # the stream's slots, plus the nested call's own
     assert engine.in_flight == 0

@@ -1,7 +1,9 @@
+import pytest
+
 from hinttune.backends import BackendPool, make_backend
 from hinttune.backends.base import Request
 from hinttune.config import FakeModel, Sampling
-from hinttune.generations import Job, run_jobs
+from hinttune.generations import Job, JobStream, run_jobs
 from hinttune.store import RunStore
 
 
@@ -96,3 +98,71 @@ def test_pool_shares_one_engine_across_roles():
         assert a is b and b.cfg.system_prompt == "B"
         c = pool.get(FakeModel(backend="fake", model="other"))
         assert c is not a
+
+
+def committed(tmp_path):
+    """Generations another connection sees: what a kill at this moment would leave."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "store.sqlite") as db:
+        return db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+
+
+def test_a_stream_hands_results_over_in_groups_stored_first(tmp_path):
+    """What comes back before the backend would wait is stored in one transaction and handed
+    over together; what the callback puts in joins the next group."""
+    backend = make_backend(FakeModel(backend="fake", model="f"))
+    groups = []
+    with RunStore(tmp_path) as store:
+        stream = JobStream(store, backend, "probe", "instruct", 0, "test")
+
+        def on_results(results):
+            groups.append(sorted(job.problem_id for job, _ in results))
+            assert committed(tmp_path) == sum(map(len, groups))  # stored before handed over
+            if len(groups) == 1:
+                for job in jobs(2, text="next"):
+                    stream.put(job)
+
+        for job in jobs(5):
+            stream.put(job)
+        stream.run(on_results)
+    assert groups == [["p0", "p1", "p2", "p3", "p4"], ["p0", "p1"]]
+
+
+def test_a_group_is_capped_and_a_stream_without_waits_hands_over_each_result(tmp_path):
+    from hinttune.backends.base import Backend
+
+    fast = make_backend(FakeModel(backend="fake", model="f"))
+    plain = make_backend(FakeModel(backend="fake", model="g"))
+    plain.stream = lambda feed: Backend.stream(plain, feed)  # the default: a WAIT after each
+    with RunStore(tmp_path) as store:
+        for backend, cap, sizes in ((fast, 2, [2, 2, 1]), (plain, 256, [1] * 5)):
+            seen = []
+            stream = JobStream(store, backend, "probe", backend.cfg.model, 0, "test", batch=cap)
+            for job in jobs(5):
+                stream.put(job)
+            stream.run(lambda results: seen.append(len(results)))
+            assert seen == sizes
+
+
+def test_results_held_when_the_stream_breaks_are_kept(tmp_path):
+    backend = make_backend(FakeModel(backend="fake", model="f"))
+    real = backend.stream
+
+    def breaks(feed):
+        for n, item in enumerate(real(feed)):
+            if n == 3:
+                raise KeyboardInterrupt  # a kill between results, before the engine waits
+            yield item
+
+    backend.stream = breaks
+    with RunStore(tmp_path) as store:
+        stream = JobStream(store, backend, "probe", "instruct", 0, "test")
+        for job in jobs(5):
+            stream.put(job)
+        with pytest.raises(KeyboardInterrupt):
+            stream.run(lambda results: None)
+        assert store.count("ok") == 3  # the three that came back, each once
+        again = fake()
+        out = run_jobs(store, again, "probe", "instruct", jobs(5), run_seed=0)
+        assert len(again.sent) == 2 and len(out) == 5

@@ -183,3 +183,25 @@ def test_raw_math_verify_times_out_only_on_a_main_thread():
     thread.start()
     thread.join(30)
     assert errors and "threaded" in str(errors[0].value)
+
+
+def test_each_distinct_check_runs_once_and_timeouts_run_again(tmp_path, monkeypatch):
+    """Continuations that end in the same words are checked once per run; a timed-out check
+    is not remembered, so the next call checks it again."""
+    cfg = config(tmp_path, "math")
+    sent = []
+    outcomes = {"The answer is 7.": ("correct", "", "7"), "slow": ("timeout", "took over 1s", None)}
+    with RunStore(tmp_path) as store, BackendPool() as pool:
+        grader = Grader(cfg, store, pool)
+        grader.math = MathVerifier(timeout=1, workers=1)
+        monkeypatch.setattr(grader.math, "check_many",
+                            lambda batch: sent.append(list(batch)) or [outcomes[b[1]] for b in batch])
+        first = grader.grade([GradeItem(f"k{i}", "q", "7", "The answer is 7.") for i in range(5)]
+                             + [GradeItem("s1", "q", "7", "slow")])
+        assert [len(batch) for batch in sent] == [2]  # five identical checks sent once
+        assert all(first[f"k{i}"].correct for i in range(5)) and first["s1"].correct is None
+        again = grader.grade([GradeItem("k9", "q", "7", "The answer is 7."), GradeItem("s2", "q", "7", "slow")])
+        assert sent[1] == [("7", "slow", True)]  # the remembered check is not sent again
+        assert again["k9"].correct is True and again["s2"].correct is None
+        assert store.db.execute("SELECT COUNT(*) FROM grades").fetchone()[0] == 8
+        grader.close()

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from hinttune.backends.base import Backend, Request, sampling_dict
+from hinttune.backends.base import WAIT, Backend, Request, sampling_dict
 from hinttune.progress import stage_progress
 from hinttune.store import GenerationRecord, RunStore, stable_hash
 
@@ -90,37 +90,50 @@ def _save_counts(store: RunStore, backend: Backend, stage: str, role: str) -> No
         log.warning("%s/%s: %s", stage, role, ", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
-def store_generation(store: RunStore, backend: Backend, stage: str, role: str, key: str, job: Job,
-                     gen: Any, params: dict[str, Any]) -> GenerationRecord:
-    """Commit one finished generation (a failed one with its error and raw output)."""
-    record = GenerationRecord(
+def generation_record(backend: Backend, stage: str, role: str, key: str, job: Job, gen: Any,
+                      params: dict[str, Any]) -> GenerationRecord:
+    return GenerationRecord(
         key=key, stage=stage, role=role, problem_id=job.problem_id, sample=job.sample,
         model=backend.cfg.model, request=_request_summary(job.request), params=params,
         text=job.output_prefix + gen.text, finish_reason=gen.finish_reason,
         prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
         status="failed" if gen.failed else "ok", error=gen.error)
-    store.put(record)
+
+
+def _log_failure(stage: str, role: str, job: Job, gen: Any) -> None:
     if gen.failed:
         log.warning("%s/%s problem %s sample %d failed: %s", stage, role, job.problem_id,
                     job.sample, gen.error)
+
+
+def store_generation(store: RunStore, backend: Backend, stage: str, role: str, key: str, job: Job,
+                     gen: Any, params: dict[str, Any]) -> GenerationRecord:
+    """Commit one finished generation (a failed one with its error and raw output)."""
+    record = generation_record(backend, stage, role, key, job, gen, params)
+    store.put(record)
+    _log_failure(stage, role, job, gen)
     return record
 
 
 class JobStream:
     """Jobs that keep arriving while others generate (continuous probing): ``put`` a job at
-    any time - also from inside ``on_result`` - and ``run`` calls ``on_result(job, record)``
-    for each job as its generation is stored. A job whose generation is already in the store
-    is answered from it without asking the backend; identical requests are generated once.
-    ``run`` returns when nothing is queued or in flight after the last callback."""
+    any time - also from inside ``on_results`` - and ``run`` calls ``on_results([(job,
+    record), ...])`` with the jobs whose generations were stored since the last call. Results
+    are held back until the backend says it would wait (``WAIT``) or ``batch`` of them are in,
+    then stored in one transaction and handed over together, so the caller can grade them in
+    one call; a kill loses at most that uncommitted group, never a record that was handed
+    over. A job whose generation is already in the store is answered from it without asking
+    the backend; identical requests are generated once. ``run`` returns when nothing is
+    queued or in flight after the last callback."""
 
     def __init__(self, store: RunStore, backend: Backend, stage: str, role: str, run_seed: int,
-                 label: str):
+                 label: str, batch: int = 256):
         from collections import deque
 
         from hinttune.backends.feed import Feed
 
         self.store, self.backend, self.stage, self.role = store, backend, stage, role
-        self.run_seed, self.label = run_seed, label
+        self.run_seed, self.label, self.batch = run_seed, label, batch
         self.feed = Feed()
         self.waiting: dict[str, list[Job]] = {}  # key -> jobs waiting for its generation
         self.by_index: dict[int, tuple[str, Job]] = {}
@@ -149,28 +162,52 @@ class JobStream:
         if self.bar is not None:
             self.bar.grow(1)
 
-    def run(self, on_result: Any) -> None:
-        stream = None
+    def _store(self, held: list[tuple[str, Job, Any]]) -> list[tuple[Job, GenerationRecord]]:
+        """Commit held generations in one transaction; their waiting jobs with the records."""
+        records = [generation_record(self.backend, self.stage, self.role, key, job, gen,
+                                     sampling_dict(job.request.sampling)) for key, job, gen in held]
+        self.store.put_many(records)
+        out = []
+        for (key, job, gen), record in zip(held, records):
+            _log_failure(self.stage, self.role, job, gen)
+            out += [(waiting_job, record) for waiting_job in self.waiting.pop(key)]
+        return out
+
+    def run(self, on_results: Any) -> None:
+        stream, held = None, []
         with stage_progress(self.label, len(self.feed), transient=False) as bar:
             self.bar = bar
             self.backend.token_hook = bar.live
             try:
                 while True:
-                    while self.ready:
-                        on_result(*self.ready.popleft())
+                    # hand over what is held when the backend would wait, a batch is full, or
+                    # every request of ours has come back (nothing else can arrive)
+                    if held and (len(held) >= self.batch or len(held) == len(self.waiting)):
+                        self.ready.extend(self._store(held))
+                        held = []
+                    if self.ready:
+                        results = list(self.ready)
+                        self.ready.clear()
+                        on_results(results)
+                        continue
                     self._flush_plan()
                     if not self.waiting:
                         break  # nothing queued, nothing in flight: every search has settled
                     if stream is None:
                         stream = self.backend.stream(self.feed)
-                    index, gens = next(stream)
+                    item = next(stream)
+                    if item is WAIT:
+                        if held:
+                            self.ready.extend(self._store(held))
+                            held = []
+                        continue
+                    index, gens = item
                     key, job = self.by_index.pop(index)
-                    record = store_generation(self.store, self.backend, self.stage, self.role, key,
-                                              job, gens[0], sampling_dict(job.request.sampling))
+                    held.append((key, job, gens[0]))
                     bar.advance(1, gens[0].completion_tokens or 0)
-                    for waiting_job in self.waiting.pop(key):
-                        on_result(waiting_job, record)
             finally:
+                if held:  # an error while handing over: what came back is kept
+                    self._store(held)
                 self._flush_plan()
                 self.backend.token_hook = None
                 self.bar = None

@@ -14,6 +14,7 @@ Every verdict is stored with the grader that gave it; judge calls are cached lik
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import multiprocessing
@@ -373,6 +374,7 @@ class Grader:
         self.rule = g.judge_rule or ("endswith" if cfg.official else "last_line")
         self.judge = judge_model(cfg)
         self.math: MathVerifier | None = None
+        self._checked: dict[bytes, tuple[str, str, str | None]] = {}  # by digest of the check
         self.settings = {"kind": self.kind, "rule": self.rule, "short": g.short_gold_chars,
                          "math_rules": MATH_RULES if self.kind != "judge" else None,
                          "judge": self.judge.model_dump(mode="json") if self.kind != "math" else None}
@@ -397,7 +399,8 @@ class Grader:
             limit = self.cfg.grading.short_gold_chars
             if self.math is None:
                 self.math = MathVerifier(self.cfg.grading.math_timeout, self.cfg.grading.math_workers)
-            checks = self.math.check_many([(i.gold, i.answer, is_short_gold(i.gold, limit)) for i in todo])
+            checks = self._check([(i.gold, i.answer, is_short_gold(i.gold, limit)) for i in todo])
+            rows = []
             for item, (status, detail, _) in zip(todo, checks):
                 decisive = status in ("correct", "wrong") or (status == "no_answer" and self.kind == "math")
                 if self.kind == "hybrid" and not (decisive and is_short_gold(item.gold, limit)):
@@ -412,11 +415,29 @@ class Grader:
                 if not final:
                     log.warning("Math-Verify %s on %s: %s (undecided; graded again next run)",
                                 status, item.key, detail)
-                self.store.put_grade(keys[item.key], item.key, verdict.correct, verdict.grader,
-                                     verdict.detail, final=final)
+                rows.append((keys[item.key], item.key, verdict.correct, verdict.grader,
+                             verdict.detail, final))
+            self.store.put_grades(rows)
         if to_judge:
             out.update(self._judge(to_judge, keys, label))
         return out
+
+    def _check(self, checks: list[tuple[str, str, bool]]) -> list[tuple[str, str, str | None]]:
+        """Math-Verify on (gold, answer, short) checks, each distinct one once per run: many
+        continuations end in the same words, and the verdict depends on nothing else. Kept by
+        digest (answers can be long); results that may change on a second try (timeouts,
+        crashes) are not kept."""
+        digests = [hashlib.blake2b(repr(c).encode("utf-8"), digest_size=16).digest() for c in checks]
+        todo: dict[bytes, tuple[str, str, bool]] = {}
+        for digest, check in zip(digests, checks):
+            if digest not in self._checked:
+                todo.setdefault(digest, check)
+        fresh = {}
+        if todo:
+            assert self.math is not None
+            fresh = dict(zip(todo, self.math.check_many(list(todo.values()))))
+            self._checked.update((d, r) for d, r in fresh.items() if r[0] not in ("timeout", "error"))
+        return [self._checked.get(d) or fresh[d] for d in digests]
 
     def _judge(self, items: list[GradeItem], keys: dict[str, str], label: str) -> dict[str, Verdict]:
         jobs = [Job(item.key, 0, judge_request(self.judge, item, self.cfg.official)) for item in items]

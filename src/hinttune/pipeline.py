@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hinttune import probe_memo
 from hinttune.attempts import run_attempts
 from hinttune.backends import BackendPool
 from hinttune.chat import TokenCounter
@@ -81,6 +82,22 @@ def _targets(cfg: RunConfig, result: RunResult) -> list[ProbeTarget]:
                 continue  # solved, or undecided (the problem is incomplete, not probed)
             targets.append(ProbeTarget(p, eps, 1, len(eps) - 1))
     return targets
+
+
+def probe(cfg: RunConfig, store: Any, grader: Grader, pool: BackendPool,
+          targets: list[ProbeTarget]) -> dict[str, ProbeOutcome]:
+    """Stage 4: searches finished by an earlier run with the same inputs are taken as they
+    are (``probe_memo``); the others run, and those that finish are remembered."""
+    common = {"instruct": pool.get(cfg.instruct).identity(), "model": cfg.instruct.model_dump(mode="json"),
+              "probe": cfg.probe.model_dump(mode="json"), "grading": grader.settings,
+              "seed": cfg.seed, "official": cfg.official}
+    prints = probe_memo.fingerprints(common, targets)
+    known = probe_memo.recall(store, prints)
+    if known:
+        log.info("probe: %d of %d searches finished in an earlier run", len(known), len(targets))
+    fresh = run_probes(cfg, store, grader, pool, [t for t in targets if t.problem.id not in known])
+    probe_memo.remember(store, prints, fresh)
+    return {t.problem.id: known.get(t.problem.id) or fresh[t.problem.id] for t in targets}
 
 
 def _text(result: RunResult, role: str, pid: str) -> str:
@@ -221,8 +238,7 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
                                                       for pid, eps in result.episodes.items()))
             if stop < 3:
                 return result
-            targets = _targets(cfg, result)
-            result.probes = run_probes(cfg, store, grader, pool, targets)
+            result.probes = probe(cfg, store, grader, pool, _targets(cfg, result))
         finally:
             grader.close()
     if stop < 4:

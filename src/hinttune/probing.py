@@ -279,8 +279,6 @@ def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) 
             return
         base, records = flight[pid][k]
         records[(job.problem_id, job.sample)] = rec
-        if rec.status == "ok":
-            verdicts.update(grader.grade([prober.item(pid, rec)], label="probe"))
         # settle every complete k from the lowest unsettled one up, in order
         while not search.done and search.next in flight[pid]:  # type: ignore[attr-defined]
             low = search.next  # type: ignore[attr-defined]
@@ -304,9 +302,6 @@ def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) 
             return
         asked, records, expected = pending[pid]
         records[(job.problem_id, job.sample)] = rec
-        if rec.status == "ok":
-            item = prober.item(pid, rec)
-            verdicts.update(grader.grade([item], label="probe"))
         if len(records) == expected:
             del pending[pid]
             prober.settle(pid, asked, records, verdicts)
@@ -314,10 +309,21 @@ def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) 
                 open_count[0] -= 1
             ask(pid)
 
+    def on_results(results: list[tuple[Job, Any]]) -> None:
+        # one grading call for everything that came back together (the workers stay busy)
+        items = []
+        for job, rec in results:
+            pid = job.problem_id.split("#k")[0]
+            if rec.status == "ok" and not prober.searches[pid].done:  # else: asked past K*
+                items.append(prober.item(pid, rec))
+        verdicts.update(grader.grade(items, label="probe"))
+        for job, rec in results:
+            on_result(job, rec)
+
     still_open = {pid for pid in prober.open() if prober.rolls(pid)}
     for pid in prober.open():
         ask(pid)
-    stream.run(on_result)
+    stream.run(on_results)
     return max((o.rounds for o in prober.outcomes.values()), default=0)
 
 

@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS grades (
     detail TEXT,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS stage_results (
+    stage TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (stage, problem_id)
+);
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -160,20 +167,38 @@ class RunStore:
 
     def put(self, rec: GenerationRecord) -> None:
         """Insert one record and commit. An ok record is never overwritten; a failed one is."""
-        self.db.execute(
-            """INSERT INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-               ON CONFLICT(key) DO UPDATE SET
-                 stage=excluded.stage, role=excluded.role, problem_id=excluded.problem_id,
-                 sample=excluded.sample, model=excluded.model, request=excluded.request,
-                 params=excluded.params, text=excluded.text, finish_reason=excluded.finish_reason,
-                 prompt_tokens=excluded.prompt_tokens, completion_tokens=excluded.completion_tokens,
-                 status=excluded.status, error=excluded.error, seconds=excluded.seconds,
-                 created=excluded.created
-               WHERE generations.status != 'ok'""",
-            (rec.key, rec.stage, rec.role, rec.problem_id, rec.sample, rec.model,
-             json.dumps(rec.request, ensure_ascii=False), json.dumps(rec.params, sort_keys=True),
-             rec.text, rec.finish_reason, rec.prompt_tokens, rec.completion_tokens, rec.status,
-             rec.error, rec.seconds, time.time()))
+        self.put_many([rec])
+
+    def put_many(self, records: list[GenerationRecord]) -> None:
+        """Insert records in one transaction: a kill leaves all of them or none."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                """INSERT INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   ON CONFLICT(key) DO UPDATE SET
+                     stage=excluded.stage, role=excluded.role, problem_id=excluded.problem_id,
+                     sample=excluded.sample, model=excluded.model, request=excluded.request,
+                     params=excluded.params, text=excluded.text, finish_reason=excluded.finish_reason,
+                     prompt_tokens=excluded.prompt_tokens, completion_tokens=excluded.completion_tokens,
+                     status=excluded.status, error=excluded.error, seconds=excluded.seconds,
+                     created=excluded.created
+                   WHERE generations.status != 'ok'""",
+                [(rec.key, rec.stage, rec.role, rec.problem_id, rec.sample, rec.model,
+                  json.dumps(rec.request, ensure_ascii=False), json.dumps(rec.params, sort_keys=True),
+                  rec.text, rec.finish_reason, rec.prompt_tokens, rec.completion_tokens, rec.status,
+                  rec.error, rec.seconds, now) for rec in records])
+
+    def texts(self, keys: Iterable[str]) -> dict[str, str]:
+        """The text of each ok generation among ``keys`` (nothing else decoded)."""
+        keys = list(keys)
+        out: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            out.update(self.db.execute(
+                f"SELECT key, text FROM generations WHERE status='ok' AND key IN "
+                f"({','.join('?' * len(chunk))})", chunk).fetchall())
+        return out
 
     def get(self, key: str) -> GenerationRecord | None:
         row = self.db.execute("SELECT * FROM generations WHERE key=?", (key,)).fetchone()
@@ -190,15 +215,40 @@ class RunStore:
                   final: bool = True) -> None:
         """Store a verdict. A verdict that is not ``final`` (a timed-out check) is kept for
         the record but graded again by the next run."""
-        self.db.execute("INSERT OR REPLACE INTO grades (key, subject, correct, grader, detail, "
-                        "created, final) VALUES (?,?,?,?,?,?,?)",
-                        (key, subject, None if correct is None else int(correct), grader, detail,
-                         time.time(), int(final)))
+        self.put_grades([(key, subject, correct, grader, detail, final)])
+
+    def put_grades(self, rows: list[tuple[str, str, bool | None, str, str, bool]]) -> None:
+        """Store (key, subject, correct, grader, detail, final) verdicts in one transaction."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO grades (key, subject, correct, grader, detail, created, "
+                "final) VALUES (?,?,?,?,?,?,?)",
+                [(key, subject, None if correct is None else int(correct), grader, detail, now,
+                  int(final)) for key, subject, correct, grader, detail, final in rows])
 
     def grades(self, keys: list[str]) -> dict[str, tuple[bool | None, str, str]]:
         """(correct, grader, detail) by grade key, final verdicts only."""
         return {r["key"]: (None if r["correct"] is None else bool(r["correct"]), r["grader"], r["detail"] or "")
                 for r in self._rows("grades", keys, " AND final=1")}
+
+    # --- a stage's finished results, by problem (see probe_memo.py) ----------------------
+    def stage_results(self, stage: str) -> dict[str, tuple[str, Any]]:
+        """problem_id -> (fingerprint, body) of what ``stage`` remembered."""
+        try:
+            rows = self.db.execute("SELECT problem_id, fingerprint, body FROM stage_results "
+                                   "WHERE stage=?", (stage,)).fetchall()
+        except sqlite3.OperationalError:  # a store written before stage results, read-only
+            return {}
+        return {pid: (fingerprint, json.loads(body)) for pid, fingerprint, body in rows}
+
+    def put_stage_results(self, stage: str, rows: list[tuple[str, str, Any]]) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO stage_results VALUES (?,?,?,?)",
+                                [(stage, pid, fingerprint, json.dumps(body, ensure_ascii=False))
+                                 for pid, fingerprint, body in rows])
 
     # --- counters (retries, and other events of a run that no record shows) -------------
     def add_counts(self, counts: dict[str, int]) -> None:

@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 from hinttune.config import ModelBase, Sampling
 
+WAIT = None  # yielded by a stream that is about to wait for the engine (see feed.py)
+
 
 @dataclass
 class Request:
@@ -88,8 +90,10 @@ class Backend(ABC):
 
     def stream(self, feed: Any) -> Iterator[tuple[int, list[Generation]]]:
         """Generate from a ``Feed`` that may grow while results come back; yield ``(index in
-        the feed, generations)``. Streaming backends override this; the default sends what is
-        queued as one batch, then the next (a barrier per batch)."""
+        the feed, generations)``, and ``WAIT`` when what was ready has been handed out (see
+        ``feed.py``). Streaming backends override this; the default sends what is queued as one
+        batch, then the next (a barrier per batch), and yields ``WAIT`` after every result: it
+        cannot tell whether the next one is ready."""
         while True:
             batch = feed.take()
             if not batch:
@@ -99,6 +103,7 @@ class Backend(ABC):
                                    "can never come: close its feed")
             for i, gens in self.generate([request for _, request in batch]):
                 yield batch[i][0], gens
+                yield WAIT
 
     def take_counts(self) -> dict[str, int]:
         """Events since the last call that no record shows (e.g. retries by cause)."""

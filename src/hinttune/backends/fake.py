@@ -10,7 +10,7 @@ import re
 import time
 from typing import Any, Iterator
 
-from hinttune.backends.base import Backend, Generation, Request, failed
+from hinttune.backends.base import WAIT, Backend, Generation, Request, failed
 from hinttune.config import FakeModel
 
 
@@ -31,15 +31,14 @@ class FakeBackend(Backend):
 
     streams = True
 
-    def stream(self, feed: Any) -> Iterator[tuple[int, list[Generation]]]:
-        """Like an engine with every request in flight at once: the newest queued request
-        finishes first (so results come back out of order, as they do from a real engine)."""
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[Generation]] | None]:
+        """Like an engine with every request in flight at once, stepping: each step finishes
+        everything queued, newest first (results come back out of order, as they do from a
+        real engine), then says it would wait."""
         while not feed.empty:
-            queued = feed.take()
-            index, request = queued[-1]
-            for item in reversed(queued[:-1]):  # the others stay queued, in their order
-                feed.put_back(item)
-            yield index, self._answer(request)
+            for index, request in reversed(feed.take()):
+                yield index, self._answer(request)
+            yield WAIT
 
     def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
         for index, request in enumerate(requests):

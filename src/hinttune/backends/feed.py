@@ -3,7 +3,12 @@
 A round-based stage hands a backend a list; a continuous one hands it a ``Feed`` and keeps
 putting requests in as results come back (the next prefix of a problem the moment its last
 continuation was graded wrong). The backend takes what is there whenever it has room and
-stops when the feed is closed and everything taken has been returned."""
+stops when the feed is closed and everything taken has been returned.
+
+Between results a stream may yield ``WAIT`` (``base.py``): everything it had ready has been handed out and
+the next result needs the engine to run. A caller that holds results back to act on them
+together (store them in one transaction, grade them in one call) does so then, and puts in
+what they decide before the stream waits."""
 
 from __future__ import annotations
 

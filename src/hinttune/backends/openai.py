@@ -32,7 +32,7 @@ import time
 from collections import Counter
 from typing import Any, Callable, Iterator
 
-from hinttune.backends.base import Generation, Request, TemplatedBackend, failed, rejected
+from hinttune.backends.base import WAIT, Generation, Request, TemplatedBackend, failed, rejected
 from hinttune.config import OpenAIModel
 from hinttune.errors import HinttuneError
 
@@ -268,16 +268,18 @@ class OpenAIBackend(TemplatedBackend):
 
     streams = True  # takes new requests while others run
 
-    def stream(self, feed: Any) -> Iterator[tuple[int, list[Generation]]]:
-        return self.generate(feed)
+    def stream(self, feed: Any) -> Iterator[tuple[int, list[Generation]] | None]:
+        return self._run(feed, waits=True)
 
     def generate(self, requests: Any) -> Iterator[tuple[int, list[Generation]]]:
-        """Yield ``(index, generations)`` as requests complete. ``requests`` is a list, or a
-        ``Feed`` that may grow while results come back: what is put in while a result is
-        being handled is sent at once, beside the requests still in flight."""
         from hinttune.backends.feed import as_feed
 
-        feed = as_feed(requests)
+        return self._run(as_feed(requests), waits=False)  # type: ignore[return-value]
+
+    def _run(self, feed: Any, waits: bool) -> Iterator[tuple[int, list[Generation]] | None]:
+        """Yield ``(index, generations)`` as requests complete (and ``WAIT`` before waiting,
+        if ``waits``). What is put in the feed while a result is being handled is sent at
+        once, beside the requests still in flight."""
         if feed.empty and feed.closed:
             return
         from openai import AsyncOpenAI
@@ -306,6 +308,9 @@ class OpenAIBackend(TemplatedBackend):
                 tasks.difference_update(done)
                 for task in done:
                     yield task.result()
+                    refill()
+                if waits:
+                    yield WAIT
                     refill()
         finally:
             for task in tasks:

@@ -20,7 +20,7 @@ from collections import deque
 from itertools import count
 from typing import Any, Iterable, Iterator
 
-from hinttune.backends.base import Generation, Request, TemplatedBackend, failed, rejected
+from hinttune.backends.base import WAIT, Generation, Request, TemplatedBackend, failed, rejected
 from hinttune.backends.feed import Feed, as_feed
 from hinttune.chat import encode_prompt, resolve_model_path
 from hinttune.config import VLLMModel
@@ -139,11 +139,13 @@ class VLLMBackend(TemplatedBackend):
         except Exception:
             pass
 
-    def stream(self, feed: Feed) -> Iterator[tuple[int, list[Generation]]]:
-        return self.generate(feed)
+    def stream(self, feed: Feed) -> Iterator[tuple[int, list[Generation]] | None]:
+        return self._run(feed, waits=True)
 
     def generate(self, requests: Iterable[Request] | Feed) -> Iterator[tuple[int, list[Generation]]]:
-        feed = as_feed(requests)
+        return self._run(as_feed(requests), waits=False)  # type: ignore[return-value]
+
+    def _run(self, feed: Feed, waits: bool) -> Iterator[tuple[int, list[Generation]] | None]:
         if feed.empty and feed.closed:
             return
         self.load()
@@ -153,15 +155,20 @@ class VLLMBackend(TemplatedBackend):
         try:
             while True:
                 room = max(0, self.cfg.max_in_flight - self.in_flight)
+                handed = bool(done)
                 for index, request in feed.take(room):
                     refused = self._submit(call, index, request)
                     if refused is not None:
+                        handed = True
                         yield index, [refused] * request.n
                     else:
                         mine += 1
                 while done:
                     mine -= 1
                     yield done.popleft()
+                if handed and waits:  # the caller may put requests in: take them before stepping
+                    yield WAIT
+                    continue
                 if mine == 0 and feed.empty:
                     if feed.closed:
                         return

@@ -1,0 +1,63 @@
+"""Finished probe searches, remembered: a re-run recognises them without replaying them.
+
+Replaying a search from the store is exact but not free (every prompt rendered and hashed
+again, every record decoded, every verdict looked up: seconds per thousand problems). So each
+search that finished - K* found, or no k worked - is stored with a fingerprint of everything
+that decided it: the problem, its trace's episodes, the searched range, the instruct model
+(weights included), the probe and grading settings and the run seed. A later run whose
+fingerprint matches takes the outcome as it is; any change, or a generation no longer in the
+store, replays that problem alone. A search that could not finish is never remembered: the
+next run retries it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hinttune.grading import Verdict
+from hinttune.probing import STAGE, ProbeAttempt, ProbeOutcome, ProbeTarget
+from hinttune.store import RunStore, stable_hash
+
+VERSION = 1  # bump when what a fingerprint covers, or the stored body, changes
+
+
+def fingerprints(common: dict[str, Any], targets: list[ProbeTarget]) -> dict[str, str]:
+    """The fingerprint of each target's search; ``common`` holds what all searches share."""
+    shared = stable_hash(VERSION, common)
+    return {t.problem.id: stable_hash(shared, t.problem.id, t.problem.problem, t.problem.gold_answer,
+                                      t.episodes, t.first_k, t.last_k) for t in targets}
+
+
+def recall(store: RunStore, prints: dict[str, str]) -> dict[str, ProbeOutcome]:
+    """The remembered outcomes whose fingerprint still matches (and whose generations are all
+    still in the store)."""
+    bodies = {pid: body for pid, (fingerprint, body) in store.stage_results(STAGE).items()
+              if prints.get(pid) == fingerprint}
+    texts = store.texts(a["key"] for body in bodies.values() for a in body["attempts"])
+    out = {}
+    for pid, body in bodies.items():
+        if all(a["key"] in texts for a in body["attempts"]):
+            out[pid] = _outcome(pid, body, texts)
+    return out
+
+
+def remember(store: RunStore, prints: dict[str, str], outcomes: dict[str, ProbeOutcome]) -> None:
+    """Store every finished outcome with its fingerprint, in one transaction."""
+    store.put_stage_results(STAGE, [(pid, prints[pid], _body(o)) for pid, o in outcomes.items()
+                                    if o.incomplete is None and pid in prints])
+
+
+def _body(o: ProbeOutcome) -> dict[str, Any]:
+    return {"n": o.n, "k_star": o.k_star, "rounds": o.rounds, "ahead": o.ahead,
+            "attempts": [{"k": a.k, "key": a.key, "sample": a.sample,
+                          "verdict": [a.verdict.correct, a.verdict.grader, a.verdict.detail],
+                          "completion_tokens": a.completion_tokens, "prompt_tokens": a.prompt_tokens}
+                         for a in o.attempts]}
+
+
+def _outcome(pid: str, body: dict[str, Any], texts: dict[str, str]) -> ProbeOutcome:
+    attempts = [ProbeAttempt(a["k"], a["key"], texts[a["key"]], Verdict(*a["verdict"]),
+                             a["completion_tokens"], a["prompt_tokens"], a["sample"])
+                for a in body["attempts"]]
+    return ProbeOutcome(pid, body["n"], body["k_star"], attempts, rounds=body["rounds"],
+                        ahead=body["ahead"])
