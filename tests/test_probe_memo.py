@@ -62,7 +62,7 @@ def test_an_unfinished_search_or_a_lost_generation_is_searched_again(tmp_path, p
     with RunStore(tmp_path / "run") as store:  # a generation of beta's search is gone
         bodies = store.stage_results("probe")
         beta = next(body for _, body in bodies.values() if body["k_star"] == 2)
-        store.db.execute("DELETE FROM generations WHERE key=?", (beta["attempts"][0]["key"],))
+        store.db.execute("DELETE FROM generations WHERE key=?", (beta["attempts"][0][1],))
     rebuilt = build(cfg)
     assert probed[2] == ["beta"]
     assert {a.problem.split(":")[0]: (a.state, a.k_star) for a in rebuilt.assignments}["beta"] == ("Sparse-Hint", 2)

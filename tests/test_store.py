@@ -26,6 +26,26 @@ def test_put_get_roundtrip(tmp_path):
         assert store.get("missing") is None
 
 
+def test_a_problems_messages_are_stored_once_and_read_back_whole(tmp_path):
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "x" * 2000}]
+    records = [record(f"k{i}") for i in range(40)]
+    for rec in records:
+        rec.request = {"messages": messages, "continuation_chars": 10, "seed": 1}
+    with RunStore(tmp_path) as store:
+        store.put_many(records[:20])
+        store.put_many(records[20:])
+    with RunStore(tmp_path) as store:  # a fresh connection: nothing remembered in memory
+        assert store.db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 1
+        assert store.db.execute("SELECT MAX(LENGTH(request)) FROM generations").fetchone()[0] < 200
+        late = record("k99")
+        late.request = {"messages": messages}
+        store.put(late)  # a later record with the same messages adds no copy
+        assert store.db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 1
+        assert {k: r.request for k, r in store.records(["k0", "k39"]).items()} == {
+            k: {"messages": messages, "continuation_chars": 10, "seed": 1} for k in ("k0", "k39")}
+        assert store.get("k99").request == {"messages": messages}
+
+
 def test_ok_is_kept_failed_is_replaced(tmp_path):
     with RunStore(tmp_path) as store:
         store.put(record("a", status="failed", text="raw"))

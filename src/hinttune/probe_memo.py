@@ -18,7 +18,7 @@ from hinttune.grading import Verdict
 from hinttune.probing import STAGE, ProbeAttempt, ProbeOutcome, ProbeTarget
 from hinttune.store import RunStore, stable_hash
 
-VERSION = 1  # bump when what a fingerprint covers, or the stored body, changes
+VERSION = 2  # bump when what a fingerprint covers, or the stored body, changes
 
 
 def fingerprints(common: dict[str, Any], targets: list[ProbeTarget]) -> dict[str, str]:
@@ -33,10 +33,10 @@ def recall(store: RunStore, prints: dict[str, str]) -> dict[str, ProbeOutcome]:
     still in the store)."""
     bodies = {pid: body for pid, (fingerprint, body) in store.stage_results(STAGE).items()
               if prints.get(pid) == fingerprint}
-    texts = store.texts(a["key"] for body in bodies.values() for a in body["attempts"])
+    texts = store.texts(a[1] for body in bodies.values() for a in body["attempts"])
     out = {}
     for pid, body in bodies.items():
-        if all(a["key"] in texts for a in body["attempts"]):
+        if all(a[1] in texts for a in body["attempts"]):
             out[pid] = _outcome(pid, body, texts)
     return out
 
@@ -48,16 +48,14 @@ def remember(store: RunStore, prints: dict[str, str], outcomes: dict[str, ProbeO
 
 
 def _body(o: ProbeOutcome) -> dict[str, Any]:
+    # attempts as rows, not objects: a thousand problems hold some twenty thousand of them
     return {"n": o.n, "k_star": o.k_star, "rounds": o.rounds, "ahead": o.ahead,
-            "attempts": [{"k": a.k, "key": a.key, "sample": a.sample,
-                          "verdict": [a.verdict.correct, a.verdict.grader, a.verdict.detail],
-                          "completion_tokens": a.completion_tokens, "prompt_tokens": a.prompt_tokens}
-                         for a in o.attempts]}
+            "attempts": [[a.k, a.key, a.sample, a.verdict.correct, a.verdict.grader, a.verdict.detail,
+                          a.completion_tokens, a.prompt_tokens] for a in o.attempts]}
 
 
 def _outcome(pid: str, body: dict[str, Any], texts: dict[str, str]) -> ProbeOutcome:
-    attempts = [ProbeAttempt(a["k"], a["key"], texts[a["key"]], Verdict(*a["verdict"]),
-                             a["completion_tokens"], a["prompt_tokens"], a["sample"])
-                for a in body["attempts"]]
+    attempts = [ProbeAttempt(k, key, texts[key], Verdict(correct, grader, detail), completion, prompt, sample)
+                for k, key, sample, correct, grader, detail, completion, prompt in body["attempts"]]
     return ProbeOutcome(pid, body["n"], body["k_star"], attempts, rounds=body["rounds"],
                         ahead=body["ahead"])

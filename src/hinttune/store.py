@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS stage_results (
     body TEXT NOT NULL,
     PRIMARY KEY (stage, problem_id)
 );
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -121,6 +125,8 @@ class RunStore:
     def __init__(self, run_dir: Path, readonly: bool = False):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "store.sqlite"
+        self._message_ids: set[str] = set()  # messages known to be stored (see put_many)
+        self._read_messages: dict[str, Any] = {}
         if readonly:  # status of a run, also on a read-only disk: never writes
             self.db = _open_readonly(self.path)
             self.db.row_factory = sqlite3.Row
@@ -163,7 +169,7 @@ class RunStore:
             "generations", keys, f" AND (status='ok' OR finish_reason='{REJECTED}')")}
 
     def records(self, keys: Iterable[str]) -> dict[str, GenerationRecord]:
-        return {row["key"]: _record(row) for row in self._rows("generations", keys)}
+        return {row["key"]: self._record(row) for row in self._rows("generations", keys)}
 
     def put(self, rec: GenerationRecord) -> None:
         """Insert one record and commit. An ok record is never overwritten; a failed one is."""
@@ -172,8 +178,15 @@ class RunStore:
     def put_many(self, records: list[GenerationRecord]) -> None:
         """Insert records in one transaction: a kill leaves all of them or none."""
         now = time.time()
+        requests, new_messages = [], {}
+        for rec in records:
+            request, body = self._without_messages(rec.request)
+            requests.append(request)
+            if body is not None:
+                new_messages[request["messages_id"]] = body
         with self.db:
             self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR IGNORE INTO messages VALUES (?, ?)", new_messages.items())
             self.db.executemany(
                 """INSERT INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT(key) DO UPDATE SET
@@ -185,9 +198,38 @@ class RunStore:
                      created=excluded.created
                    WHERE generations.status != 'ok'""",
                 [(rec.key, rec.stage, rec.role, rec.problem_id, rec.sample, rec.model,
-                  json.dumps(rec.request, ensure_ascii=False), json.dumps(rec.params, sort_keys=True),
+                  json.dumps(request, ensure_ascii=False), json.dumps(rec.params, sort_keys=True),
                   rec.text, rec.finish_reason, rec.prompt_tokens, rec.completion_tokens, rec.status,
-                  rec.error, rec.seconds, now) for rec in records])
+                  rec.error, rec.seconds, now) for rec, request in zip(records, requests)])
+        self._message_ids.update(new_messages)
+
+    def _without_messages(self, request: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The request with its messages replaced by their id, and the messages' JSON if the
+        store does not hold them yet: a problem's prompt is stored once, not in every one of
+        its probe rows."""
+        if "messages" not in request:
+            return request, None
+        request = dict(request)
+        body = json.dumps(request.pop("messages"), ensure_ascii=False)
+        request["messages_id"] = hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]
+        return request, None if request["messages_id"] in self._message_ids else body
+
+    def _messages(self, message_id: str) -> Any:
+        if message_id not in self._read_messages:
+            found = self.db.execute("SELECT body FROM messages WHERE id=?", (message_id,)).fetchone()
+            self._read_messages[message_id] = json.loads(found[0]) if found else None
+        return self._read_messages[message_id]
+
+    def _record(self, row: sqlite3.Row) -> GenerationRecord:
+        request = json.loads(row["request"])
+        if "messages_id" in request:
+            request = {"messages": self._messages(request.pop("messages_id")), **request}
+        return GenerationRecord(
+            key=row["key"], stage=row["stage"], role=row["role"], problem_id=row["problem_id"],
+            sample=row["sample"], model=row["model"], request=request,
+            params=json.loads(row["params"]), text=row["text"], finish_reason=row["finish_reason"],
+            prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
+            status=row["status"], error=row["error"], seconds=row["seconds"])
 
     def texts(self, keys: Iterable[str]) -> dict[str, str]:
         """The text of each ok generation among ``keys`` (nothing else decoded)."""
@@ -202,7 +244,7 @@ class RunStore:
 
     def get(self, key: str) -> GenerationRecord | None:
         row = self.db.execute("SELECT * FROM generations WHERE key=?", (key,)).fetchone()
-        return _record(row) if row else None
+        return self._record(row) if row else None
 
     def count(self, status: str | None = None) -> int:
         if status is None:
@@ -287,7 +329,7 @@ class RunStore:
                FROM plan LEFT JOIN generations ON generations.key = plan.key
                WHERE plan.stage=? AND plan.role=? ORDER BY plan.rowid""", (stage, role))
         for row in rows:
-            yield row["pid"], row["psample"], (_record(row) if row["status"] else None)
+            yield row["pid"], row["psample"], (self._record(row) if row["status"] else None)
 
     def status(self) -> list[PlanStatus]:
         rows = self.db.execute(
@@ -310,12 +352,3 @@ def _open_readonly(path: Path) -> sqlite3.Connection:
     except sqlite3.OperationalError:
         # a WAL database in a folder we cannot write to: read it as an immutable file
         return sqlite3.connect(f"{uri}?immutable=1", uri=True)
-
-
-def _record(row: sqlite3.Row) -> GenerationRecord:
-    return GenerationRecord(
-        key=row["key"], stage=row["stage"], role=row["role"], problem_id=row["problem_id"],
-        sample=row["sample"], model=row["model"], request=json.loads(row["request"]),
-        params=json.loads(row["params"]), text=row["text"], finish_reason=row["finish_reason"],
-        prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
-        status=row["status"], error=row["error"], seconds=row["seconds"])
