@@ -3,6 +3,7 @@ overridable field by field from the command line with dotted keys (``think.model
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -30,6 +31,8 @@ class ModelBase(Strict):
 
     model: str = Field(description="hub id, local folder, package://NAME for a model shipped in a "
                        "Python package, or the served model name for the openai backend")
+    name: str | None = Field(None, pattern=r"^[\w.-]+$", description="short name in outputs (a "
+                             "probe's export folder, the summary); default: the last part of `model`")
     gguf_file: str | None = Field(None, description="GGUF file inside `model` (transformers)")
     tokenizer: str | None = Field(None, description="tokenizer to render chat templates with; "
                                   "defaults to `model`")
@@ -191,6 +194,10 @@ class AssembleConfig(Strict):
     baselines: list[Literal["full", "two-state"]] = Field(
         default_factory=list, description="also export these construction policies from the same "
         "store: full (every verified think trace, s1-style), two-state (No-Hint or Full-Hint only)")
+    combine: Literal["min", "max", "median", "vote"] | None = Field(
+        None, description="with several instruct models: also export one dataset whose state per "
+        "problem combines theirs (by K*, a problem no hint solved counting as N): min (the "
+        "shortest hint any probe needed), max, median, or vote (the most common K*)")
 
 
 class ExportConfig(Strict):
@@ -206,6 +213,9 @@ class RunConfig(Strict):
     problems: ProblemsConfig = Field(default_factory=ProblemsConfig)
     think: ModelConfig
     instruct: ModelConfig
+    probes: list[ModelConfig] = Field(default_factory=list, description="further instruct models "
+                                      "probed against the same think traces (write `instruct` as a "
+                                      "list): each gets its dataset in export/probes/NAME/")
     attempts: AttemptsConfig = Field(default_factory=AttemptsConfig)
     grading: GradingConfig = Field(default_factory=GradingConfig)
     segment: SegmentConfig = Field(default_factory=SegmentConfig)
@@ -213,9 +223,41 @@ class RunConfig(Strict):
     assemble: AssembleConfig = Field(default_factory=AssembleConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _instruct_list(cls, data: Any) -> Any:
+        # `instruct: [a, b, c]`: a is the instruct model (attempts, default judge, export/), the
+        # others are further probes
+        if isinstance(data, dict) and isinstance(data.get("instruct"), list):
+            models = data["instruct"]
+            if not models:
+                raise ValueError("instruct: an empty list; name at least one instruct model")
+            data = {**data, "instruct": models[0], "probes": [*models[1:], *data.get("probes", [])]}
+        return data
+
     @property
     def official(self) -> bool:
         return self.assemble.policy == "official"
+
+    def probe_models(self) -> dict[str, ModelBase]:
+        """Every instruct model by its unique name, the first one first."""
+        named: dict[str, ModelBase] = {}
+        for model in (self.instruct, *self.probes):
+            base = model.name or re.sub(r"[^\w.-]+", "-", model.model.rstrip("/").rsplit("/", 1)[-1]) or "instruct"
+            name, n = base, 2
+            while name in named:
+                if model.name:
+                    raise ValueError(f"instruct models: the name {model.name!r} is used twice")
+                name, n = f"{base}-{n}", n + 1
+            named[name] = model
+        return named
+
+    @model_validator(mode="after")
+    def _probe_names_are_unique(self) -> "RunConfig":
+        self.probe_models()
+        if self.assemble.combine and not self.probes:
+            raise ValueError("assemble.combine needs several instruct models (instruct: [a, b, ...])")
+        return self
 
     @model_validator(mode="after")
     def _layout_needs_the_official_rules(self) -> "RunConfig":
