@@ -377,3 +377,63 @@ def test_baseline_policies_from_the_same_store(tmp_path):
     assert compared["hint-tuning"]["states"] == {"No-Hint": 1, "Sparse-Hint": 1, "Full-Hint": 1}
     assert compared["full"]["records"] == 3 and compared["full"]["trace_share"] == 1.0
     assert 0 < compared["hint-tuning"]["trace_share"] < compared["two-state"]["trace_share"] == 2 / 3
+
+
+def two_probes(tmp_path, combine="min", strong_extra=None):
+    data = config_dict(tmp_path, assemble={"combine": combine})
+    strong = {"backend": "fake", "model": "instruct", "name": "strong", "system_prompt": "Be brief.",
+              "default_reply": "The answer is 0.", "answers": {
+                  **(strong_extra or {}),
+                  "beta: 2+2\n<|assistant|>First idea.": "so it is 4.", "alpha": "The answer is 2.",
+                  "gamma: 3+3\n<|assistant|>First idea. Wait, second idea.": "The answer is 6."}}
+    data["instruct"] = [data["instruct"], strong]
+    return data
+
+
+def test_several_probes_one_think_pass_one_dataset_each_and_combined(tmp_path):
+    result = build(validate_config(two_probes(tmp_path)))
+    run = tmp_path / "run"
+    with RunStore(run) as store:
+        roles = dict(store.db.execute("SELECT role, COUNT(*) FROM generations WHERE stage='attempts' GROUP BY role"))
+        assert roles == {"think": 4, "instruct": 4, "instruct:strong": 4}  # the think pass once
+        planned = {(s.stage, s.role) for s in store.status()}
+        assert ("probe", "instruct:strong") in planned and ("probe", "instruct") in planned
+    states = lambda rs: {a.problem.split(":")[0]: (a.state, a.k_star) for a in rs}  # noqa: E731
+    assert states(result.assignments)["beta"] == ("Sparse-Hint", 2)
+    assert states(result.others["strong"].assignments) == {
+        "alpha": ("No-Hint", 0), "beta": ("Sparse-Hint", 1), "gamma": ("Sparse-Hint", 2), "delta": ("unsolved", None)}
+    strong = {r["instruction"].split(":")[0]: r["output"]
+              for r in json.loads((run / "export" / "probes" / "strong" / "hint_tuning.json").read_text())}
+    assert strong["beta"] == "<think>\n" + SPARSE_MARKER + "First idea.\n</think>\n\nso it is 4."
+    combined = json.loads((run / "export" / "combined" / "hint_tuning.json").read_text())
+    assert [r["output"] for r in combined][1:] == [strong["beta"], strong["gamma"]]  # min: the shorter hints
+    meta = [json.loads(line) for line in (run / "export" / "combined" / "hint_tuning.meta.jsonl").open()]
+    assert [m["probe"] for m in meta] == ["instruct", "strong", "strong"]
+    probes = result.summary["probes"]
+    assert list(probes["models"]) == ["instruct", "strong"]
+    assert probes["models"]["strong"]["states"] == {"No-Hint": 1, "Sparse-Hint": 2}
+    assert probes["k_star_agreement"] == {"instruct vs strong": {"problems": 4, "same_state": 3, "same_k_star": 2}}
+    assert probes["combined"]["from"] == {"instruct": 2, "strong": 2}
+    assert (run / "probes.png").stat().st_size > 10_000
+    with RunStore(run) as store:
+        before = store.count()
+    again = build(validate_config(two_probes(tmp_path)))  # a re-run asks nothing new
+    with RunStore(run) as store:
+        assert store.count() == before
+    assert again.summary["probes"] == probes
+    build(validate_config(two_probes(tmp_path, combine="max")))  # max: the longer hints
+    meta = [json.loads(line) for line in (run / "export" / "combined" / "hint_tuning.meta.jsonl").open()]
+    assert [(m["state"], m["k_star"], m["probe"]) for m in meta] == [
+        ("No-Hint", 0, "instruct"), ("Sparse-Hint", 2, "instruct"), ("Full-Hint", None, "instruct")]
+
+
+def test_a_failure_in_any_probe_keeps_the_problem_out_of_the_combined_dataset(tmp_path):
+    from hinttune.pipeline import failure_causes
+
+    result = build(validate_config(two_probes(tmp_path, strong_extra={"Be brief.\n<|user|>gamma": "!fail"})))
+    assert {a.problem.split(":")[0]: a.state for a in result.assignments}["gamma"] == "Full-Hint"
+    combined = [json.loads(line) for line in (tmp_path / "run" / "export" / "combined" / "excluded.jsonl").open()]
+    gamma = next(e for e in combined if e["problem"].startswith("gamma"))
+    assert gamma["state"] == "incomplete" and gamma["reason"].startswith("probe strong: ")
+    causes = failure_causes(result)
+    assert any(cause.startswith("probe strong: instruct attempt failed") for cause in causes)

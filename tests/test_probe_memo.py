@@ -19,9 +19,9 @@ def probed(monkeypatch):
     calls = []
     real = pipeline.run_probes
 
-    def spy(cfg, store, grader, pool, targets):
+    def spy(cfg, store, grader, pool, targets, role="instruct"):
         calls.append(sorted(t.problem.problem.split(":")[0] for t in targets))
-        return real(cfg, store, grader, pool, targets)
+        return real(cfg, store, grader, pool, targets, role)
 
     monkeypatch.setattr(pipeline, "run_probes", spy)
     return calls

@@ -26,11 +26,11 @@ def attempt_request(model: ModelBase, problem: Problem) -> Request:
                    template_kwargs=dict(model.chat_template_kwargs))
 
 
-def run_attempts(cfg: RunConfig, store: RunStore, problems: list[Problem],
-                 pool: BackendPool) -> dict[str, dict[tuple[str, int], GenerationRecord]]:
+def run_attempts(cfg: RunConfig, store: RunStore, problems: list[Problem], pool: BackendPool,
+                 roles: dict[str, ModelBase] | None = None) -> dict[str, dict[tuple[str, int], GenerationRecord]]:
+    """Every role's attempts (default: the think and the instruct model), by role."""
     results = {}
-    for role in ROLES:
-        model: ModelBase = getattr(cfg, role)
+    for role, model in (roles or {"think": cfg.think, "instruct": cfg.instruct}).items():
         jobs = [Job(p.id, sample, attempt_request(model, p), output_prefix=model.response_prefix)
                 for p in problems for sample in range(cfg.attempts.samples)]
         results[role] = run_jobs(store, pool.get(model), STAGE, role, jobs, cfg.seed,

@@ -16,10 +16,11 @@ from hinttune.backends import BackendPool
 from hinttune.chat import TokenCounter
 from hinttune.config import AssembleConfig, ExportConfig, ProbeConfig, RunConfig
 from hinttune.baselines import build_baselines
+from hinttune.combine import combine, rank
 from hinttune.files import write_jsonl
 from hinttune.export import export_dataset, export_official_layout
 from hinttune.planning import read_plan
-from hinttune.grading import UNGRADED, GradeItem, Grader, Verdict
+from hinttune.grading import UNGRADED, GradeItem, Grader, Verdict, judge_model
 from hinttune.probing import ProbeOutcome, ProbeTarget, run_probes
 from hinttune.problems import Problem
 from hinttune.reasoning import split_think
@@ -42,12 +43,15 @@ class RunResult:
     assignments: list[Assignment] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
+    # further instruct probes (instruct: [a, b, ...]): each one's result, by name
+    others: dict[str, "RunResult"] = field(default_factory=dict)
 
 
-def _grade_attempts(cfg: RunConfig, grader: Grader, result: RunResult) -> None:
+def _grade_attempts(cfg: RunConfig, grader: Grader, result: RunResult,
+                    roles: tuple[str, ...] = ("think", "instruct")) -> None:
     """Verdicts on sample 0 of each model's attempt (the one the states are built from)."""
     by_id = {p.id: p for p in result.problems}
-    for role in ("think", "instruct"):
+    for role in roles:
         items, verdicts = [], {}
         for (pid, sample), rec in result.attempts[role].items():
             if sample != 0 or rec.status != "ok":
@@ -85,18 +89,18 @@ def _targets(cfg: RunConfig, result: RunResult) -> list[ProbeTarget]:
 
 
 def probe(cfg: RunConfig, store: Any, grader: Grader, pool: BackendPool,
-          targets: list[ProbeTarget]) -> dict[str, ProbeOutcome]:
+          targets: list[ProbeTarget], role: str = "instruct") -> dict[str, ProbeOutcome]:
     """Stage 4: searches finished by an earlier run with the same inputs are taken as they
     are (``probe_memo``); the others run, and those that finish are remembered."""
     common = {"instruct": pool.get(cfg.instruct).identity(), "model": cfg.instruct.model_dump(mode="json"),
               "probe": cfg.probe.model_dump(mode="json"), "grading": grader.settings,
               "seed": cfg.seed, "official": cfg.official}
     prints = probe_memo.fingerprints(common, targets)
-    known = probe_memo.recall(store, prints)
+    known = probe_memo.recall(store, prints, role)
     if known:
-        log.info("probe: %d of %d searches finished in an earlier run", len(known), len(targets))
-    fresh = run_probes(cfg, store, grader, pool, [t for t in targets if t.problem.id not in known])
-    probe_memo.remember(store, prints, fresh)
+        log.info("probe (%s): %d of %d searches finished in an earlier run", role, len(known), len(targets))
+    fresh = run_probes(cfg, store, grader, pool, [t for t in targets if t.problem.id not in known], role)
+    probe_memo.remember(store, prints, fresh, role)
     return {t.problem.id: known.get(t.problem.id) or fresh[t.problem.id] for t in targets}
 
 
@@ -143,6 +147,8 @@ def failure_causes(result: RunResult) -> Counter:
         for a in result.assignments:
             if a.state == INCOMPLETE:
                 causes[_cause(a.note)] += 1
+        for name, other in result.others.items():  # a further probe's failures fail the run too
+            causes.update({f"probe {name}: {cause}": n for cause, n in failure_causes(other).items()})
         return causes
     for role, records in result.attempts.items():
         for rec in records.values():
@@ -211,7 +217,19 @@ def summary(result: RunResult, meta: dict[str, dict[str, Any]], probe_stats: dic
     graders.update(a.verdict.grader for o in result.probes.values() for a in o.attempts)
     result.summary = {**summarize(result.assignments, meta, graders, probe_stats), **(extra or {})}
     for path in write_summary(result.summary, list(meta.values()), run_dir):
-        result.files[path.stem if path.suffix != ".png" else "plot"] = path
+        result.files["plot" if path.name == "summary.png" else path.stem] = path
+
+
+def probe_runs(cfg: RunConfig) -> dict[str, tuple[str, RunConfig]]:
+    """(role, config) of each instruct probe by name: the first is role ``instruct`` with the
+    run's config; each further one has its own role and a config whose instruct model is that
+    probe, with the first one's judge, so every grade is the same whichever probe asks."""
+    named = cfg.probe_models()
+    first = next(iter(named))
+    fixed = cfg.grading.model_copy(update={"judge": cfg.grading.judge or judge_model(cfg)})
+    return {name: ("instruct", cfg) if name == first else
+            (f"instruct:{name}", cfg.model_copy(update={"instruct": model, "probes": [], "grading": fixed}))
+            for name, model in named.items()}
 
 
 def build(cfg: RunConfig, until: str = "summary") -> RunResult:
@@ -220,13 +238,22 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
     store, loaded = open_run(cfg)
     run_dir = Path(cfg.run_dir)
     counter = TokenCounter(cfg.think)  # think-model tokens: windows and token counts
+    runs = probe_runs(cfg)
     with store, BackendPool() as pool:
-        result = RunResult(loaded.problems, run_attempts(cfg, store, loaded.problems, pool))
+        roles = {"think": cfg.think, **{role: c.instruct for role, c in runs.values()}}
+        attempts = run_attempts(cfg, store, loaded.problems, pool, roles)
+        results = {name: RunResult(loaded.problems, {"think": attempts["think"], "instruct": attempts[role]})
+                   for name, (role, _) in runs.items()}
+        result = next(iter(results.values()))
+        result.others = {name: r for name, r in results.items() if r is not result}
         if stop < 1:
             return result
         grader = Grader(cfg, store, pool)
         try:
-            _grade_attempts(cfg, grader, result)
+            _grade_attempts(cfg, grader, result)  # the think attempt is graded once, for all
+            for other in result.others.values():
+                other.verdicts["think"] = result.verdicts["think"]
+                _grade_attempts(cfg, grader, other, roles=("instruct",))
             if stop < 2:
                 return result
             for p in result.problems:
@@ -238,15 +265,22 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
                                                       for pid, eps in result.episodes.items()))
             if stop < 3:
                 return result
-            result.probes = probe(cfg, store, grader, pool, _targets(cfg, result))
+            for name, (role, probe_cfg) in runs.items():
+                results[name].episodes = result.episodes
+                results[name].probes = probe(probe_cfg, store, grader, pool,
+                                             _targets(probe_cfg, results[name]), role)
         finally:
             grader.close()
     if stop < 4:
         return result
-    assemble(result, cfg.assemble, cfg.seed)
+    for r in results.values():
+        assemble(r, cfg.assemble, cfg.seed)
     if stop < 5:
         return result
     meta = export(result, cfg.export, run_dir, counter)
+    extra: dict[str, Any] = {}
+    if result.others:
+        extra["probes"] = export_probes(result, cfg, run_dir, counter, meta)
     baselines = export_baselines(result, cfg, run_dir, counter)
     if cfg.export.official_layout:
         result.files.update(export_official_layout(result, cfg, run_dir / "export" / "official"))
@@ -257,10 +291,53 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
     if plan is not None:  # `hinttune plan` ran: show the estimate beside the actual figures
         probe_stats["estimate"] = {k: plan["stages"]["probe"][k] for k in ("generations", "tokens", "rounds")}
         probe_stats["estimate"]["strategy"] = plan["strategy"]
-    extra = {"baselines": {"hint-tuning": policy_stats(result.assignments, meta),
-                           **{name: policy_stats(a, m) for name, (a, m) in baselines.items()}}} if baselines else {}
+    if baselines:
+        extra["baselines"] = {"hint-tuning": policy_stats(result.assignments, meta),
+                              **{name: policy_stats(a, m) for name, (a, m) in baselines.items()}}
     summary(result, meta, probe_stats, run_dir, extra)
     return result
+
+
+def export_probes(result: RunResult, cfg: RunConfig, run_dir: Path, count: TokenCounter,
+                  meta: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each further probe's dataset in export/probes/NAME/ (and the combined one in
+    export/combined/), and their side-by-side comparison for the summary."""
+    first = next(iter(cfg.probe_models()))
+    datasets = {first: (result.assignments, meta)}
+    for name, other in result.others.items():
+        other_meta = {a.problem_id: _meta(a, other, count) for a in other.assignments}
+        folder = run_dir / "export" / "probes" / name
+        for kind, path in export_dataset(other.assignments, other_meta, folder, cfg.export).items():
+            result.files[f"{name}:{kind}"] = path
+        datasets[name] = (other.assignments, other_meta)
+    compared = {name: {**policy_stats(a, m), "probing": probe_statistics(cfg.probe, r.probes)}
+                for (name, (a, m)), r in zip(datasets.items(), [result, *result.others.values()])}
+    out: dict[str, Any] = {"models": compared, "k_star_agreement": k_star_agreement(
+        {name: a for name, (a, _) in datasets.items()})}
+    if cfg.assemble.combine:
+        merged, source = combine(cfg.assemble.combine, {name: a for name, (a, _) in datasets.items()})
+        merged_meta = {a.problem_id: {**datasets[source.get(a.problem_id, first)][1][a.problem_id],
+                                      "probe": source.get(a.problem_id)} for a in merged}
+        folder = run_dir / "export" / "combined"
+        for kind, path in export_dataset(merged, merged_meta, folder, cfg.export).items():
+            result.files[f"combined:{kind}"] = path
+        out["combined"] = {"rule": cfg.assemble.combine, **policy_stats(merged, merged_meta),
+                           "from": dict(Counter(source.values()))}
+    return out
+
+
+def k_star_agreement(by_probe: dict[str, list[Assignment]]) -> dict[str, Any]:
+    """For each pair of probes: on how many problems both decided, how often they chose the same
+    state and the same K* (No-Hint 0, no hint N)."""
+    names, pairs = list(by_probe), {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            both = [(x, y) for x, y in zip(by_probe[a], by_probe[b])
+                    if x.state != INCOMPLETE and y.state != INCOMPLETE]
+            pairs[f"{a} vs {b}"] = {"problems": len(both),
+                                    "same_state": sum(x.state == y.state for x, y in both),
+                                    "same_k_star": sum(rank(x) == rank(y) for x, y in both)}
+    return pairs
 
 
 def export_baselines(result: RunResult, cfg: RunConfig, run_dir: Path,

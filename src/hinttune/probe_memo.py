@@ -28,10 +28,14 @@ def fingerprints(common: dict[str, Any], targets: list[ProbeTarget]) -> dict[str
                                       t.episodes, t.first_k, t.last_k) for t in targets}
 
 
-def recall(store: RunStore, prints: dict[str, str]) -> dict[str, ProbeOutcome]:
+def _stage(role: str) -> str:
+    return STAGE if role == "instruct" else f"{STAGE}/{role}"
+
+
+def recall(store: RunStore, prints: dict[str, str], role: str = "instruct") -> dict[str, ProbeOutcome]:
     """The remembered outcomes whose fingerprint still matches (and whose generations are all
     still in the store)."""
-    bodies = {pid: body for pid, (fingerprint, body) in store.stage_results(STAGE).items()
+    bodies = {pid: body for pid, (fingerprint, body) in store.stage_results(_stage(role)).items()
               if prints.get(pid) == fingerprint}
     texts = store.texts(a[1] for body in bodies.values() for a in body["attempts"])
     out = {}
@@ -41,9 +45,10 @@ def recall(store: RunStore, prints: dict[str, str]) -> dict[str, ProbeOutcome]:
     return out
 
 
-def remember(store: RunStore, prints: dict[str, str], outcomes: dict[str, ProbeOutcome]) -> None:
+def remember(store: RunStore, prints: dict[str, str], outcomes: dict[str, ProbeOutcome],
+             role: str = "instruct") -> None:
     """Store every finished outcome with its fingerprint, in one transaction."""
-    store.put_stage_results(STAGE, [(pid, prints[pid], _body(o)) for pid, o in outcomes.items()
+    store.put_stage_results(_stage(role), [(pid, prints[pid], _body(o)) for pid, o in outcomes.items()
                                     if o.incomplete is None and pid in prints])
 
 

@@ -186,13 +186,14 @@ class _Prober:
 
 
 def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPool,
-               targets: list[ProbeTarget]) -> dict[str, ProbeOutcome]:
+               targets: list[ProbeTarget], role: str = "instruct") -> dict[str, ProbeOutcome]:
+    """Search every target's K* with ``cfg.instruct`` (stored and planned under ``role``)."""
     prober = _Prober(cfg, targets)
     backend = pool.get(cfg.instruct)
     if cfg.probe.schedule == "continuous" and backend.streams:
-        rounds = _continuous(prober, store, grader, backend)
+        rounds = _continuous(prober, store, grader, backend, role)
     else:
-        rounds = _rounds(prober, store, grader, pool)
+        rounds = _rounds(prober, store, grader, pool, role)
     outcomes = prober.finish()
     solved = sum(o.k_star is not None for o in outcomes.values())
     log.info("probing (%s, %s): %d problems, %d solved with a hint, %d rounds", cfg.probe.strategy,
@@ -200,7 +201,7 @@ def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPoo
     return outcomes
 
 
-def _rounds(prober: _Prober, store: RunStore, grader: Grader, pool: BackendPool) -> int:
+def _rounds(prober: _Prober, store: RunStore, grader: Grader, pool: BackendPool, role: str) -> int:
     """Round by round: every open problem's pending k in one backend call, then grade."""
     cfg, round_no = prober.cfg, 0
     while True:
@@ -213,7 +214,7 @@ def _rounds(prober: _Prober, store: RunStore, grader: Grader, pool: BackendPool)
         round_no += 1
         jobs = [job for pid_jobs, _ in asked.values() for job in pid_jobs]
         label = f"probe round {round_no} ({len(asked)} problems, {len(jobs)} continuations)"
-        records = run_jobs(store, pool.get(cfg.instruct), STAGE, "instruct", jobs, cfg.seed,
+        records = run_jobs(store, pool.get(cfg.instruct), STAGE, role, jobs, cfg.seed,
                            label=label, grow_plan=True)
         items = [prober.item(job.problem_id.split("#k")[0], records[(job.problem_id, job.sample)])
                  for job in jobs if (job.problem_id, job.sample) in records
@@ -223,7 +224,7 @@ def _rounds(prober: _Prober, store: RunStore, grader: Grader, pool: BackendPool)
             prober.settle(pid, ks, records, verdicts)
 
 
-def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) -> int:
+def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any, role: str) -> int:
     """Event-driven: each continuation is graded the moment it is stored, and as soon as all of
     a problem's asked k are in, its search decides and its next k joins the engine while the
     others run. With fill_batch, linear keeps a rolling window of consecutive k in flight per
@@ -231,7 +232,7 @@ def _continuous(prober: _Prober, store: RunStore, grader: Grader, backend: Any) 
     settled in order as soon as it and every k below it are graded, so K* is linear's, and a
     finished k is replaced at once; what was asked past K* is counted, not used."""
     cfg = prober.cfg
-    stream = JobStream(store, backend, STAGE, "instruct", cfg.seed,
+    stream = JobStream(store, backend, STAGE, role, cfg.seed,
                        label=f"probe ({cfg.probe.strategy}, continuous)")
     pending: dict[str, tuple[list[tuple[int, int]], dict[tuple[str, int], Any], int]] = {}
     flight: dict[str, dict[int, tuple[int, dict[tuple[str, int], Any]]]] = {}  # rolling: k -> (base, records)

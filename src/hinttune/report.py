@@ -44,7 +44,12 @@ def stage_report(result: Any) -> list[Any]:
 
     files = "\n".join(f"  {path}" for path in result.files.values())
     if result.summary is not None:
-        return [summary_table(result.summary), f"written:\n{files}"]
+        tables = [summary_table(result.summary)]
+        if "probes" in result.summary:
+            from hinttune.probe_comparison import probes_table
+
+            tables.append(probes_table(result.summary))
+        return [*tables, f"written:\n{files}"]
     if result.assignments:
         states = Counter(a.state for a in result.assignments)
         line = ", ".join(f"{state}: {n}" for state, n in states.items())

@@ -160,9 +160,13 @@ def write_summary(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: 
     stamp, plot = out_dir / ".summary.hash", out_dir / "summary.png"
     if stamp.exists() and stamp.read_text() == fingerprint and plot.exists() \
             and (out_dir / "summary.json").exists():
-        return [out_dir / "summary.json", plot]
+        return [out_dir / "summary.json", plot, *([out_dir / "probes.png"] if "probes" in summary else [])]
     path = write_json(out_dir / "summary.json", summary)
     written = [path, *write_plots(summary, meta, out_dir)]
+    if "probes" in summary:
+        from hinttune.probe_comparison import write_probes_plot
+
+        written += write_probes_plot(summary, out_dir)
     write_text(stamp, fingerprint)
     return written
 

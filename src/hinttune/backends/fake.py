@@ -1,7 +1,9 @@
 """A scripted backend shipped with the package: no weights, deterministic replies. For tests,
 dry runs of a configuration, and examples. The reply is the first ``answers`` entry whose key
 occurs in the rendered prompt (else ``default_reply``); a reply of ``!fail`` simulates an
-engine error for that request."""
+engine error for that request. Its identity is its `model` name, not its script (tests change
+the script to let a failed request succeed on the next run): two scripts that must not share
+results need two names."""
 
 from __future__ import annotations
 
