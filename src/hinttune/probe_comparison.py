@@ -28,7 +28,7 @@ def probes_table(summary: dict[str, Any]) -> Table:
     table = Table(title="instruct probes side by side (same think traces)")
     for column in ("probe", "records", "No / Sparse / Full", f"mean {summary['token_unit']}",
                    "trace kept", "generations"):
-        table.add_column(column, justify="left" if column == "probe" else "right")
+        table.add_column(column, justify="left" if column == "probe" else "right", overflow="fold")
     for name, row in _rows(probes):
         table.add_row(name, str(row["records"]), " / ".join(str(row["states"].get(s, 0)) for s in STATES),
                       f"{row['mean_output_tokens']:,.0f}", f"{100 * row['trace_share']:.0f}%",
