@@ -78,11 +78,15 @@ def encode_prompt(tokenizer: Any, text: str) -> list[int]:
 
 class TokenCounter:
     """Counts tokens with a model's tokenizer; falls back to whitespace-separated words when
-    the model has none to load (the fake backend, or no tokenizer installed)."""
+    the model has none to load (the fake backend, imported traces with no model named, or no
+    tokenizer installed)."""
 
     def __init__(self, model: Any):
         self.tokenizer, self.unit = None, "words"
         if getattr(model, "backend", None) == "fake":
+            return
+        if getattr(model, "backend", None) == "traces" and not model.tokenizer \
+                and model.model.startswith("traces:"):  # no model named: words
             return
         try:
             if model.tokenizer:

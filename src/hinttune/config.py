@@ -108,8 +108,36 @@ class FakeModel(ModelBase, Parallel):
     default_reply: str = "<think>\nLet me think. The answer is 0.\n</think>\n\nThe answer is 0."
 
 
+class TracesModel(ModelBase):
+    """Think attempts read from a file of traces another generator wrote (s1K-1.1's rows, any
+    JSON/JSONL/CSV/parquet, a saved or hub dataset) instead of generated: stored in the run
+    store like generated ones (finish reason ``imported``, model ``traces:SOURCE``), so resume,
+    status, probing and export work unchanged. A problem is matched by its text."""
+
+    backend: Literal["traces"]
+    model: str = Field("", description="the model that wrote the traces (its tokenizer counts "
+                       "tokens); default: traces:SOURCE")
+    source: str = Field(description="a .json/.jsonl/.csv/.parquet file, a save_to_disk folder, or "
+                        "a Hugging Face dataset name")
+    split: str = "train"
+    problem_field: str | None = Field(None, description="default: problem, question")
+    reasoning_field: str | None = Field(None, description="the reasoning, without tags (a list "
+                                        "of strings is joined); default: thinking_trajectories, "
+                                        "deepseek_thinking_trajectory, reasoning, reasoning_content, thinking")
+    answer_field: str | None = Field(None, description="the answer after the reasoning; default: "
+                                     "attempt, deepseek_attempt, response")
+    output_field: str | None = Field(None, description="instead of reasoning and answer: one "
+                                     "field holding the whole output, <think>...</think> included")
+
+    @model_validator(mode="after")
+    def _named_after_the_source(self) -> "TracesModel":
+        if not self.model:
+            self.model = f"traces:{self.source}"
+        return self
+
+
 ModelConfig = Annotated[
-    Union[VLLMModel, OpenAIModel, TransformersModel, FakeModel], Field(discriminator="backend")
+    Union[VLLMModel, OpenAIModel, TransformersModel, FakeModel, TracesModel], Field(discriminator="backend")
 ]
 
 
@@ -438,7 +466,7 @@ def validate_config(data: dict[str, Any], where: str = "config", schema: type[Ba
 
 
 MODEL_CLASSES = {"vllm": VLLMModel, "openai": OpenAIModel, "transformers": TransformersModel,
-                 "fake": FakeModel}
+                 "fake": FakeModel, "traces": TracesModel}
 
 
 def _prune_for_backend(section: Any) -> None:

@@ -37,6 +37,7 @@ def plan_keys(backend: Backend, jobs: list[Job], run_seed: int) -> list[str]:
         params = sampling_dict(job.request.sampling)
         key = stable_hash(identity, prompt, params, job.sample, run_seed, *([job.salt] if job.salt else []))
         job.request.seed = int(key[:8], 16)
+        job.request.sample = job.sample
         keys.append(key)
     return keys
 

@@ -78,7 +78,8 @@ def status_table(rows: list[PlanStatus]) -> Table:
         table.add_column(column, justify="left" if column in ("stage", "model") else "right")
     for r in rows:
         pct = f" ({100 * r.ok / r.planned:.0f}%)" if r.planned else ""
-        table.add_row(r.stage, r.role, f"{r.ok}{pct}", str(r.planned), str(r.failed),
+        role = f"{r.role} ({r.imported:,} imported)" if r.imported else r.role
+        table.add_row(r.stage, role, f"{r.ok}{pct}", str(r.planned), str(r.failed),
                       str(r.truncated), f"{r.completion_tokens:,}")
     if not rows:
         table.caption = "nothing planned yet"

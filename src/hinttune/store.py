@@ -119,6 +119,7 @@ class PlanStatus:
     failed: int
     truncated: int
     completion_tokens: int
+    imported: int = 0  # read from a file of traces, not generated
 
 
 class RunStore:
@@ -336,11 +337,12 @@ class RunStore:
             """SELECT plan.stage, plan.role, COUNT(*) AS planned,
                       SUM(g.status='ok') AS ok, SUM(g.status='failed') AS failed,
                       SUM(g.status='ok' AND g.finish_reason='length') AS truncated,
-                      SUM(CASE WHEN g.status='ok' THEN g.completion_tokens ELSE 0 END) AS tokens
+                      SUM(CASE WHEN g.status='ok' THEN g.completion_tokens ELSE 0 END) AS tokens,
+                      SUM(g.status='ok' AND g.finish_reason='imported') AS imported
                FROM plan LEFT JOIN generations g ON g.key = plan.key
                GROUP BY plan.stage, plan.role ORDER BY MIN(plan.rowid)""")
         return [PlanStatus(r["stage"], r["role"], r["planned"], r["ok"] or 0, r["failed"] or 0,
-                           r["truncated"] or 0, r["tokens"] or 0) for r in rows]
+                           r["truncated"] or 0, r["tokens"] or 0, r["imported"] or 0) for r in rows]
 
 
 def _open_readonly(path: Path) -> sqlite3.Connection:

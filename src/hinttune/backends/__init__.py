@@ -20,6 +20,8 @@ def make_backend(cfg: ModelBase) -> Backend:
         from hinttune.backends.transformers import TransformersBackend as cls
     elif backend == "fake":
         from hinttune.backends.fake import FakeBackend as cls
+    elif backend == "traces":
+        from hinttune.backends.traces import TracesBackend as cls
     else:  # the config's discriminator makes this unreachable for validated configs
         raise ValueError(f"unknown backend {backend!r}")
     return cls(cfg)

@@ -25,6 +25,7 @@ class Request:
     template_kwargs: dict[str, Any] = field(default_factory=dict)
     n: int = 1
     seed: int | None = None
+    sample: int = 0  # which sample of this prompt it is (imported traces: the sample-th trace)
     # the text rendered for it, by which tokenizer: keys are computed before generation, and
     # rendering a chat template twice for every long hint prompt is wasted work
     rendered: tuple[int, str] | None = field(default=None, repr=False, compare=False)
