@@ -437,3 +437,35 @@ def test_a_failure_in_any_probe_keeps_the_problem_out_of_the_combined_dataset(tm
     assert gamma["state"] == "incomplete" and gamma["reason"].startswith("probe strong: ")
     causes = failure_causes(result)
     assert any(cause.startswith("probe strong: instruct attempt failed") for cause in causes)
+
+
+def test_matched_random_and_first_correct_baselines(tmp_path):
+    """matched-random deals Hint Tuning's states over the same problems, answers kept;
+    first-correct has the think model answer after its own trace cut at k with </think>
+    forced, and cuts at the first k that is right."""
+    data = config_dict(tmp_path, assemble={"baselines": ["matched-random", "first-correct"]})
+    forced = {r"re:beta: 2\+2\n<\|assistant\|>First idea\. Wait, second idea\.\s*\n</think>\n\n$": "The answer is 4.",
+              r"re:gamma: 3\+3\n<\|assistant\|>.*third idea\.\s*\n</think>\n\n$": "The answer is 6.",
+              r"re:\n</think>\n\n$": "The answer is 0."}
+    data["think"]["answers"] = {**forced, **data["think"]["answers"]}
+    result = build(validate_config(data))
+    ht = {a.problem.split(":")[0]: a for a in result.assignments}
+    export = tmp_path / "run" / "export" / "baselines"
+    meta = {m["id"]: m for m in map(json.loads, (export / "matched-random" / "matched-random.meta.jsonl").open())}
+    dealt = {name: meta.get(a.problem_id, {}).get("state") for name, a in ht.items()}
+    assert sorted(filter(None, dealt.values())) == ["Full-Hint", "No-Hint", "Sparse-Hint"] and dealt["delta"] is None
+    rows = {r["instruction"].split(":")[0]: r["output"]
+            for r in json.loads((export / "matched-random" / "matched-random.json").read_text())}
+    assert all(rows[name].endswith(ht[name].answer.strip()) for name in rows)  # each keeps its answer
+    cut = {r["instruction"].split(":")[0]: r["output"]
+           for r in json.loads((export / "first-correct" / "first-correct.json").read_text())}
+    assert cut == {"beta": "<think>\nFirst idea. Wait, second idea.\n</think>\n\nThe answer is 4.",
+                   "gamma": f"<think>\n{TRACE}\n</think>\n\nThe answer is 6."}
+    compared = result.summary["baselines"]
+    assert compared["matched-random"]["states"] == compared["hint-tuning"]["states"]
+    assert compared["first-correct"]["states"] == {"cut trace": 2}
+    assert 0 < compared["first-correct"]["trace_share"] < 1
+    with RunStore(tmp_path / "run") as store:
+        assert ("probe", "think:first-correct") in {(s.stage, s.role) for s in store.status()}
+    again = build(validate_config(data))
+    assert again.summary["baselines"] == compared  # the same deal, the same cuts

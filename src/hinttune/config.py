@@ -219,9 +219,14 @@ class AssembleConfig(Strict):
         "paper", description="paper: the paper's state rules; official: the official scripts'")
     keep_unverified: bool = Field(False, description="keep Full-Hint targets whose think answer "
                                   "was not graded correct (the official scripts do)")
-    baselines: list[Literal["full", "two-state"]] = Field(
+    baselines: list[Literal["full", "two-state", "matched-random", "shortest-of-n", "first-correct"]] = Field(
         default_factory=list, description="also export these construction policies from the same "
-        "store: full (every verified think trace, s1-style), two-state (No-Hint or Full-Hint only)")
+        "store: full (every verified think trace, s1-style), two-state (No-Hint or Full-Hint only), "
+        "matched-random (Hint Tuning's state counts dealt at random), shortest-of-n (the shortest "
+        "correct of attempts.samples think traces), first-correct (the think trace cut at the "
+        "first episode after which a forced answer is right)")
+    first_correct_max_tokens: int = Field(256, ge=1, description="first-correct: the think "
+                                          "model's budget for the answer forced after </think>")
     combine: Literal["min", "max", "median", "vote"] | None = Field(
         None, description="with several instruct models: also export one dataset whose state per "
         "problem combines theirs (by K*, a problem no hint solved counting as N): min (the "

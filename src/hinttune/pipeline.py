@@ -15,7 +15,8 @@ from hinttune.attempts import run_attempts
 from hinttune.backends import BackendPool
 from hinttune.chat import TokenCounter
 from hinttune.config import AssembleConfig, ExportConfig, ProbeConfig, RunConfig
-from hinttune.baselines import build_baselines
+from hinttune import first_correct
+from hinttune.baselines import BaselineInputs, ThinkSample, build_baselines
 from hinttune.combine import combine, rank
 from hinttune.files import write_jsonl
 from hinttune.export import export_dataset, export_official_layout
@@ -26,7 +27,7 @@ from hinttune.problems import Problem
 from hinttune.reasoning import split_think
 from hinttune.rundir import open_run
 from hinttune.segmentation import trace_episodes
-from hinttune.states import INCOMPLETE, Assignment, ProblemFacts, assign
+from hinttune.states import CUT_TRACE, INCOMPLETE, NO_HINT, SPARSE_HINT, Assignment, ProblemFacts, assign
 from hinttune.summary import summarize, write_summary
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class RunResult:
     summary: dict[str, Any] | None = None
     # further instruct probes (instruct: [a, b, ...]): each one's result, by name
     others: dict[str, "RunResult"] = field(default_factory=dict)
+    # what some baselines need beyond Hint Tuning's own inputs
+    think_samples: dict[str, list[ThinkSample]] = field(default_factory=dict)
+    self_probes: dict[str, ProbeOutcome] = field(default_factory=dict)
 
 
 def _grade_attempts(cfg: RunConfig, grader: Grader, result: RunResult,
@@ -102,6 +106,32 @@ def probe(cfg: RunConfig, store: Any, grader: Grader, pool: BackendPool,
     fresh = run_probes(cfg, store, grader, pool, [t for t in targets if t.problem.id not in known], role)
     probe_memo.remember(store, prints, fresh, role)
     return {t.problem.id: known.get(t.problem.id) or fresh[t.problem.id] for t in targets}
+
+
+def _think_samples(cfg: RunConfig, grader: Grader, result: RunResult) -> dict[str, list[ThinkSample]]:
+    """Every think sample of every problem with its verdict (shortest-of-n), or why it has none."""
+    by_id = {p.id: p for p in result.problems}
+    items, samples = [], {}
+    for (pid, sample), rec in sorted(result.attempts["think"].items(), key=lambda kv: kv[0][1]):
+        if rec.status != "ok":
+            samples.setdefault(pid, []).append(ThinkSample(missing=f"think sample {sample} failed: {rec.error}"))
+            continue
+        split = split_think(rec.text or "")
+        samples.setdefault(pid, []).append(ThinkSample(rec.text or "", False if not split.closed else None))
+        if split.closed:
+            items.append((pid, len(samples[pid]) - 1, GradeItem(f"{rec.key}/{pid}", by_id[pid].problem,
+                                                                 by_id[pid].gold_answer, split.answer)))
+    verdicts = grader.grade([item for _, _, item in items], label="attempts:think samples")
+    for pid, index, item in items:
+        verdict = verdicts[item.key]
+        samples[pid][index].correct = verdict.correct
+        if verdict.correct is None:
+            samples[pid][index].missing = f"grade of think sample {index} undecided ({verdict.detail[:120]})"
+    for p in result.problems:  # a sample never generated is missing too
+        got = len(samples.get(p.id, []))
+        if got < cfg.attempts.samples:
+            samples.setdefault(p.id, []).append(ThinkSample(missing=f"{cfg.attempts.samples - got} think samples not generated"))
+    return samples
 
 
 def _text(result: RunResult, role: str, pid: str) -> str:
@@ -269,6 +299,12 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
                 results[name].episodes = result.episodes
                 results[name].probes = probe(probe_cfg, store, grader, pool,
                                              _targets(probe_cfg, results[name]), role)
+            if "shortest-of-n" in cfg.assemble.baselines:
+                result.think_samples = _think_samples(cfg, grader, result)
+            if "first-correct" in cfg.assemble.baselines:
+                result.self_probes = probe(first_correct.self_probe_config(cfg), store, grader, pool,
+                                           first_correct.targets(cfg, result.problems, result.episodes),
+                                           first_correct.ROLE)
         finally:
             grader.close()
     if stop < 4:
@@ -346,8 +382,13 @@ def export_baselines(result: RunResult, cfg: RunConfig, run_dir: Path,
     if not cfg.assemble.baselines:
         return {}
     facts = [facts_of(result, p) for p in result.problems]
+    inputs = BaselineInputs(facts, result.assignments, cfg.seed, result.think_samples, count=count)
+    if "first-correct" in cfg.assemble.baselines:
+        inputs.first_correct = first_correct.assignments(
+            result.problems, result.episodes, result.self_probes,
+            {p.id: _missing(result, "think", p.id) for p in result.problems})
     built = {}
-    for name, assignments in build_baselines(cfg.assemble.baselines, facts, result.assignments).items():
+    for name, assignments in build_baselines(cfg.assemble.baselines, inputs).items():
         meta = {a.problem_id: _meta(a, result, count) for a in assignments}
         folder = run_dir / "export" / "baselines" / name
         for kind, path in export_dataset(assignments, meta, folder, cfg.export.model_copy(
@@ -360,7 +401,7 @@ def export_baselines(result: RunResult, cfg: RunConfig, run_dir: Path,
 def policy_stats(assignments: list[Assignment], meta: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Records, state mix, mean target tokens and the share of the think trace kept."""
     rows = [meta[a.problem_id] for a in assignments if a.exported]
-    kept = [0.0 if r["state"] == "No-Hint" else 1.0 if r["state"] != "Sparse-Hint"
+    kept = [0.0 if r["state"] == NO_HINT else 1.0 if r["state"] not in (SPARSE_HINT, CUT_TRACE)
             else (r["hint_tokens"] / r["trace_tokens"] if r["trace_tokens"] else 0.0) for r in rows]
     return {"records": len(rows), "states": dict(Counter(r["state"] for r in rows)),
             "mean_output_tokens": sum(r["output_tokens"] for r in rows) / len(rows) if rows else 0.0,

@@ -25,7 +25,7 @@ def fingerprints(common: dict[str, Any], targets: list[ProbeTarget]) -> dict[str
     """The fingerprint of each target's search; ``common`` holds what all searches share."""
     shared = stable_hash(VERSION, common)
     return {t.problem.id: stable_hash(shared, t.problem.id, t.problem.problem, t.problem.gold_answer,
-                                      t.episodes, t.first_k, t.last_k) for t in targets}
+                                      t.episodes, t.first_k, t.last_k, t.lead, t.close) for t in targets}
 
 
 def _stage(role: str) -> str:

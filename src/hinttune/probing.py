@@ -37,6 +37,10 @@ class ProbeTarget:
     episodes: list[str]
     first_k: int  # paper: 1 (k = 0 is the unaided attempt); official: 0
     last_k: int  # paper: N - 1 (success at N is Full-Hint anyway); official: N
+    # around the prefix in the continued turn: the first-correct baseline has the think model
+    # continue its own "<think>\n" + P_k + "\n</think>\n\n" (a forced answer)
+    lead: str = ""
+    close: str = ""
 
 
 @dataclass
@@ -82,8 +86,9 @@ def probe_request(cfg: RunConfig, target: ProbeTarget, k: int) -> Request:
     sampling = instruct.sampling
     if cfg.probe.max_tokens is not None:
         sampling = sampling.model_copy(update={"max_tokens": cfg.probe.max_tokens})
+    continuation = target.lead + prefix(target.episodes, k) + target.close
     return Request(messages=problem_messages(instruct, target.problem), sampling=sampling,
-                   continuation=prefix(target.episodes, k) or None,
+                   continuation=continuation or None,
                    template_kwargs=dict(instruct.chat_template_kwargs))
 
 

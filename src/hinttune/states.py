@@ -31,6 +31,7 @@ FULL_MARKER = ("This is a complex or challenging question, and it is difficult t
 
 NO_HINT, SPARSE_HINT, FULL_HINT = "No-Hint", "Sparse-Hint", "Full-Hint"
 FULL_TRACE = "full trace"  # the `full` baseline's target: the whole trace, no marker
+CUT_TRACE = "cut trace"  # the `first-correct` baseline's: the trace up to a point, no marker
 UNSOLVED, INCOMPLETE = "unsolved", "incomplete"
 
 
@@ -66,7 +67,7 @@ class Assignment:
 
     @property
     def exported(self) -> bool:
-        return self.state in (NO_HINT, SPARSE_HINT, FULL_HINT, FULL_TRACE)
+        return self.state in (NO_HINT, SPARSE_HINT, FULL_HINT, FULL_TRACE, CUT_TRACE)
 
     @property
     def output(self) -> str:
