@@ -449,21 +449,32 @@ def eval_command(model: Optional[str] = typer.Option(None, "--model", "-m", help
 
 @app.command()
 @friendly
-def compare(results: List[str] = typer.Argument(..., help="results.json files or eval folders; the first is the baseline."),
-            plot: Path = typer.Option(Path("compare.png"), "--plot", help="Where to save the accuracy-vs-tokens plot."),
+def compare(results: List[str] = typer.Argument(..., help="results.json files or eval folders - or "
+                                                 "dataset exports (run folders, export folders, NAME.meta.jsonl); "
+                                                 "the first is the baseline."),
+            plot: Path = typer.Option(Path("compare.png"), "--plot", help="Where to save the plot."),
             label: Optional[List[str]] = typer.Option(None, "--label", help="A name per result, in order "
                                                       "(default: its folder, made unique).")) -> None:
-    """Accuracy and tokens of several evaluated models, with the token reduction against the first.
+    """Evaluated models side by side (accuracy, tokens, the token reduction against the first),
+    or datasets side by side (state mix, target tokens, per-problem agreement with the first).
 
     Example: [cyan]hinttune compare runs/eval-base runs/eval-ht --label base --label tuned[/]
+             [cyan]hinttune compare runs/demo runs/demo/export/baselines/full[/]
     """
     from hinttune.compare import (comparison_rows, comparison_table, comparison_warnings,
                                   load_results, unique_labels)
+    from hinttune.compare_datasets import sidecar
     from hinttune.compare_plot import comparison_plot
 
     labels = list(label or [])
     if labels and len(labels) != len(results):
         raise HinttuneError(f"--label given {len(labels)} times for {len(results)} results: one per result")
+    datasets = [sidecar(r) is not None and not (Path(r) / "results.json").exists() for r in results]
+    if all(datasets):
+        return _compare_datasets(results, labels, plot)
+    if any(datasets):
+        raise HinttuneError("compare takes evaluation results or datasets, not both: "
+                            f"{results[datasets.index(True)]} is a dataset, {results[datasets.index(False)]} is not")
     loaded = [load_results(r, labels[i] if labels else None) for i, r in enumerate(results)]
     unique_labels(loaded)
     for warning in comparison_warnings(loaded):
@@ -476,5 +487,25 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
     console.print(comparison_table(rows, loaded[0]["label"]))
     console.width = width
     if comparison_plot(rows, loaded, plot):
+        console.print(f"plot: {plot}", highlight=False)
+
+
+def _compare_datasets(paths: List[str], labels: List[str], plot: Path) -> None:
+    from hinttune.compare import unique_labels
+    from hinttune.compare_datasets import dataset_rows, datasets_plot, datasets_table, load_dataset
+
+    loaded = [load_dataset(p, labels[i] if labels else None) for i, p in enumerate(paths)]
+    unique_labels(loaded)
+    units = {d["unit"] for d in loaded}
+    if len(units) > 1:
+        console.print(f"[bold yellow]warning:[/] the datasets count length in different units "
+                      f"({', '.join(sorted(units))}): their token columns do not compare", highlight=False)
+    rows = dataset_rows(loaded)
+    width = console.width
+    if not console.is_terminal:
+        console.width = max(width, 150)
+    console.print(datasets_table(rows, loaded[0]["unit"]))
+    console.width = width
+    if datasets_plot(rows, loaded, plot):
         console.print(f"plot: {plot}", highlight=False)
 

@@ -27,8 +27,8 @@ from hinttune.problems import Problem
 from hinttune.reasoning import split_think
 from hinttune.rundir import open_run
 from hinttune.segmentation import trace_episodes
-from hinttune.states import CUT_TRACE, INCOMPLETE, NO_HINT, SPARSE_HINT, Assignment, ProblemFacts, assign
-from hinttune.summary import summarize, write_summary
+from hinttune.states import INCOMPLETE, Assignment, ProblemFacts, assign
+from hinttune.summary import dataset_stats, summarize, write_summary
 
 log = logging.getLogger(__name__)
 STAGES = ("attempts", "grade", "segment", "probe", "assemble", "export", "summary")
@@ -400,9 +400,4 @@ def export_baselines(result: RunResult, cfg: RunConfig, run_dir: Path,
 
 def policy_stats(assignments: list[Assignment], meta: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Records, state mix, mean target tokens and the share of the think trace kept."""
-    rows = [meta[a.problem_id] for a in assignments if a.exported]
-    kept = [0.0 if r["state"] == NO_HINT else 1.0 if r["state"] not in (SPARSE_HINT, CUT_TRACE)
-            else (r["hint_tokens"] / r["trace_tokens"] if r["trace_tokens"] else 0.0) for r in rows]
-    return {"records": len(rows), "states": dict(Counter(r["state"] for r in rows)),
-            "mean_output_tokens": sum(r["output_tokens"] for r in rows) / len(rows) if rows else 0.0,
-            "trace_share": sum(kept) / len(kept) if kept else 0.0}
+    return dataset_stats([meta[a.problem_id] for a in assignments if a.exported])

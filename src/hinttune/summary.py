@@ -12,7 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from hinttune.files import atomic_writer, write_json, write_text
-from hinttune.states import FULL_HINT, NO_HINT, SPARSE_HINT, Assignment
+from hinttune.states import CUT_TRACE, FULL_HINT, NO_HINT, SPARSE_HINT, Assignment
 from hinttune.store import stable_hash
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,16 @@ def summarize(assignments: list[Assignment], meta: dict[str, dict[str, Any]],
         "graders": dict(graders),
         "probing": probe_stats,
     }
+
+
+def dataset_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Records, state mix, mean target tokens and the share of the think trace kept, from a
+    dataset's meta rows (exported records only)."""
+    kept = [0.0 if r["state"] == NO_HINT else 1.0 if r["state"] not in (SPARSE_HINT, CUT_TRACE)
+            else (r["hint_tokens"] / r["trace_tokens"] if r["trace_tokens"] else 0.0) for r in rows]
+    return {"records": len(rows), "states": dict(Counter(r["state"] for r in rows)),
+            "mean_output_tokens": sum(r["output_tokens"] for r in rows) / len(rows) if rows else 0.0,
+            "trace_share": sum(kept) / len(kept) if kept else 0.0}
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
