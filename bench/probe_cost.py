@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from hinttune.strategies import make_search
+from hinttune.construction.strategies import make_search
 
 STRATEGIES = [("linear", False, 0), ("linear", False, 256), ("sweep", False, 0),
               ("gallop", False, 0), ("gallop", True, 0)]
@@ -62,8 +62,8 @@ def difficulty_model(problems: int, n: int, seed: int, nonmonotone: float):
 
 def recorded(run_dir: Path):
     """Outcomes of a run probed with strategy sweep: every k of every probed problem."""
-    from hinttune.config import load_config
-    from hinttune.pipeline import build
+    from hinttune.core.config import load_config
+    from hinttune.construction.pipeline import build
 
     cfg = load_config(str(run_dir / "config.yaml"))
     if cfg.probe.strategy != "sweep":
@@ -134,16 +134,16 @@ def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
     """Official loop vs batched probing with SmolLM2 on CPU, same problems and seeds."""
     import tempfile
 
-    from hinttune.attempts import run_attempts
-    from hinttune.backends import BackendPool
-    from hinttune.config import load_config
-    from hinttune.generations import Job, plan_keys
-    from hinttune.grading import MathVerifier
-    from hinttune.probing import ProbeTarget, graded_part, probe_request, run_probes
-    from hinttune.rundir import open_run
-    from hinttune.segmentation import trace_episodes
-    from hinttune.grading import Grader
-    from hinttune.chat import TokenCounter
+    from hinttune.construction.attempts import run_attempts
+    from hinttune.core.backends import BackendPool
+    from hinttune.core.config import load_config
+    from hinttune.core.generations import Job, plan_keys
+    from hinttune.core.grading import MathVerifier
+    from hinttune.construction.probing import ProbeTarget, graded_part, probe_request, run_probes
+    from hinttune.core.rundir import open_run
+    from hinttune.construction.segmentation import trace_episodes
+    from hinttune.core.grading import Grader
+    from hinttune.core.chat import TokenCounter
 
     work = Path(tempfile.mkdtemp(prefix="hinttune-bench-"))
     cfg = load_config("demo", [f"run_dir={work / 'run'}", f"problems.limit={problems}",
@@ -179,7 +179,7 @@ def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
         official_s = time.perf_counter() - started
 
         # hinttune: batched across problems, each variant with a fresh store (nothing cached)
-        from hinttune.store import RunStore
+        from hinttune.core.store import RunStore
 
         variants = []
         for name, fill in (("hinttune, batched linear", 0),

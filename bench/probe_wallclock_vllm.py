@@ -23,8 +23,8 @@ from statistics import mean
 
 def official_probes(cfg, store, grader, pool, targets):
     """The official scripts' loop: one request at a time, k = first, first+1, ... per problem."""
-    from hinttune.generations import run_jobs
-    from hinttune.probing import STAGE, _Prober
+    from hinttune.core.generations import run_jobs
+    from hinttune.construction.probing import STAGE, _Prober
 
     prober = _Prober(cfg, targets)
     backend = pool.get(cfg.instruct)
@@ -47,9 +47,9 @@ def main() -> None:
     parser.add_argument("--max-in-flight", type=int, default=64)
     args = parser.parse_args()
 
-    import hinttune.pipeline as pipeline
-    from hinttune.backends import BackendPool
-    from hinttune.config import load_config
+    import hinttune.construction.pipeline as pipeline
+    from hinttune.core.backends import BackendPool
+    from hinttune.core.config import load_config
 
     engine = ["max_model_len=2048", "dtype=float32", "gpu_memory_utilization=0.15",
               "engine_kwargs={enforce_eager: true}", f"max_in_flight={args.max_in_flight}"]

@@ -60,7 +60,7 @@ def grading_speed(pairs: int) -> tuple[float, float]:
     """Checks per second: hinttune's pool (2 workers, hard timeouts) and raw Math-Verify."""
     from math_verify import parse, verify
 
-    from hinttune.grading import MathVerifier
+    from hinttune.core.grading import MathVerifier
 
     items = [(str(i % 97), f"so the answer is $\\boxed{{{(i * 7) % 97}}}$", True) for i in range(pairs)]
     verifier = MathVerifier(5, 2)

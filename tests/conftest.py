@@ -58,7 +58,7 @@ def smollm_hf(smollm_dir: Path) -> Path:
     once with `hinttune convert-gguf` and cached between test runs."""
     import shutil
 
-    from hinttune.checkpoints import materialize_gguf
+    from hinttune.training.checkpoints import materialize_gguf
 
     folder = TEST_CACHE / "smollm2-135m-hf"
     if not (folder / "model.safetensors").exists():

@@ -1,4 +1,4 @@
-"""Run inside an environment with lighteval: score given outputs with hinttune.lighteval_tasks'
+"""Run inside an environment with lighteval: score given outputs with hinttune.evaluation.lighteval_tasks'
 own avg@n metric and print one JSON list of scores (used by test_lighteval_tasks.py, which
 compares them with ``hinttune eval``'s verdicts on the same outputs).
 
@@ -10,7 +10,7 @@ import sys
 
 from lighteval.models.model_output import ModelResponse
 
-from hinttune import lighteval_tasks
+from hinttune.evaluation import lighteval_tasks
 
 cases = json.loads(open(sys.argv[1], encoding="utf-8").read())
 tasks = {task.name: task for task in lighteval_tasks.TASKS_TABLE}

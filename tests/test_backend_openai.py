@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from hinttune.backends import make_backend
-from hinttune.backends.base import Request
-from hinttune.backends.openai import CONTINUE_INSTRUCTION
-from hinttune.chat import encode_prompt, render_prompt
-from hinttune.config import OpenAIModel, Sampling
+from hinttune.core.backends import make_backend
+from hinttune.core.backends.base import Request
+from hinttune.core.backends.openai import CONTINUE_INSTRUCTION
+from hinttune.core.chat import encode_prompt, render_prompt
+from hinttune.core.config import OpenAIModel, Sampling
 
 from loopback import Scripted
 
@@ -79,7 +79,7 @@ def test_samples_seeds_and_template_kwargs(scripted):
 
 def test_requests_per_minute_spaces_request_starts():
     """With an injected clock: no wall time is measured, so the test cannot be flaky."""
-    from hinttune.backends.openai import RateLimiter
+    from hinttune.core.backends.openai import RateLimiter
 
     now, starts = [100.0], []
 
@@ -115,7 +115,7 @@ def test_a_prompt_longer_than_the_context_is_rejected_for_good(scripted):
 
 
 def test_an_unreachable_server_stops_the_run_with_its_url():
-    from hinttune.errors import HinttuneError
+    from hinttune.core.errors import HinttuneError
 
     from conftest import free_port
 
@@ -197,8 +197,8 @@ def test_per_server_limits_share_the_load_by_capacity(scripted, second_server):
 def test_a_stream_says_when_it_waits_and_sends_what_was_put_in_meanwhile(scripted):
     """A stream over a feed yields WAIT once what has come back was handed out; a request put
     in then is sent beside those still in flight, and the stream ends when the feed is closed."""
-    from hinttune.backends.base import WAIT
-    from hinttune.backends.feed import Feed
+    from hinttune.core.backends.base import WAIT
+    from hinttune.core.backends.feed import Feed
 
     backend = chat_backend(scripted)
     feed = Feed([Request([{"role": "user", "content": f"s{i} question"}], Sampling(max_tokens=8))

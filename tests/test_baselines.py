@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from hinttune.baselines import ThinkSample, shortest_of_n
-from hinttune.config import validate_config
-from hinttune.pipeline import build
-from hinttune.states import ProblemFacts
+from hinttune.construction.baselines import ThinkSample, shortest_of_n
+from hinttune.core.config import validate_config
+from hinttune.construction.pipeline import build
+from hinttune.construction.states import ProblemFacts
 
 pytest.importorskip("math_verify")
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from hinttune.compare import comparison_rows, load_results, paired_difference
-from hinttune.compare_plot import budget_curve, comparison_plot
+from hinttune.evaluation.compare import comparison_rows, load_results, paired_difference
+from hinttune.evaluation.compare_plot import budget_curve, comparison_plot
 
 
 def lighteval_file(tmp_path):

@@ -7,9 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from hinttune.cli import app
-from hinttune.compare_datasets import agreement, dataset_rows, load_dataset
-from hinttune.config import validate_config
-from hinttune.pipeline import build
+from hinttune.construction.compare_datasets import agreement, dataset_rows, load_dataset
+from hinttune.core.config import validate_config
+from hinttune.construction.pipeline import build
 
 from test_pipeline import config_dict
 

@@ -1,8 +1,8 @@
 import pytest
 
-from hinttune.config import (OpenAIModel, TransformersModel, VLLMModel, apply_override,
+from hinttune.core.config import (OpenAIModel, TransformersModel, VLLMModel, apply_override,
                              load_config, preset_names, validate_config)
-from hinttune.errors import HinttuneError
+from hinttune.core.errors import HinttuneError
 
 MINIMAL = {"think": {"backend": "fake", "model": "t"}, "instruct": {"backend": "fake", "model": "i"}}
 
@@ -90,14 +90,14 @@ def test_misspelled_keys_get_a_suggestion_and_temperature_is_bounded():
 
 
 def test_yaml_words_stay_words_in_overrides():
-    from hinttune.config import load_train_config
+    from hinttune.core.config import load_train_config
 
     assert load_train_config("s1", ["save_strategy=no"]).save_strategy == "no"
     assert load_train_config("s1", ["bf16=false"]).bf16 is False
 
 
 def test_the_demo_loads_its_one_model_once():
-    from hinttune.backends import engine_key
+    from hinttune.core.backends import engine_key
 
     demo = load_config("demo")
     assert demo.think.response_prefix != demo.instruct.response_prefix

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from hinttune.cli import storage_error
-from hinttune.files import atomic_dir, write_jsonl, write_text
+from hinttune.core.files import atomic_dir, write_jsonl, write_text
 
 
 def test_a_write_that_fails_midway_leaves_the_old_file(tmp_path):

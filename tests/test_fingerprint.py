@@ -7,11 +7,11 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from hinttune.backends import make_backend
+from hinttune.core.backends import make_backend
 from hinttune.cli import app
-from hinttune.config import OpenAIModel, TransformersModel
-from hinttune.fingerprint import weights_fingerprint
-from hinttune.store import RunStore
+from hinttune.core.config import OpenAIModel, TransformersModel
+from hinttune.core.fingerprint import weights_fingerprint
+from hinttune.core.store import RunStore
 
 pytest.importorskip("math_verify")
 

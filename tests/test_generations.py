@@ -1,10 +1,10 @@
 import pytest
 
-from hinttune.backends import BackendPool, make_backend
-from hinttune.backends.base import Request
-from hinttune.config import FakeModel, Sampling
-from hinttune.generations import Job, JobStream, run_jobs
-from hinttune.store import RunStore
+from hinttune.core.backends import BackendPool, make_backend
+from hinttune.core.backends.base import Request
+from hinttune.core.config import FakeModel, Sampling
+from hinttune.core.generations import Job, JobStream, run_jobs
+from hinttune.core.store import RunStore
 
 
 class Counting:
@@ -130,7 +130,7 @@ def test_a_stream_hands_results_over_in_groups_stored_first(tmp_path):
 
 
 def test_a_group_is_capped_and_a_stream_without_waits_hands_over_each_result(tmp_path):
-    from hinttune.backends.base import Backend
+    from hinttune.core.backends.base import Backend
 
     fast = make_backend(FakeModel(backend="fake", model="f"))
     plain = make_backend(FakeModel(backend="fake", model="g"))

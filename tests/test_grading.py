@@ -1,10 +1,10 @@
 import pytest
 
-from hinttune.backends import BackendPool
-from hinttune.config import validate_config
-from hinttune.grading import (JUDGE_SYSTEM, GradeItem, Grader, MathVerifier, is_short_gold,
+from hinttune.core.backends import BackendPool
+from hinttune.core.config import validate_config
+from hinttune.core.grading import (JUDGE_SYSTEM, GradeItem, Grader, MathVerifier, is_short_gold,
                               judge_model, parse_judge_reply)
-from hinttune.store import RunStore
+from hinttune.core.store import RunStore
 
 pytest.importorskip("math_verify")
 
@@ -79,7 +79,7 @@ def test_the_deadline_counts_the_check_alone_not_worker_start_up():
 
 
 def test_a_pool_that_cannot_start_is_one_clear_error(monkeypatch):
-    from hinttune.errors import HinttuneError
+    from hinttune.core.errors import HinttuneError
 
     v = MathVerifier(timeout=1, workers=1)
     monkeypatch.setattr(MathVerifier, "STARTUP_TIMEOUT", 0.0)

@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hinttune.cli import app
-from hinttune.errors import HinttuneError
-from hinttune.importers.official import import_official
+from hinttune.core.errors import HinttuneError
+from hinttune.construction.importers.official import import_official
 from test_official_oracle import official_run
 
 pytest.importorskip("math_verify")

@@ -20,7 +20,7 @@ BENCHMARKS = ("aime24", "aime25", "hmmt25", "math500", "amc23", "gsm8k")
 def test_tasks_prompt_and_token_metrics(monkeypatch):
     pytest.importorskip("lighteval")
     monkeypatch.delenv("EVAL_MODEL_PATH", raising=False)
-    from hinttune import lighteval_tasks as lt
+    from hinttune.evaluation import lighteval_tasks as lt
 
     assert [t.name for t in lt.TASKS_TABLE] == ["ht_" + name for name in BENCHMARKS]
     assert lt.TASKS_TABLE[3].hf_repo == "HuggingFaceH4/MATH-500"
@@ -34,7 +34,7 @@ def test_tasks_prompt_and_token_metrics(monkeypatch):
 
 def agreement_cases() -> list[tuple[str, dict, str]]:
     """Every record of the six files, answered right (boxed gold) and wrong."""
-    from hinttune.benchmarks import BENCHMARKS as DEFS
+    from hinttune.evaluation.benchmarks import BENCHMARKS as DEFS
 
     cases = []
     for name in BENCHMARKS:
@@ -49,9 +49,9 @@ def agreement_cases() -> list[tuple[str, dict, str]]:
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "benchmarks").is_dir(), reason="the benchmark files are not here")
 def test_lighteval_tasks_score_like_hinttune_eval_on_every_gold(tmp_path):
-    from hinttune.benchmarks import BENCHMARKS as DEFS
-    from hinttune.grading import MathVerifier
-    from hinttune.probing import graded_part
+    from hinttune.evaluation.benchmarks import BENCHMARKS as DEFS
+    from hinttune.core.grading import MathVerifier
+    from hinttune.construction.probing import graded_part
 
     cases = agreement_cases()
     (tmp_path / "cases.json").write_text(json.dumps(cases))

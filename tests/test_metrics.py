@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from hinttune.metrics import accuracy, ks_for, pass_at_k, reasoning_tokens
+from hinttune.evaluation.metrics import accuracy, ks_for, pass_at_k, reasoning_tokens
 
 
 @pytest.mark.parametrize("n, c, k, expected", [
@@ -48,7 +48,7 @@ def test_reasoning_tokens(text, tokens, closed):
 
 
 def test_majority_vote_scores_the_most_frequent_answer():
-    from hinttune.metrics import majority_accuracy
+    from hinttune.evaluation.metrics import majority_accuracy
 
     problems = [[("4", True), ("5", False), ("4", True)],          # 4 wins: right
                 [("7", False), ("7", False), ("3", True)],         # 7 wins: wrong
@@ -58,7 +58,7 @@ def test_majority_vote_scores_the_most_frequent_answer():
 
 
 def test_both_standard_error_conventions():
-    from hinttune.metrics import accuracy
+    from hinttune.evaluation.metrics import accuracy
 
     out = accuracy([[True, True], [False, False], [True, False]])
     # per problem 1, 0, 0.5: population sd 0.408, sample sd 0.5, over sqrt(3)
@@ -67,7 +67,7 @@ def test_both_standard_error_conventions():
 
 
 def test_paired_bootstrap_keeps_pairs_and_is_seeded():
-    from hinttune.metrics import paired_bootstrap
+    from hinttune.evaluation.metrics import paired_bootstrap
 
     base = [0.0, 0.5, 1.0, 0.25] * 10
     better = [b + 0.25 for b in base]  # every problem up by exactly 0.25

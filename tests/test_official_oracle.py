@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from hinttune.config import validate_config
-from hinttune.pipeline import build
-from hinttune.states import NO_HINT
+from hinttune.core.config import validate_config
+from hinttune.construction.pipeline import build
+from hinttune.construction.states import NO_HINT
 
 pytest.importorskip("math_verify")
 
@@ -93,7 +93,7 @@ def test_k_zero_is_a_fresh_sample_not_the_instruct_attempt(tmp_path):
 
 
 def test_a_paper_policy_run_refuses_the_official_layout(tmp_path):
-    from hinttune.errors import HinttuneError
+    from hinttune.core.errors import HinttuneError
 
     with pytest.raises(HinttuneError, match="policy=official"):
         official_run(tmp_path, assemble={"policy": "paper"})
@@ -112,9 +112,9 @@ def official_constants() -> dict:
 
 @pytest.mark.skipif(not PIPELINE.exists(), reason="the official scripts are not beside the project")
 def test_the_official_judge_prompt_byte_for_byte(tmp_path):
-    from hinttune.backends import BackendPool
-    from hinttune.grading import GradeItem, Grader
-    from hinttune.store import RunStore
+    from hinttune.core.backends import BackendPool
+    from hinttune.core.grading import GradeItem, Grader
+    from hinttune.core.store import RunStore
 
     official = official_constants()
     data = {"think": {"backend": "fake", "model": "t"}, "instruct": {"backend": "fake", "model": "i"},
@@ -130,7 +130,7 @@ def test_the_official_judge_prompt_byte_for_byte(tmp_path):
 
 @pytest.mark.skipif(not PIPELINE.exists(), reason="the official scripts are not beside the project")
 def test_the_chat_fallback_asks_to_continue_in_the_official_words():
-    from hinttune.backends.openai import CONTINUE_INSTRUCTION
+    from hinttune.core.backends.openai import CONTINUE_INSTRUCTION
 
     import ast
 
@@ -141,8 +141,8 @@ def test_the_chat_fallback_asks_to_continue_in_the_official_words():
 
 
 def test_official_segmentation_reads_to_the_last_close_tag():
-    from hinttune.config import SegmentConfig
-    from hinttune.segmentation import trace_episodes
+    from hinttune.core.config import SegmentConfig
+    from hinttune.construction.segmentation import trace_episodes
 
     text = "<think>\nA. Wait, B.\n</think>\nWait, C.\n</think>\n\nanswer"
     assert trace_episodes(text, SegmentConfig(), official=True) == ["A. ", "Wait, B.\n</think>\n", "Wait, C."]

@@ -2,10 +2,10 @@
 
 import pytest
 
-from hinttune.backends import make_backend
-from hinttune.backends.base import Request
-from hinttune.backends.parallel import DataParallel, _visible_devices
-from hinttune.config import FakeModel, Sampling, TransformersModel, VLLMModel
+from hinttune.core.backends import make_backend
+from hinttune.core.backends.base import Request
+from hinttune.core.backends.parallel import DataParallel, _visible_devices
+from hinttune.core.config import FakeModel, Sampling, TransformersModel, VLLMModel
 
 
 def requests(count, **kw):

@@ -11,10 +11,10 @@ import time
 import pytest
 import yaml
 
-from hinttune.config import validate_config
-from hinttune.pipeline import build
-from hinttune.states import FULL_MARKER, SPARSE_MARKER
-from hinttune.store import RunStore
+from hinttune.core.config import validate_config
+from hinttune.construction.pipeline import build
+from hinttune.construction.states import FULL_MARKER, SPARSE_MARKER
+from hinttune.core.store import RunStore
 
 pytest.importorskip("math_verify")
 
@@ -267,8 +267,8 @@ def test_run_exits_3_and_names_the_causes(tmp_path):
 
 
 def test_a_second_run_on_the_same_directory_is_refused(tmp_path):
-    from hinttune.errors import HinttuneError
-    from hinttune.rundir import run_lock
+    from hinttune.core.errors import HinttuneError
+    from hinttune.core.rundir import run_lock
 
     with run_lock(tmp_path / "run"):
         with pytest.raises(HinttuneError, match=f"in use by PID {os.getpid()}"):
@@ -279,10 +279,10 @@ def test_a_second_run_on_the_same_directory_is_refused(tmp_path):
 
 
 def test_a_killed_runs_lock_is_not_stale(tmp_path):
-    from hinttune.rundir import run_lock
+    from hinttune.core.rundir import run_lock
 
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from hinttune.rundir import run_lock\n"
+        "import sys, time; from pathlib import Path; from hinttune.core.rundir import run_lock\n"
         f"with run_lock(Path({str(tmp_path / 'run')!r})):\n    print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -324,8 +324,8 @@ def test_rolling_look_ahead_keeps_linears_k_star_on_many_problems(tmp_path):
     successes included) and dataset as rounds, with the k asked past K* counted."""
     import re
 
-    from hinttune.config import SegmentConfig
-    from hinttune.segmentation import prefix, trace_episodes
+    from hinttune.core.config import SegmentConfig
+    from hinttune.construction.segmentation import prefix, trace_episodes
 
     episodes = "".join(f"Step {i}. Wait, " for i in range(1, 7)) + "done."
     pieces = trace_episodes(f"<think>\n{episodes}\n</think>", SegmentConfig(keywords=["wait"]))
@@ -428,7 +428,7 @@ def test_several_probes_one_think_pass_one_dataset_each_and_combined(tmp_path):
 
 
 def test_a_failure_in_any_probe_keeps_the_problem_out_of_the_combined_dataset(tmp_path):
-    from hinttune.pipeline import failure_causes
+    from hinttune.construction.pipeline import failure_causes
 
     result = build(validate_config(two_probes(tmp_path, strong_extra={"Be brief.\n<|user|>gamma": "!fail"})))
     assert {a.problem.split(":")[0]: a.state for a in result.assignments}["gamma"] == "Full-Hint"

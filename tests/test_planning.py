@@ -3,9 +3,9 @@ import math
 
 import pytest
 
-from hinttune.config import validate_config
-from hinttune.pipeline import build
-from hinttune.planning import expected_probe_cost, estimate, write_plan
+from hinttune.core.config import validate_config
+from hinttune.construction.pipeline import build
+from hinttune.construction.planning import expected_probe_cost, estimate, write_plan
 
 
 def test_expected_costs_follow_the_strategies():
@@ -38,7 +38,7 @@ def test_plan_uses_stored_traces_and_the_summary_shows_it(tmp_path):
 def test_plan_counts_the_judge_and_prompt_tokens(tmp_path):
     from test_pipeline import config_dict
 
-    from hinttune.errors import HinttuneError
+    from hinttune.core.errors import HinttuneError
 
     cfg = validate_config(config_dict(tmp_path, grading={"grader": "judge"}))
     plan = estimate(cfg, throughput=100.0)

@@ -3,10 +3,10 @@ search that could not finish, or a generation gone from the store makes it run a
 
 import pytest
 
-from hinttune import pipeline
-from hinttune.config import validate_config
-from hinttune.pipeline import build
-from hinttune.store import RunStore
+from hinttune.construction import pipeline
+from hinttune.core.config import validate_config
+from hinttune.construction.pipeline import build
+from hinttune.core.store import RunStore
 
 from test_pipeline import config_dict, records
 
@@ -47,7 +47,7 @@ def test_what_decided_a_search_changing_runs_it_again(tmp_path, probed):
 
 
 def test_an_unfinished_search_or_a_lost_generation_is_searched_again(tmp_path, probed, monkeypatch):
-    from hinttune.backends.fake import FakeBackend
+    from hinttune.core.backends.fake import FakeBackend
 
     cfg = validate_config(config_dict(tmp_path))
     real = FakeBackend._reply

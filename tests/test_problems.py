@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from hinttune.config import ProblemsConfig
-from hinttune.errors import HinttuneError
-from hinttune.problems import load_problems, problem_id
+from hinttune.core.config import ProblemsConfig
+from hinttune.core.errors import HinttuneError
+from hinttune.core.problems import load_problems, problem_id
 
 RECORDS = [{"problem": "What is 1+1?", "gold_answer": "2"},
            {"problem": "What is 2+2?", "gold_answer": "4"}]

@@ -5,7 +5,7 @@ import re
 
 from rich.console import Console
 
-from hinttune import progress
+from hinttune.core import progress
 
 
 def test_plain_lines_when_not_a_terminal(monkeypatch):

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from hinttune.grading import Verdict
-from hinttune.probing import ProbeAttempt, ProbeOutcome
-from hinttune.states import (FULL_HINT, FULL_MARKER, INCOMPLETE, NO_HINT, NO_HINT_MARKERS,
+from hinttune.core.grading import Verdict
+from hinttune.construction.probing import ProbeAttempt, ProbeOutcome
+from hinttune.construction.states import (FULL_HINT, FULL_MARKER, INCOMPLETE, NO_HINT, NO_HINT_MARKERS,
                              SPARSE_HINT, SPARSE_MARKER, UNSOLVED, ProblemFacts, alpaca_record,
                              assign, format_output, no_hint_marker)
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from hinttune.store import GenerationRecord, RunStore, stable_hash
+from hinttune.core.store import GenerationRecord, RunStore, stable_hash
 
 
 def record(key, status="ok", text="t", finish="stop"):
@@ -119,7 +119,7 @@ def test_resume_after_sigkill(tmp_path):
 
 
 def test_status_reads_a_store_without_writing(tmp_path):
-    from hinttune.store import RunStore
+    from hinttune.core.store import RunStore
 
     with RunStore(tmp_path) as store:
         store.set_plan("attempts", "think", [("p", 0, "k")])
@@ -135,7 +135,7 @@ def test_status_reads_a_store_without_writing(tmp_path):
 
 
 def test_rejected_requests_are_not_sent_again(tmp_path):
-    from hinttune.store import GenerationRecord, RunStore
+    from hinttune.core.store import GenerationRecord, RunStore
 
     with RunStore(tmp_path) as store:
         for key, reason in (("a", "error"), ("b", "rejected")):

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from hinttune.config import ProbeConfig
-from hinttune.strategies import make_search
+from hinttune.core.config import ProbeConfig
+from hinttune.construction.strategies import make_search
 
 
 def run(strategy, outcome, first=1, last=39, verify=False):

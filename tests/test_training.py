@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hinttune.augment import DEFAULT_TEMPLATES, augment_records
-from hinttune.config import TrainConfig, load_train_config
-from hinttune.errors import HinttuneError
-from hinttune.llamafactory import llamafactory_recipe
-from hinttune.training import (drop_overlong, gradient_accumulation, load_sft_data,
+from hinttune.training.augment import DEFAULT_TEMPLATES, augment_records
+from hinttune.core.config import TrainConfig, load_train_config
+from hinttune.core.errors import HinttuneError
+from hinttune.training.llamafactory import llamafactory_recipe
+from hinttune.training.sft import (drop_overlong, gradient_accumulation, load_sft_data,
                                prompt_completion)
 
 RECORDS = [{"instruction": "What is 2+2?", "input": "", "output": "<think>\nOK,\n</think>\n\n4"},
@@ -145,13 +145,13 @@ def test_shipped_accelerate_configs(name, key, value):
                                              ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseekr1"),
                                              ("meta-llama/Llama-3.1-8B-Instruct", "llama3")])
 def test_llamafactory_template_follows_the_model(model, template):
-    from hinttune.llamafactory import template_for
+    from hinttune.training.llamafactory import template_for
 
     assert template_for(model) == template
 
 
 def test_llamafactory_unknown_model_asks_for_a_template(tmp_path, alpaca):
-    from hinttune.errors import HinttuneError
+    from hinttune.core.errors import HinttuneError
 
     cfg = TrainConfig(data=str(alpaca), model="my-org/mystery-7b")
     with pytest.raises(HinttuneError, match="--template"):
@@ -169,8 +169,8 @@ def test_boxed_phrasings_only_for_boxed_answers():
 
 
 def test_trainer_refuses_an_export_cut_short(tmp_path):
-    from hinttune.errors import HinttuneError
-    from hinttune.training import load_sft_data
+    from hinttune.core.errors import HinttuneError
+    from hinttune.training.sft import load_sft_data
 
     export = tmp_path / "export"
     export.mkdir()
@@ -184,7 +184,7 @@ def test_trainer_refuses_an_export_cut_short(tmp_path):
 
 
 def test_the_loss_record_is_the_last_logged_loss_and_the_steps_run(tmp_path):
-    from hinttune.training import loss_record, write_loss_files
+    from hinttune.training.sft import loss_record, write_loss_files
 
     history = [{"loss": 2.0, "step": 13, "learning_rate": 1e-5}, {"loss": 1.5, "step": 18, "grad_norm": 0.7},
                {"train_loss": 0.0, "step": 18}]  # a resumed run's mean covers only its own steps
@@ -200,8 +200,8 @@ def test_the_loss_record_is_the_last_logged_loss_and_the_steps_run(tmp_path):
 def test_training_logs_to_tensorboard_when_it_is_installed(monkeypatch):
     import importlib.util
 
-    from hinttune.config import TrainConfig
-    from hinttune.training import report_to
+    from hinttune.core.config import TrainConfig
+    from hinttune.training.sft import report_to
 
     assert TrainConfig().report_to == ["auto"]
     real = importlib.util.find_spec
@@ -218,7 +218,7 @@ def test_report_to_from_the_cli(tmp_path, monkeypatch):
     from hinttune import cli
 
     seen = {}
-    monkeypatch.setattr("hinttune.training.train", lambda cfg: seen.setdefault("cfg", cfg) and {
+    monkeypatch.setattr("hinttune.training.sft.train", lambda cfg: seen.setdefault("cfg", cfg) and {
         "steps": 1, "records": 1, "losses": [0.5], "resumed_from": None})
     result = CliRunner().invoke(cli.app, ["train", "-d", "x.json", "-m", "m", "-o", str(tmp_path),
                                           "--report-to", "wandb,tensorboard"])

@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hinttune.cli import app
-from hinttune.config import TrainConfig, validate_config
-from hinttune.pipeline import build
+from hinttune.core.config import TrainConfig, validate_config
+from hinttune.construction.pipeline import build
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("trl")
@@ -37,7 +37,7 @@ def config(checkpoint, dataset, out, **kw):
 
 
 def test_prompt_tokens_carry_no_loss(checkpoint, dataset, tmp_path):
-    from hinttune.training import build_trainer
+    from hinttune.training.sft import build_trainer
 
     trainer, data = build_trainer(config(checkpoint, dataset, tmp_path / "out"))
     tok = trainer.processing_class
@@ -88,7 +88,7 @@ def test_train_reload_generate_and_resume(checkpoint, dataset, tmp_path):
 
 
 def test_lora_adapters(checkpoint, dataset, tmp_path):
-    from hinttune.training import train
+    from hinttune.training.sft import train
 
     result = train(config(checkpoint, dataset, tmp_path / "lora", max_steps=2,
                           lora={"enabled": True, "r": 4, "alpha": 8}))
@@ -103,7 +103,7 @@ def test_a_trained_model_reads_the_same_in_transformers_4(checkpoint, dataset, t
     from pathlib import Path
 
     from conftest import side_python
-    from hinttune.training import train
+    from hinttune.training.sft import train
 
     out = tmp_path / "ht"
     train(config(checkpoint, dataset, out, max_steps=1))

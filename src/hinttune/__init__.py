@@ -6,6 +6,6 @@ imported only when a backend that needs them is started.
 
 __version__ = "0.1.0"
 
-from hinttune.errors import HinttuneError
+from hinttune.core.errors import HinttuneError
 
 __all__ = ["HinttuneError", "__version__"]

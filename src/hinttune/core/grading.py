@@ -1,0 +1,460 @@
+"""Stage 2, grading: is an answer correct against the gold answer?
+
+Three graders behind one call (``Grader.grade``):
+- ``math``: Math-Verify, gold parsed first. It runs in worker processes with a hard timeout,
+  because its own timeouts use ``signal.alarm`` (main thread only) and one pathological
+  expression must not stall the run. An unparseable gold answer is *undecided*, not wrong.
+- ``judge``: an LLM judge with the s1 grading prompt, temperature 0, 512 tokens, thinking off;
+  the verdict is read from the reply's last line (or, as the official scripts do, from whether
+  the reply ends with "yes"); an unreadable reply is undecided, with the raw text kept.
+- ``hybrid`` (default): ``math`` where the gold answer is a short final answer and Math-Verify
+  is decisive, ``judge`` otherwise.
+Every verdict is stored with the grader that gave it; judge calls are cached like generations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import multiprocessing
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hinttune.core.backends import BackendPool
+from hinttune.core.backends.base import Request
+from hinttune.core.config import GradingConfig, ModelBase, RunConfig, Sampling
+from hinttune.core.errors import HinttuneError, missing_extra
+from hinttune.core.generations import Job, run_jobs
+from hinttune.core.store import RunStore, stable_hash
+
+log = logging.getLogger(__name__)
+
+JUDGE_SYSTEM = (
+    "You are an AI assistant for grading a science problem. The user will provide you with the "
+    "question itself, an attempt made by a student and the correct answer to the problem. Your "
+    "job is to judge whether the attempt is correct by comparing it with the correct answer. If "
+    "the expected solution concludes with a number or choice, there should be no ambiguity. If "
+    "the expected solution involves going through the entire reasoning process, you should judge "
+    "the attempt based on whether the reasoning process is correct with correct answer if helpful."
+    "\n\nThe user will provide the attempt and the correct answer in the following format:\n\n"
+    "# Problem\n{problem}\n\n## Attempt\n{attempt}\n\n## Correct answer\n{solution}\n\n"
+    "Explain your reasoning, and end your response on a new line with only \"Yes\" or \"No\" "
+    "(without quotes).")
+JUDGE_USER = "# Problem\n{problem}\n\n## Attempt\n{attempt}\n\n## Correct answer\n{solution}"
+# The official scripts' bytes of the same prompt: single newlines, the placeholders left in the
+# system message, and the fields not stripped (``--policy official``).
+OFFICIAL_JUDGE_SYSTEM = JUDGE_SYSTEM.replace("\n\n", "\n")
+OFFICIAL_JUDGE_USER = JUDGE_USER.replace("\n\n", "\n")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    correct: bool | None  # None: undecided
+    grader: str  # "math", "judge", "no answer" (nothing to grade) or "ungraded"
+    detail: str = ""
+
+
+UNGRADED = Verdict(None, "ungraded")
+
+
+@dataclass
+class GradeItem:
+    key: str  # what is graded (a generation key); verdicts are cached by it
+    problem: str
+    gold: str
+    answer: str
+
+
+# --- math -------------------------------------------------------------------------------
+
+def is_short_gold(gold: str, limit: int) -> bool:
+    return len(gold.strip()) <= limit and "\n" not in gold.strip()
+
+
+# Part of every math verdict's cache key: bump it when the extraction rules change, so stored
+# verdicts made by older rules are graded again instead of reused.
+MATH_RULES = 2
+
+_ANSWER_IS = re.compile(r"\b(?:final\s+answer|answer)\s*(?:is|:|=|would be|will be)\s*:?\s*(.+)",
+                        re.I)
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?")
+
+
+def _clean_candidate(text: str) -> str:
+    """The mathematical part of a stated answer: up to the end of its sentence or line, the
+    right-hand side of an equation ("12 + 9 = 21" -> 21), a leading number without its unit
+    ("42 apples" -> 42), LaTeX kept in math delimiters."""
+    text = text.strip().splitlines()[0] if text.strip() else ""
+    text = re.split(r"(?<![\d\\])\.(?:\s|$)|[;!?]\s", text + " ", maxsplit=1)[0].strip()
+    text = text.strip(" *_`").rstrip(".,")
+    if "=" in text and "$" not in text:
+        text = text.rsplit("=", 1)[1].strip()
+    if "$" in text or "\\" in text:
+        return text if "$" in text else f"${text}$"
+    number = _NUMBER.match(text)
+    if number and not re.match(r"\s*[-+*/^=(]", text[number.end():]):
+        return number.group(0).replace(",", "")
+    return text
+
+
+def stated_answers(text: str) -> list[str]:
+    """The final answer a reply states in words, as candidates in this order: a closing "the
+    answer is X", the last formula in math delimiters, the right-hand side of the last
+    equation, the last number - first in the last line, then in the whole reply. Math-Verify's
+    own search takes the first expression it can read, which for "12 + 30 = 32" is the
+    restated sum (42), not the answer (32)."""
+    candidates: list[str] = []
+    said = list(_ANSWER_IS.finditer(text))
+    if said:
+        candidates.append(_clean_candidate(said[-1].group(1)))
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    for scope in (lines[-1:] if lines else [], lines):
+        block = "\n".join(scope)
+        spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN.finditer(block)]
+        if spans:  # the last formula written in math delimiters
+            candidates.append(f"${spans[-1].rsplit('=', 1)[-1].strip()}$")
+        equations = [line for line in scope if "=" in line]
+        if equations:
+            candidates.append(_clean_candidate(equations[-1].rsplit("=", 1)[1]))
+        numbers = _NUMBER.findall(block)
+        if numbers:
+            candidates.append(numbers[-1].replace(",", "").replace(" ", ""))
+    return [c for c in dict.fromkeys(candidates) if c and c != "$$"]
+
+
+def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | None]:
+    """Runs in a worker process. Returns (status, detail, extracted answer); status is one of
+    correct, wrong, no_answer, bad_gold."""
+    from math_verify import parse, verify
+
+    # we enforce timeouts ourselves (see MathVerifier); silence its warning that we do
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    if "\\" not in gold and re.search(r"[A-Za-z]{3,}", gold):
+        # plain words ("yellow", "2 apples"): sympy would read them as products of symbols;
+        # LaTeX text (\text{Evelyn}) is fine, Math-Verify compares it as a string
+        return "bad_gold", "gold answer is text, not a mathematical expression", None
+    if short:
+        gold_parsed = (parse(f"\\boxed{{{gold}}}", fallback_mode="no_fallback", parsing_timeout=None)
+                       or parse(gold, fallback_mode="no_fallback", parsing_timeout=None))
+    elif "\\boxed" in gold:
+        gold_parsed = parse(gold, fallback_mode="no_fallback", parsing_timeout=None)
+    else:
+        return "bad_gold", "gold is a worked solution with no final answer", None
+    if not gold_parsed:
+        return "bad_gold", "gold answer could not be parsed", None
+    answer_parsed = None
+    if "\\boxed" not in answer and "\\fbox" not in answer:  # a boxed answer is Math-Verify's own case
+        for candidate in stated_answers(answer):
+            answer_parsed = parse(candidate, parsing_timeout=None)
+            if answer_parsed:
+                break
+    if not answer_parsed:
+        answer_parsed = parse(answer, parsing_timeout=None)
+    if not answer_parsed:
+        return "no_answer", "no answer found in the output", None
+    ok = verify(gold_parsed, answer_parsed, timeout_seconds=None)
+    extracted = str(answer_parsed[-1])
+    return ("correct" if ok else "wrong"), f"gold {gold_parsed[-1]!s:.40} vs {extracted:.40}", extracted
+
+
+def _worker_main(conn: Any, check: Any) -> None:
+    """A grading worker: import Math-Verify once, say so, then check items until told to stop."""
+    try:
+        import math_verify  # noqa: F401  (the slow import happens before the first deadline)
+
+        logging.getLogger("math_verify").setLevel(logging.ERROR)
+    except Exception as exc:  # reported by the parent as a start-up failure
+        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            item = conn.recv()
+        except (EOFError, OSError):
+            return
+        if item is None:
+            return
+        try:
+            result = check(*item)
+        except Exception as exc:  # a crash inside sympy: undecided, not fatal
+            result = ("error", f"{type(exc).__name__}: {exc}"[:200], None)
+        conn.send(("done", result))
+
+
+class _Worker:
+    def __init__(self, ctx: Any, check: Any):
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child, check), daemon=True)
+        self.process.start()
+        child.close()
+        self.ready = False
+        self.task: int | None = None  # index of the item it is checking
+        self.deadline = 0.0
+        self.started = time.monotonic()
+
+    def stop(self, kill: bool = False) -> None:
+        try:
+            if not kill and self.process.is_alive():
+                self.conn.send(None)
+                self.process.join(2)
+        except (OSError, ValueError):
+            pass
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+        self.conn.close()
+
+
+class MathVerifier:
+    """Math-Verify in worker processes fed continuously: each idle worker takes the next item
+    the moment it is free, results come back as they finish, and a check that runs past
+    ``timeout`` seconds (counted from when its worker started it, never including start-up)
+    is reported as ``timeout`` and only that worker is replaced."""
+
+    STARTUP_TIMEOUT = 180.0  # importing sympy on a loaded machine can take a while
+
+    def __init__(self, timeout: float = 5, workers: int = 2, check: Any = _math_check):
+        if importlib.util.find_spec("math_verify") is None:  # no import: the workers do that
+            raise missing_extra("math-verify", "grade")
+        self.timeout, self.size, self.check = timeout, workers, check
+        self.workers: list[_Worker] = []
+        self.timeouts = 0
+        self._ctx: Any = None
+
+    def _context(self) -> Any:
+        if self._ctx is None:
+            # spawn: fresh interpreters, safe beside a loaded model's threads. It re-imports
+            # the main script, so a script read from stdin (no file) falls back to fork.
+            main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+            method = "spawn" if main_file is None or os.path.exists(main_file) else "fork"
+            self._ctx = multiprocessing.get_context(method)
+        return self._ctx
+
+    def _start(self) -> None:
+        while len(self.workers) < self.size:
+            self.workers.append(_Worker(self._context(), self.check))
+
+    def _startup_failed(self, worker: _Worker, why: str) -> HinttuneError:
+        self.close()
+        return HinttuneError(
+            f"the Math-Verify worker processes could not start ({why}). If hinttune is called "
+            "from your own script, put the script's code under `if __name__ == \"__main__\":` "
+            "(worker processes re-import the main script); otherwise check that "
+            "`python -c 'import math_verify'` works.")
+
+    def check_many(self, items: list[tuple[str, str, bool]]) -> list[tuple[str, str, str | None]]:
+        """(status, detail, extracted answer) for each (gold, answer, gold is short)."""
+        from multiprocessing.connection import wait
+
+        results: list[tuple[str, str, str | None] | None] = [None] * len(items)
+        queue = list(range(len(items)))[::-1]
+        remaining = len(items)
+        self._start()
+        while remaining:
+            now = time.monotonic()
+            for worker in self.workers:
+                if worker.ready and worker.task is None and queue:
+                    worker.task = queue.pop()
+                    worker.deadline = now + self.timeout
+                    worker.conn.send(items[worker.task])
+            busy = [w for w in self.workers if w.task is not None]
+            waits = [w.deadline - now for w in busy]
+            waits += [w.started + self.STARTUP_TIMEOUT - now for w in self.workers if not w.ready]
+            handles = [w.conn for w in self.workers] + [w.process.sentinel for w in self.workers]
+            ready = wait(handles, timeout=max(0.0, min(waits)) if waits else None)
+            now = time.monotonic()
+            for worker in list(self.workers):
+                died = worker.process.sentinel in ready and not worker.conn.poll()
+                if worker.conn in ready and worker.conn.poll():
+                    try:
+                        kind, payload = worker.conn.recv()
+                    except (EOFError, OSError):  # its end closed: the process is gone
+                        kind, payload, died = "died", None, True
+                        worker.process.join(5)
+                    if kind == "ready":
+                        worker.ready = True
+                    elif kind == "failed":
+                        raise self._startup_failed(worker, payload)
+                    elif kind == "done" and worker.task is not None:
+                        results[worker.task], worker.task = payload, None
+                        remaining -= 1
+                    if not died:
+                        continue
+                if died or (worker.task is not None and now >= worker.deadline) or (
+                        not worker.ready and now >= worker.started + self.STARTUP_TIMEOUT):
+                    if not worker.ready:
+                        code = worker.process.exitcode
+                        raise self._startup_failed(worker, f"exit code {code}" if code is not None
+                                                   else f"not ready after {self.STARTUP_TIMEOUT:.0f}s")
+                    if worker.task is not None:
+                        results[worker.task] = (
+                            ("timeout", f"Math-Verify took over {self.timeout}s", None) if not died
+                            else ("error", f"grading worker died (exit code {worker.process.exitcode})", None))
+                        remaining -= 1
+                        self.timeouts += not died
+                    worker.stop(kill=True)  # the stuck one alone; the others keep working
+                    self.workers.remove(worker)
+                    self.workers.append(_Worker(self._context(), self.check))
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.workers = []
+
+
+# --- judge ------------------------------------------------------------------------------
+
+_VERDICT_LINE = re.compile(r"^\W*(?:final\s+)?(?:answer|verdict|grade)?\W*(yes|no)\W*$", re.I)
+
+
+def parse_judge_reply(reply: str, rule: str = "last_line") -> bool | None:
+    """``last_line``: the last non-empty line must say only Yes or No (markdown and
+    punctuation allowed); anything else is undecided. ``endswith``: the official scripts'
+    rule, correct iff the reply ends with "yes"."""
+    from hinttune.core.reasoning import split_think
+
+    text = split_think(reply).answer if "</think>" in reply else reply
+    if rule == "endswith":
+        return text.strip().lower().endswith("yes")
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    match = _VERDICT_LINE.match(lines[-1].strip())
+    return match.group(1).lower() == "yes" if match else None
+
+
+JUDGE_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_tokens=512)
+
+
+def judge_model(cfg: RunConfig) -> ModelBase:
+    """The configured judge, or the instruct model as a judge (the paper's setup). Either
+    way it samples greedily with 512 tokens and thinking off unless the judge config says
+    otherwise."""
+    judge = cfg.grading.judge
+    if judge is None:
+        return cfg.instruct.model_copy(update={
+            "system_prompt": None, "prompt_template": "{problem}", "response_prefix": "",
+            "chat_template_kwargs": {**cfg.instruct.chat_template_kwargs, "enable_thinking": False},
+            "sampling": JUDGE_SAMPLING})
+    update: dict[str, Any] = {}
+    if "sampling" not in judge.model_fields_set:
+        update["sampling"] = JUDGE_SAMPLING
+    if "chat_template_kwargs" not in judge.model_fields_set:
+        update["chat_template_kwargs"] = {"enable_thinking": False}
+    return judge.model_copy(update=update)
+
+
+def judge_request(judge: ModelBase, item: GradeItem, official: bool = False) -> Request:
+    if official:
+        system, user = OFFICIAL_JUDGE_SYSTEM, OFFICIAL_JUDGE_USER.format(
+            problem=item.problem, attempt=item.answer, solution=item.gold)
+    else:
+        system, user = JUDGE_SYSTEM, JUDGE_USER.format(
+            problem=item.problem.strip(), attempt=item.answer.strip(), solution=item.gold.strip())
+    messages = [{"role": "system", "content": judge.system_prompt or system},
+                {"role": "user", "content": user}]
+    return Request(messages=messages, sampling=judge.sampling,
+                   template_kwargs=dict(judge.chat_template_kwargs))
+
+
+# --- the grader ---------------------------------------------------------------------------
+
+class Grader:
+    def __init__(self, cfg: RunConfig, store: RunStore, pool: BackendPool):
+        self.cfg, self.store, self.pool = cfg, store, pool
+        g: GradingConfig = cfg.grading
+        self.kind = g.grader or ("judge" if cfg.official else "hybrid")
+        self.rule = g.judge_rule or ("endswith" if cfg.official else "last_line")
+        self.judge = judge_model(cfg)
+        self.math: MathVerifier | None = None
+        self._checked: dict[bytes, tuple[str, str, str | None]] = {}  # by digest of the check
+        self.settings = {"kind": self.kind, "rule": self.rule, "short": g.short_gold_chars,
+                         "math_rules": MATH_RULES if self.kind != "judge" else None,
+                         "judge": self.judge.model_dump(mode="json") if self.kind != "math" else None}
+        if cfg.official and self.kind != "math":  # the official prompt's bytes: other verdicts
+            self.settings["judge_prompt"] = "official"
+
+    def close(self) -> None:
+        if self.math is not None:
+            self.math.close()
+
+    def grade(self, items: list[GradeItem], label: str = "grade") -> dict[str, Verdict]:
+        """Verdicts by item key; cached in the store, so re-grading costs nothing."""
+        keys = {item.key: stable_hash(item.key, item.gold, self.settings) for item in items}
+        verdicts = {k: Verdict(*v) for k, v in self.store.grades(list(keys.values())).items()}
+        out = {item.key: verdicts[keys[item.key]] for item in items if keys[item.key] in verdicts}
+        todo = [item for item in items if item.key not in out]
+        if not todo:
+            return out
+        to_judge = todo
+        if self.kind in ("math", "hybrid"):
+            to_judge = []
+            limit = self.cfg.grading.short_gold_chars
+            if self.math is None:
+                self.math = MathVerifier(self.cfg.grading.math_timeout, self.cfg.grading.math_workers)
+            checks = self._check([(i.gold, i.answer, is_short_gold(i.gold, limit)) for i in todo])
+            rows = []
+            for item, (status, detail, _) in zip(todo, checks):
+                decisive = status in ("correct", "wrong") or (status == "no_answer" and self.kind == "math")
+                if self.kind == "hybrid" and not (decisive and is_short_gold(item.gold, limit)):
+                    to_judge.append(item)
+                    continue
+                verdict = Verdict(True if status == "correct" else False if decisive else None,
+                                  "math", f"{status}: {detail}")
+                out[item.key] = verdict
+                # a timeout or a crash may pass on a less loaded machine: kept for the record
+                # (status, reports) but graded again by the next run
+                final = status not in ("timeout", "error")
+                if not final:
+                    log.warning("Math-Verify %s on %s: %s (undecided; graded again next run)",
+                                status, item.key, detail)
+                rows.append((keys[item.key], item.key, verdict.correct, verdict.grader,
+                             verdict.detail, final))
+            self.store.put_grades(rows)
+        if to_judge:
+            out.update(self._judge(to_judge, keys, label))
+        return out
+
+    def _check(self, checks: list[tuple[str, str, bool]]) -> list[tuple[str, str, str | None]]:
+        """Math-Verify on (gold, answer, short) checks, each distinct one once per run: many
+        continuations end in the same words, and the verdict depends on nothing else. Kept by
+        digest (answers can be long); results that may change on a second try (timeouts,
+        crashes) are not kept."""
+        digests = [hashlib.blake2b(repr(c).encode("utf-8"), digest_size=16).digest() for c in checks]
+        todo: dict[bytes, tuple[str, str, bool]] = {}
+        for digest, check in zip(digests, checks):
+            if digest not in self._checked:
+                todo.setdefault(digest, check)
+        fresh = {}
+        if todo:
+            assert self.math is not None
+            fresh = dict(zip(todo, self.math.check_many(list(todo.values()))))
+            self._checked.update((d, r) for d, r in fresh.items() if r[0] not in ("timeout", "error"))
+        return [self._checked.get(d) or fresh[d] for d in digests]
+
+    def _judge(self, items: list[GradeItem], keys: dict[str, str], label: str) -> dict[str, Verdict]:
+        jobs = [Job(item.key, 0, judge_request(self.judge, item, self.cfg.official)) for item in items]
+        backend = self.pool.get(self.judge)
+        # The judge's plan is keyed by the graded item, so each item has one plan row.
+        replies = run_jobs(self.store, backend, "grade", f"judge:{label}", jobs, self.cfg.seed,
+                           label=f"grade · judge ({label})")
+        out = {}
+        for item in items:
+            rec = replies.get((item.key, 0))
+            if rec is None or rec.status != "ok":
+                out[item.key] = Verdict(None, "judge", "judge request failed: "
+                                        + ((rec.error or "") if rec else "no reply"))
+                continue  # not stored: the next run asks again
+            correct = parse_judge_reply(rec.text or "", self.rule)
+            verdict = Verdict(correct, "judge", (rec.text or "")[-300:] if correct is None
+                              else ("yes" if correct else "no"))
+            out[item.key] = verdict
+            self.store.put_grade(keys[item.key], item.key, verdict.correct, verdict.grader, verdict.detail)
+        return out

@@ -1,0 +1,247 @@
+"""Problems in: JSON list, JSONL, Parquet, a Hugging Face dataset (hub name or save_to_disk
+folder), or the built-in demo set. Every record is checked; a bad one is a clear error naming
+the file, the record index and the field (or, with ``skip_invalid``, a listed skip)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+from hinttune.core.config import ProblemsConfig
+from hinttune.core.errors import HinttuneError, missing_extra
+
+log = logging.getLogger(__name__)
+
+PROBLEM_ALIASES = ("problem", "question")
+ANSWER_ALIASES = ("gold_answer", "answer", "solution")
+TAG_FIELDS = ("level", "subject", "type", "year")  # kept for per-group breakdowns
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    problem: str
+    gold_answer: str
+    index: int  # position in the source, for messages and stable ordering
+    # a benchmark's breakdown fields where the record has them (MATH-500: level, subject)
+    tags: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class LoadedProblems:
+    problems: list[Problem]
+    source: str
+    skipped: list[str] = field(default_factory=list)  # one message per skipped record
+    duplicates: list[str] = field(default_factory=list)  # one message per repeated problem
+
+
+def problem_id(problem: str, gold_answer: str) -> str:
+    """Stable id from content: whitespace-insensitive, so re-exports of the same data agree."""
+    norm = " ".join(problem.split()) + "\x1f" + " ".join(gold_answer.split())
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()[:16]
+
+
+def _decode(path: Path) -> str:
+    """The file as text: UTF-8 (a byte-order mark is accepted); anything else is an error
+    naming the byte where decoding failed."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise HinttuneError(f"{path}: not UTF-8 text: byte {exc.start} (line {line}) is "
+                            f"{raw[exc.start:exc.start + 1]!r}; re-save the file as UTF-8 "
+                            "(e.g. `iconv -f latin1 -t utf-8`)") from None
+
+
+def _read_json(path: Path) -> list[Any]:
+    text = _decode(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HinttuneError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): "
+                            f"{exc.msg}") from None
+    if isinstance(data, dict):  # {"data": [...]} and similar single-list wrappers
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise HinttuneError(f"{path}: expected a JSON list of records, got an object")
+        data = lists[0]
+    if not isinstance(data, list):
+        raise HinttuneError(f"{path}: expected a JSON list of records")
+    return data
+
+
+def _read_jsonl(path: Path) -> tuple[list[Any], list[str]]:
+    """Records and, for messages, where each is in the file (its line number)."""
+    records, places = [], []
+    for lineno, line in enumerate(_decode(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise HinttuneError(f"{path}: line {lineno} is not valid JSON: {exc.msg}") from None
+        places.append(f"line {lineno}")
+    return records, places
+
+
+def _read_csv(path: Path) -> tuple[list[Any], list[str]]:
+    try:
+        import datasets
+    except ImportError:
+        raise missing_extra("datasets", "datasets") from None
+    text = _decode(path)  # a clear error for a file that is not UTF-8
+    if len([line for line in text.splitlines() if line.strip()]) < 2:
+        return [], []  # a header alone: no records
+    try:
+        rows = list(datasets.load_dataset("csv", data_files=str(path), split="train"))
+    except Exception as exc:
+        raise HinttuneError(f"{path}: could not read as CSV: {type(exc).__name__}: {exc}") from None
+    return rows, [f"row {i + 2}" for i in range(len(rows))]  # row 1 is the header
+
+
+def _read_dataset(source: str, split: str, from_disk: bool) -> list[Any]:
+    try:
+        import datasets
+    except ImportError:
+        raise missing_extra("datasets", "datasets") from None
+    try:
+        if from_disk:
+            ds = datasets.load_from_disk(source)
+            if isinstance(ds, datasets.DatasetDict):
+                if split not in ds:
+                    raise HinttuneError(f"{source}: no split {split!r} (has {', '.join(ds)})")
+                ds = ds[split]
+        else:
+            name, _, subset = source.partition(":")  # "openai/gsm8k:main" picks a config
+            ds = datasets.load_dataset(name, subset or None, split=split)
+    except HinttuneError:
+        raise
+    except Exception as exc:  # network, missing dataset, bad folder: say which source failed
+        raise HinttuneError(f"{source}: could not load dataset: {type(exc).__name__}: {exc}") from None
+    return list(ds)
+
+
+def read_records(source: str, split: str = "train") -> tuple[list[Any], str, list[str]]:
+    """Raw records, a display name, and where each record is in its file in the file's own
+    numbering (JSONL lines, CSV rows, JSON and dataset record indices from 0)."""
+    def indexed(records: list[Any], where: str) -> tuple[list[Any], str, list[str]]:
+        return records, where, [f"record {i}" for i in range(len(records))]
+
+    if source == "demo":
+        text = (resources.files("hinttune") / "data" / "demo_problems.jsonl").read_text("utf-8")
+        return indexed([json.loads(line) for line in text.splitlines() if line.strip()], "demo problems")
+    path = Path(source).expanduser()
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        return indexed(_read_dataset(str(path), split, from_disk=True), str(path))
+    if path.is_file():
+        if suffix == ".json":
+            return indexed(_read_json(path), str(path))
+        if suffix == ".jsonl":
+            return _with_where(_read_jsonl(path), str(path))
+        if suffix == ".csv":
+            return _with_where(_read_csv(path), str(path))
+        if suffix == ".parquet":
+            try:
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise missing_extra("pyarrow", "datasets") from None
+            return indexed(pq.read_table(path).to_pylist(), str(path))
+        raise HinttuneError(f"{path}: unsupported file type {suffix!r} (use .json, .jsonl, .csv, .parquet)")
+    looks_like_file = suffix in {".json", ".jsonl", ".csv", ".parquet"} or source.startswith((".", "/", "~"))
+    if looks_like_file or source.count("/") != 1:
+        raise HinttuneError(f"{source}: file not found")
+    return indexed(_read_dataset(source, split, from_disk=False), source)
+
+
+def _with_where(read: tuple[list[Any], list[str]], where: str) -> tuple[list[Any], str, list[str]]:
+    return read[0], where, read[1]
+
+
+def _pick_field(record: dict, wanted: str | None, aliases: Iterable[str]) -> str | None:
+    if wanted is not None:
+        return wanted
+    return next((name for name in aliases if name in record), None)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN or Infinity (JSON allows them; no problem has such an answer)
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
+
+
+def _check(record: Any, index: str, where: str, cfg: ProblemsConfig) -> tuple[str, str]:
+    if not isinstance(record, dict):
+        raise HinttuneError(f"{where}: {index}: expected an object with problem and "
+                            f"answer fields, got {type(record).__name__}")
+    values = []
+    for wanted, aliases, role, setting in (
+            (cfg.problem_field, PROBLEM_ALIASES, "problem text", "problems.problem_field"),
+            (cfg.answer_field, ANSWER_ALIASES, "gold answer", "problems.answer_field")):
+        name = _pick_field(record, wanted, aliases)
+        if name is None:
+            raise HinttuneError(f"{where}: {index}: no {role} field (looked for "
+                                f"{', '.join(aliases)}; set {setting})")
+        if name not in record:
+            raise HinttuneError(f"{where}: {index}: field {name!r} ({role}) is missing")
+        text = _text(record[name])
+        if text is None:
+            value = record[name]
+            what = ("NaN or Infinity" if isinstance(value, float) and not math.isfinite(value)
+                    else "empty or not text")
+            raise HinttuneError(f"{where}: {index}: field {name!r} ({role}) is {what}: {value!r:.60}")
+        values.append(text)
+    return values[0], values[1]
+
+
+def load_problems(cfg: ProblemsConfig) -> LoadedProblems:
+    records, where, places = read_records(cfg.source, cfg.split)
+    if not records:
+        raise HinttuneError(f"{where}: contains no records")
+    result = LoadedProblems([], where)
+    seen: dict[str, int] = {}
+    texts: dict[str, int] = {}
+    for index, record in enumerate(records):
+        try:
+            text, gold = _check(record, places[index], where, cfg)
+        except HinttuneError as exc:
+            if not cfg.skip_invalid:
+                raise
+            result.skipped.append(str(exc))
+            continue
+        pid = problem_id(text, gold)
+        if pid in seen:
+            result.duplicates.append(f"{where}: {places[index]} repeats {places[seen[pid]]} "
+                                     "(same problem and gold answer): kept once")
+            continue
+        norm = " ".join(text.split())
+        if norm in texts:
+            result.duplicates.append(f"{where}: {places[index]} has the same problem text as "
+                                     f"{places[texts[norm]]} with a different gold answer: both kept")
+        seen[pid] = index
+        texts.setdefault(norm, index)
+        tags = {name: str(record[name]) for name in TAG_FIELDS
+                if isinstance(record.get(name), (str, int)) and not isinstance(record.get(name), bool)}
+        result.problems.append(Problem(pid, text, gold, index, tags))
+        if cfg.limit and len(result.problems) >= cfg.limit:
+            break
+    if not result.problems:
+        raise HinttuneError(f"{where}: no valid records ({len(result.skipped)} skipped)")
+    for message in result.skipped:
+        log.warning("skipped %s", message)
+    for message in result.duplicates:
+        log.warning("duplicate: %s", message)
+    return result

@@ -1,0 +1,110 @@
+"""A run directory: the resolved config, the problems as loaded, the run log and the store."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from hinttune.core.config import RunConfig, dump_config
+from hinttune.core.errors import HinttuneError
+from hinttune.core.files import write_jsonl, write_text
+from hinttune.core.problems import LoadedProblems, load_problems
+from hinttune.core.progress import console
+from hinttune.core.store import RunStore
+
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """One writer per run directory. The lock is an ``flock`` on ``RUN_DIR/.lock``, which
+    the system releases when its process dies, so a killed run leaves no stale lock; the
+    file holds the holder's PID and host for the message a second run gets."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise HinttuneError(f"{run_dir}: cannot write to the run directory: {exc.strerror}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise HinttuneError(f"{run_dir} is in use by {holder}: one run at a time per run "
+                            "directory (wait for it, or stop it; a killed run frees it)") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"PID {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+log = logging.getLogger(__name__)
+
+
+def setup_logging(run_dir: Path, verbose: bool = False) -> None:
+    from rich.logging import RichHandler
+
+    from hinttune.core.progress import console
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_hinttune", False):
+            root.removeHandler(handler)
+    file_handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    file_handler.setLevel(logging.INFO)
+    screen = RichHandler(console=console, show_path=False, show_time=False)
+    screen.setLevel(logging.INFO if verbose else logging.WARNING)
+    for handler in (file_handler, screen):
+        handler._hinttune = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for noisy in ("httpx", "httpx2", "openai", "urllib3", "filelock", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def open_run(cfg: RunConfig) -> tuple[RunStore, LoadedProblems]:
+    """Write the config and problems into the run directory and open its store."""
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.yaml"
+    text = dump_config(cfg)
+    previous = config_path.read_text(encoding="utf-8") if config_path.exists() else None
+    if previous is not None and previous != text:
+        log.info("configuration changed since the last run: work whose inputs changed is redone")
+    loaded = load_problems(cfg.problems)
+    if previous != text:
+        write_text(config_path, text)
+    write_jsonl(run_dir / "problems.jsonl", ({"id": p.id, "index": p.index, "problem": p.problem,
+                                              "gold_answer": p.gold_answer} for p in loaded.problems))
+    log.info("%d problems from %s (%d skipped, %d duplicate notes)", len(loaded.problems),
+             loaded.source, len(loaded.skipped), len(loaded.duplicates))
+    console.print(f"[bold]{len(loaded.problems)}[/] problems from {loaded.source}"
+                  + (f", {len(loaded.skipped)} skipped (see run.log)" if loaded.skipped else "")
+                  + f" → {run_dir}", highlight=False)
+    console.print(f"think: {_model_line(cfg.think)} · instruct: {_model_line(cfg.instruct)}",
+                  highlight=False)
+    return RunStore(run_dir), loaded
+
+
+def _model_line(model: object) -> str:
+    backend, name = getattr(model, "backend"), getattr(model, "model")
+    where = getattr(model, "base_url", None)
+    return f"{name} ({backend}{' at ' + str(where) if where else ''})"

@@ -1,0 +1,318 @@
+"""``hinttune train``: fine-tune the think model on a Hint Tuning dataset with TRL's
+SFTTrainer (accelerate underneath, so DDP, FSDP and DeepSpeed come from ``accelerate launch``).
+
+Each record becomes a conversational prompt-completion pair: the prompt is the user turn, the
+completion the whole ``<think>…</think>`` + answer; TRL renders both with the model's chat
+template and puts the loss on the completion tokens only. Samples longer than ``max_length``
+are dropped and listed (never silently cut before ``</think>`` or the answer) unless
+truncation is asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hinttune.training.augment import augment_records
+from hinttune.core.config import TrainConfig, dump_config
+from hinttune.training.checkpoints import make_portable
+from hinttune.core.files import write_text
+from hinttune.core.errors import HinttuneError, missing_extra
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SFTData:
+    records: list[dict[str, Any]]  # Alpaca: instruction, input, output
+    ids: list[str]  # problem ids where known (from the metadata sidecar), else record indices
+    source: str
+    states: Counter
+
+
+def _read_alpaca(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise HinttuneError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    if not isinstance(data, list):
+        raise HinttuneError(f"{path}: expected a JSON list of Alpaca records")
+    for i, r in enumerate(data):
+        if not isinstance(r, dict) or not isinstance(r.get("instruction"), str) or not isinstance(r.get("output"), str):
+            raise HinttuneError(f"{path}: record {i}: expected string fields 'instruction' and 'output'")
+    return data
+
+
+def _read_messages(path: Path) -> list[dict[str, Any]]:
+    records = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            messages = json.loads(line)["messages"]
+            *prompt, last = messages
+            assert last["role"] == "assistant" and prompt and prompt[-1]["role"] == "user"
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AssertionError):
+            raise HinttuneError(f"{path}: line {lineno}: expected {{\"messages\": [..., user, assistant]}}") from None
+        records.append({"instruction": prompt[-1]["content"], "input": "", "output": last["content"],
+                        "history": prompt[:-1]})
+    return records
+
+
+def load_sft_data(data: str) -> SFTData:
+    path = Path(data)
+    if path.is_dir():  # a run directory: its exported dataset
+        info_path = path / "export" / "dataset_info.json"
+        if not info_path.exists():
+            raise HinttuneError(f"{path}: no export/dataset_info.json - run `hinttune run` (or export) first")
+        name, entry = next(iter(json.loads(info_path.read_text()).items()))
+        path = path / "export" / entry["file_name"]
+    if not path.exists():
+        raise HinttuneError(f"{data}: file not found")
+    records = _read_messages(path) if path.suffix == ".jsonl" else _read_alpaca(path)
+    if not records:
+        raise HinttuneError(f"{path}: contains no records")
+    meta_path = path.with_name(path.name.split(".")[0] + ".meta.jsonl")
+    ids, states = [str(i) for i in range(len(records))], Counter()
+    if meta_path.exists():
+        meta = [json.loads(line) for line in meta_path.read_text().splitlines() if line.strip()]
+        if len(meta) != len(records):
+            # the export and its sidecar were written by the same run: a mismatch means one of
+            # them is cut short or stale, and training on it would silently use the wrong data
+            raise HinttuneError(f"{path}: {len(records)} records, but its sidecar {meta_path.name} "
+                                f"lists {len(meta)}; the export is incomplete or stale - run "
+                                "`hinttune export` again")
+        ids = [m["id"] for m in meta]
+        states = Counter(m["state"] for m in meta)
+    return SFTData(records, ids, str(path), states)
+
+
+def prompt_completion(record: dict[str, Any]) -> dict[str, Any]:
+    user = record["instruction"] + (f"\n\n{record['input']}" if record.get("input") else "")
+    return {"prompt": [*record.get("history", []), {"role": "user", "content": user}],
+            "completion": [{"role": "assistant", "content": record["output"]}]}
+
+
+def drop_overlong(rows: list[dict[str, Any]], ids: list[str], tokenizer: Any,
+                  max_length: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows whose rendered prompt + completion fit in ``max_length`` tokens; the ids of the rest."""
+    kept, dropped = [], []
+    for row, rid in zip(rows, ids):
+        ids_ = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True)
+        length = len(ids_["input_ids"] if isinstance(ids_, dict) else ids_)
+        (kept.append(row) if length <= max_length else dropped.append(f"{rid} ({length} tokens)"))
+    return kept, dropped
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def gradient_accumulation(cfg: TrainConfig, processes: int) -> int:
+    per_step = cfg.per_device_batch_size * processes
+    if cfg.global_batch_size % per_step:
+        raise HinttuneError(f"global_batch_size {cfg.global_batch_size} is not a multiple of "
+                            f"per_device_batch_size x processes = {per_step}")
+    return cfg.global_batch_size // per_step
+
+
+def build_trainer(cfg: TrainConfig) -> tuple[Any, SFTData]:
+    try:
+        import datasets
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from trl import SFTConfig, SFTTrainer
+    except ImportError as exc:
+        raise missing_extra(exc.name or "trl", "train") from None
+    data = load_sft_data(cfg.data)
+    records, ids = data.records, data.ids
+    if cfg.augment:
+        per_record = len(augment_records(records[:1], copies=cfg.augment_copies))
+        records = augment_records(records, copies=cfg.augment_copies, seed=cfg.seed)
+        ids = [rid if k == 0 else f"{rid}~{k}" for rid in ids for k in range(per_record)]
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    if not getattr(tokenizer, "chat_template", None):
+        raise HinttuneError(f"{cfg.model}: the tokenizer has no chat template")
+    rows = [prompt_completion(r) for r in records]
+    if cfg.overlong == "drop":
+        rows, dropped = drop_overlong(rows, ids, tokenizer, cfg.max_length)
+        if dropped:
+            log.warning("dropped %d samples longer than max_length=%d: %s", len(dropped),
+                        cfg.max_length, ", ".join(dropped))
+        if not rows:
+            raise HinttuneError(f"every sample is longer than max_length={cfg.max_length}")
+    args = dict(
+        output_dir=str(cfg.output_dir), learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_batch_size,
+        gradient_accumulation_steps=gradient_accumulation(cfg, world_size()),
+        weight_decay=cfg.weight_decay,
+        lr_scheduler_type=cfg.lr_scheduler_type, adam_beta1=cfg.adam_beta1, adam_beta2=cfg.adam_beta2,
+        bf16=cfg.bf16 and not cfg.use_cpu, use_cpu=cfg.use_cpu, max_length=cfg.max_length,
+        gradient_checkpointing=cfg.gradient_checkpointing, seed=cfg.seed,
+        logging_steps=cfg.logging_steps, save_strategy=cfg.save_strategy, save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit, report_to=report_to(cfg.report_to),
+        completion_only_loss=True,  # loss on the assistant turn only
+    )
+    # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
+    fields = {f.name for f in dataclasses.fields(SFTConfig)}
+    if "warmup_ratio" in fields:
+        args["warmup_ratio"] = cfg.warmup_ratio
+    else:
+        args["warmup_steps"] = cfg.warmup_ratio if cfg.warmup_ratio < 1 else 0
+    args.update(cfg.trl_args)
+    model_kwargs: dict[str, Any] = {"dtype": cfg.torch_dtype}
+    if cfg.attn_implementation:
+        model_kwargs["attn_implementation"] = cfg.attn_implementation
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, **model_kwargs)
+    peft_config = None
+    if cfg.lora.enabled:
+        try:
+            from peft import LoraConfig
+        except ImportError:
+            raise missing_extra("peft", "train") from None
+        peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                                 target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=SFTConfig(**args), processing_class=tokenizer,
+                         train_dataset=datasets.Dataset.from_list(rows), peft_config=peft_config)
+    return trainer, data
+
+
+def report_to(wanted: list[str]) -> list[str]:
+    """``auto``: TensorBoard when it is installed (a loss curve to watch with no account),
+    otherwise nothing; names are passed to transformers as given."""
+    if wanted == ["auto"]:
+        import importlib.util
+
+        found = any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX"))
+        return ["tensorboard"] if found else ["none"]
+    return list(wanted)
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+
+
+def loss_record(log_history: list[dict[str, Any]], start_step: int, global_step: int) -> dict[str, Any]:
+    """What the model card reports: the last logged loss (not the run's mean, which a re-run of
+    a finished training would report as 0.0) and the steps this invocation actually ran."""
+    logged = [h for h in log_history if "loss" in h]
+    return {"last_loss": logged[-1]["loss"] if logged else None,
+            "last_loss_step": logged[-1].get("step") if logged else None,
+            "steps_run": global_step - start_step, "total_steps": global_step}
+
+
+def write_loss_files(out_dir: Path, log_history: list[dict[str, Any]]) -> list[Path]:
+    """``loss.csv`` (step, loss, learning rate, grad norm) beside the checkpoints, and
+    ``loss.png`` when matplotlib is installed."""
+    import csv
+    import io
+
+    rows = [h for h in log_history if "loss" in h]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["step", "epoch", "loss", "learning_rate", "grad_norm"])
+    for h in rows:
+        writer.writerow([h.get("step"), h.get("epoch"), h["loss"], h.get("learning_rate"), h.get("grad_norm")])
+    written = [write_text(out_dir / "loss.csv", buffer.getvalue())]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return written
+    if rows:
+        from hinttune.core.files import atomic_writer
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([h.get("step") for h in rows], [h["loss"] for h in rows], marker="o", markersize=3)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("training loss")
+        ax.set_title(f"training loss ({len(rows)} logged steps)")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        with atomic_writer(out_dir / "loss.png", "wb") as out:
+            fig.savefig(out, dpi=110, format="png")
+        plt.close(fig)
+        written.append(out_dir / "loss.png")
+    return written
+
+
+def _transformers_version() -> str:
+    try:
+        import transformers
+
+        return transformers.__version__
+    except ImportError:
+        return "unknown"
+
+
+def model_card(cfg: TrainConfig, data: SFTData, trainer: Any, start_step: int = 0) -> str:
+    states = ", ".join(f"{k}: {v}" for k, v in sorted(data.states.items())) or "unknown"
+    record = loss_record(trainer.state.log_history, start_step, trainer.state.global_step)
+    last = (f"{record['last_loss']:.4f} (step {record['last_loss_step']})"
+            if record["last_loss"] is not None else "n/a")
+    return f"""---
+base_model: {cfg.model}
+library_name: transformers
+tags: [hint-tuning, sft, trl, reasoning]
+---
+# {Path(cfg.output_dir).name}
+
+Fine-tuned from `{cfg.model}` with hinttune on a Hint Tuning dataset:
+reasoning length adapted to each problem's difficulty (No-Hint / Sparse-Hint / Full-Hint
+targets, Fan et al., 2026, arXiv:2605.08665).
+
+- data: `{data.source}` ({len(data.records)} records; {states})
+- recipe: learning rate {cfg.learning_rate}, {cfg.num_train_epochs} epochs, global batch
+  {cfg.global_batch_size}, weight decay {cfg.weight_decay}, warmup {cfg.warmup_ratio},
+  {cfg.lr_scheduler_type} schedule, AdamW betas ({cfg.adam_beta1}, {cfg.adam_beta2}), max length
+  {cfg.max_length}{', LoRA r=' + str(cfg.lora.r) if cfg.lora.enabled else ', full parameters'};
+  loss on the assistant turn only
+- steps: {record['total_steps']} ({record['steps_run']} run by the last invocation); last logged
+  training loss: {last}; the curve is in `loss.csv` and `loss.png`
+
+Saved with transformers {_transformers_version()}; the config and tokenizer also carry the
+fields transformers 4.x reads (the RoPE base at the top level, a tokenizer class 4.x knows), so
+transformers 4.57 and 5.x (what vLLM 0.33 pins) read the same model.
+
+Prompt format at inference: the problem as the user turn, e.g.
+`{{problem}}\\n\\nPlease reason step by step, and put your final answer within \\boxed{{}}.`
+
+## Full configuration
+```yaml
+{dump_config(cfg)}```
+"""
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    trainer, data = build_trainer(cfg)
+    checkpoint = last_checkpoint(Path(cfg.output_dir)) if cfg.resume else None
+    start_step = 0
+    if checkpoint:
+        log.info("resuming from %s", checkpoint)
+        state_file = Path(checkpoint) / "trainer_state.json"
+        if state_file.exists():
+            start_step = json.loads(state_file.read_text(encoding="utf-8")).get("global_step", 0)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    if trainer.is_fsdp_enabled:  # gather the full weights on rank 0 for a normal checkpoint
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    trainer.save_model(str(cfg.output_dir))
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(str(cfg.output_dir))
+        make_portable(Path(cfg.output_dir))  # transformers 4.x reads it the same way
+        write_text(Path(cfg.output_dir) / "README.md", model_card(cfg, data, trainer, start_step))
+        write_loss_files(Path(cfg.output_dir), trainer.state.log_history)
+        write_text(Path(cfg.output_dir) / "hinttune_train.yaml", dump_config(cfg))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"resumed_from": checkpoint, "steps": trainer.state.global_step, "losses": losses,
+            "steps_run": trainer.state.global_step - start_step,
+            "train_loss": result.training_loss, "records": len(trainer.train_dataset)}
