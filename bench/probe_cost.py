@@ -62,8 +62,8 @@ def difficulty_model(problems: int, n: int, seed: int, nonmonotone: float):
 
 def recorded(run_dir: Path):
     """Outcomes of a run probed with strategy sweep: every k of every probed problem."""
-    from hinttune.core.config import load_config
     from hinttune.construction.pipeline import build
+    from hinttune.core.config import load_config
 
     cfg = load_config(str(run_dir / "config.yaml"))
     if cfg.probe.strategy != "sweep":
@@ -135,15 +135,19 @@ def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
     import tempfile
 
     from hinttune.construction.attempts import run_attempts
+    from hinttune.construction.probing import (
+        ProbeTarget,
+        graded_part,
+        probe_request,
+        run_probes,
+    )
+    from hinttune.construction.segmentation import trace_episodes
     from hinttune.core.backends import BackendPool
+    from hinttune.core.chat import TokenCounter
     from hinttune.core.config import load_config
     from hinttune.core.generations import Job, plan_keys
-    from hinttune.core.grading import MathVerifier
-    from hinttune.construction.probing import ProbeTarget, graded_part, probe_request, run_probes
+    from hinttune.core.grading import Grader, MathVerifier
     from hinttune.core.rundir import open_run
-    from hinttune.construction.segmentation import trace_episodes
-    from hinttune.core.grading import Grader
-    from hinttune.core.chat import TokenCounter
 
     work = Path(tempfile.mkdtemp(prefix="hinttune-bench-"))
     cfg = load_config("demo", [f"run_dir={work / 'run'}", f"problems.limit={problems}",

@@ -23,8 +23,8 @@ from statistics import mean
 
 def official_probes(cfg, store, grader, pool, targets):
     """The official scripts' loop: one request at a time, k = first, first+1, ... per problem."""
-    from hinttune.core.generations import run_jobs
     from hinttune.construction.probing import STAGE, _Prober
+    from hinttune.core.generations import run_jobs
 
     prober = _Prober(cfg, targets)
     backend = pool.get(cfg.instruct)

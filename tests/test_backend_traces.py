@@ -5,11 +5,11 @@ import json
 
 import pytest
 
+from hinttune.construction.pipeline import build, failure_causes
 from hinttune.core.backends import make_backend
 from hinttune.core.backends.base import Request
 from hinttune.core.config import Sampling, TracesModel, validate_config
 from hinttune.core.errors import HinttuneError
-from hinttune.construction.pipeline import build, failure_causes
 from hinttune.core.store import RunStore
 
 pytest.importorskip("math_verify")

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from hinttune.construction.baselines import ThinkSample, shortest_of_n
-from hinttune.core.config import validate_config
 from hinttune.construction.pipeline import build
 from hinttune.construction.states import ProblemFacts
+from hinttune.core.config import validate_config
 
 pytest.importorskip("math_verify")
 

@@ -3,7 +3,14 @@
 import pytest
 
 from hinttune.construction.combine import combine, pick, rank
-from hinttune.construction.states import FULL_HINT, INCOMPLETE, NO_HINT, SPARSE_HINT, UNSOLVED, Assignment
+from hinttune.construction.states import (
+    FULL_HINT,
+    INCOMPLETE,
+    NO_HINT,
+    SPARSE_HINT,
+    UNSOLVED,
+    Assignment,
+)
 
 
 def a(state, k=None, n=10, pid="p"):

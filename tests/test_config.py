@@ -1,7 +1,14 @@
 import pytest
 
-from hinttune.core.config import (OpenAIModel, TransformersModel, VLLMModel, apply_override,
-                             load_config, preset_names, validate_config)
+from hinttune.core.config import (
+    OpenAIModel,
+    TransformersModel,
+    VLLMModel,
+    apply_override,
+    load_config,
+    preset_names,
+    validate_config,
+)
 from hinttune.core.errors import HinttuneError
 
 MINIMAL = {"think": {"backend": "fake", "model": "t"}, "instruct": {"backend": "fake", "model": "i"}}

@@ -3,12 +3,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from hinttune.evaluation.benchmarks import BENCHMARKS, gsm8k_answer, load_benchmark
 from hinttune.cli import app
 from hinttune.core.config import EvalConfig
 from hinttune.core.errors import HinttuneError
-from hinttune.evaluation.evaluate import run_eval
 from hinttune.core.grading import MathVerifier
+from hinttune.evaluation.benchmarks import BENCHMARKS, gsm8k_answer, load_benchmark
+from hinttune.evaluation.evaluate import run_eval
 
 pytest.importorskip("math_verify")
 runner = CliRunner()
@@ -149,8 +149,8 @@ def test_the_official_preset_reproduces_the_task_files_settings(tmp_path, monkey
     assert {name: m["n"] for name, m in results["benchmarks"].items()} == {"aime24": 1, "math500": 8}
     assert results["benchmarks"]["math500"]["samples"] == 3 * 8
     # with no local file, aime24 and aime25 come from the task file's hub sets and splits
-    from hinttune.evaluation import benchmarks
     from hinttune.core.config import read_yaml
+    from hinttune.evaluation import benchmarks
 
     asked = []
     monkeypatch.setattr(benchmarks, "load_problems", lambda cfg: asked.append((cfg.source, cfg.split))

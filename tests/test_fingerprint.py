@@ -7,8 +7,8 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from hinttune.core.backends import make_backend
 from hinttune.cli import app
+from hinttune.core.backends import make_backend
 from hinttune.core.config import OpenAIModel, TransformersModel
 from hinttune.core.fingerprint import weights_fingerprint
 from hinttune.core.store import RunStore

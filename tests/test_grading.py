@@ -2,8 +2,15 @@ import pytest
 
 from hinttune.core.backends import BackendPool
 from hinttune.core.config import validate_config
-from hinttune.core.grading import (JUDGE_SYSTEM, GradeItem, Grader, MathVerifier, is_short_gold,
-                              judge_model, parse_judge_reply)
+from hinttune.core.grading import (
+    JUDGE_SYSTEM,
+    GradeItem,
+    Grader,
+    MathVerifier,
+    is_short_gold,
+    judge_model,
+    parse_judge_reply,
+)
 from hinttune.core.store import RunStore
 
 pytest.importorskip("math_verify")

@@ -10,7 +10,6 @@ import types
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED_DATA, side_python
 
 LIGHTEVAL = "lighteval[math]==0.13.0"
@@ -49,9 +48,9 @@ def agreement_cases() -> list[tuple[str, dict, str]]:
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "benchmarks").is_dir(), reason="the benchmark files are not here")
 def test_lighteval_tasks_score_like_hinttune_eval_on_every_gold(tmp_path):
-    from hinttune.evaluation.benchmarks import BENCHMARKS as DEFS
-    from hinttune.core.grading import MathVerifier
     from hinttune.construction.probing import graded_part
+    from hinttune.core.grading import MathVerifier
+    from hinttune.evaluation.benchmarks import BENCHMARKS as DEFS
 
     cases = agreement_cases()
     (tmp_path / "cases.json").write_text(json.dumps(cases))

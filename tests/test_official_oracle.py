@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from hinttune.core.config import validate_config
 from hinttune.construction.pipeline import build
 from hinttune.construction.states import NO_HINT
+from hinttune.core.config import validate_config
 
 pytest.importorskip("math_verify")
 
@@ -130,9 +130,9 @@ def test_the_official_judge_prompt_byte_for_byte(tmp_path):
 
 @pytest.mark.skipif(not PIPELINE.exists(), reason="the official scripts are not beside the project")
 def test_the_chat_fallback_asks_to_continue_in_the_official_words():
-    from hinttune.core.backends.openai import CONTINUE_INSTRUCTION
-
     import ast
+
+    from hinttune.core.backends.openai import CONTINUE_INSTRUCTION
 
     tree = ast.parse(PIPELINE.read_text(encoding="utf-8"))
     words = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
@@ -141,8 +141,8 @@ def test_the_chat_fallback_asks_to_continue_in_the_official_words():
 
 
 def test_official_segmentation_reads_to_the_last_close_tag():
-    from hinttune.core.config import SegmentConfig
     from hinttune.construction.segmentation import trace_episodes
+    from hinttune.core.config import SegmentConfig
 
     text = "<think>\nA. Wait, B.\n</think>\nWait, C.\n</think>\n\nanswer"
     assert trace_episodes(text, SegmentConfig(), official=True) == ["A. ", "Wait, B.\n</think>\n", "Wait, C."]

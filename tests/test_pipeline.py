@@ -11,9 +11,9 @@ import time
 import pytest
 import yaml
 
-from hinttune.core.config import validate_config
 from hinttune.construction.pipeline import build
 from hinttune.construction.states import FULL_MARKER, SPARSE_MARKER
+from hinttune.core.config import validate_config
 from hinttune.core.store import RunStore
 
 pytest.importorskip("math_verify")
@@ -324,8 +324,8 @@ def test_rolling_look_ahead_keeps_linears_k_star_on_many_problems(tmp_path):
     successes included) and dataset as rounds, with the k asked past K* counted."""
     import re
 
-    from hinttune.core.config import SegmentConfig
     from hinttune.construction.segmentation import prefix, trace_episodes
+    from hinttune.core.config import SegmentConfig
 
     episodes = "".join(f"Step {i}. Wait, " for i in range(1, 7)) + "done."
     pieces = trace_episodes(f"<think>\n{episodes}\n</think>", SegmentConfig(keywords=["wait"]))

@@ -3,9 +3,9 @@ import math
 
 import pytest
 
-from hinttune.core.config import validate_config
 from hinttune.construction.pipeline import build
-from hinttune.construction.planning import expected_probe_cost, estimate, write_plan
+from hinttune.construction.planning import estimate, expected_probe_cost, write_plan
+from hinttune.core.config import validate_config
 
 
 def test_expected_costs_follow_the_strategies():

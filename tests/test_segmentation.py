@@ -1,8 +1,14 @@
 import pytest
 
+from hinttune.construction.segmentation import (
+    episodes,
+    prefix,
+    split_keywords,
+    split_paragraphs,
+    split_windows,
+)
 from hinttune.core.config import DEFAULT_KEYWORDS, OFFICIAL_KEYWORDS, SegmentConfig
 from hinttune.core.reasoning import split_think
-from hinttune.construction.segmentation import episodes, prefix, split_keywords, split_paragraphs, split_windows
 
 
 @pytest.mark.parametrize("text, reasoning, answer, closed", [

@@ -2,11 +2,23 @@ import json
 
 import pytest
 
-from hinttune.core.grading import Verdict
 from hinttune.construction.probing import ProbeAttempt, ProbeOutcome
-from hinttune.construction.states import (FULL_HINT, FULL_MARKER, INCOMPLETE, NO_HINT, NO_HINT_MARKERS,
-                             SPARSE_HINT, SPARSE_MARKER, UNSOLVED, ProblemFacts, alpaca_record,
-                             assign, format_output, no_hint_marker)
+from hinttune.construction.states import (
+    FULL_HINT,
+    FULL_MARKER,
+    INCOMPLETE,
+    NO_HINT,
+    NO_HINT_MARKERS,
+    SPARSE_HINT,
+    SPARSE_MARKER,
+    UNSOLVED,
+    ProblemFacts,
+    alpaca_record,
+    assign,
+    format_output,
+    no_hint_marker,
+)
+from hinttune.core.grading import Verdict
 
 EPISODES = ["\nFirst idea. ", "Wait, second idea. ", "Wait, third idea.\n"]
 THINK = "<think>" + "".join(EPISODES) + "</think>\n\nThe answer is 4."

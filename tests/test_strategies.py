@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from hinttune.core.config import ProbeConfig
 from hinttune.construction.strategies import make_search
+from hinttune.core.config import ProbeConfig
 
 
 def run(strategy, outcome, first=1, last=39, verify=False):

@@ -4,12 +4,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hinttune.training.augment import DEFAULT_TEMPLATES, augment_records
 from hinttune.core.config import TrainConfig, load_train_config
 from hinttune.core.errors import HinttuneError
+from hinttune.training.augment import DEFAULT_TEMPLATES, augment_records
 from hinttune.training.llamafactory import llamafactory_recipe
-from hinttune.training.sft import (drop_overlong, gradient_accumulation, load_sft_data,
-                               prompt_completion)
+from hinttune.training.sft import (
+    drop_overlong,
+    gradient_accumulation,
+    load_sft_data,
+    prompt_completion,
+)
 
 RECORDS = [{"instruction": "What is 2+2?", "input": "", "output": "<think>\nOK,\n</think>\n\n4"},
            {"instruction": "What is 3+3?", "input": "", "output": "<think>\nI may need some deep thinking. 3+3\n</think>\n\n6"}]

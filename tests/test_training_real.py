@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hinttune.cli import app
-from hinttune.core.config import TrainConfig, validate_config
 from hinttune.construction.pipeline import build
+from hinttune.core.config import TrainConfig, validate_config
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("trl")
@@ -103,6 +103,7 @@ def test_a_trained_model_reads_the_same_in_transformers_4(checkpoint, dataset, t
     from pathlib import Path
 
     from conftest import side_python
+
     from hinttune.training.sft import train
 
     out = tmp_path / "ht"

@@ -191,9 +191,9 @@ def import_official_command(
 
     Example: [cyan]hinttune import-official output/ --model Qwen3-4B-Instruct-2507 -o runs/official-1k[/]
     """
-    from hinttune.core.config import ExportConfig, validate_config
     from hinttune.construction.importers.official import import_official
     from hinttune.construction.report import stage_report
+    from hinttune.core.config import ExportConfig, validate_config
 
     export_cfg = validate_config({"formats": [f.strip() for f in formats.split(",") if f.strip()]},
                                  "--formats", ExportConfig)
@@ -315,8 +315,8 @@ def augment_command(data: str = typer.Option(..., "--data", "-d", help="Alpaca J
     Example: [cyan]hinttune augment -d runs/demo -o augmented.json --copies 2[/]
     """
 
-    from hinttune.training.augment import DEFAULT_TEMPLATES, augment_records
     from hinttune.core.files import write_json
+    from hinttune.training.augment import DEFAULT_TEMPLATES, augment_records
     from hinttune.training.sft import load_sft_data
 
     templates = tuple(template) if template else DEFAULT_TEMPLATES
@@ -416,10 +416,15 @@ def eval_command(model: Optional[str] = typer.Option(None, "--model", "-m", help
 
     Example: [cyan]hinttune eval -m runs/ht-4b --benchmarks aime24,math500 -o runs/eval-ht[/]
     """
-    from hinttune.core.config import EvalConfig, read_yaml, apply_override, validate_config
-    from hinttune.evaluation.evaluate import run_eval
-    from hinttune.core.rundir import setup_logging
     from hinttune.construction.summary import eval_table
+    from hinttune.core.config import (
+        EvalConfig,
+        apply_override,
+        read_yaml,
+        validate_config,
+    )
+    from hinttune.core.rundir import setup_logging
+    from hinttune.evaluation.evaluate import run_eval
 
     data: dict = read_yaml(preset, "eval_presets")[0] if preset else {}
     if config:
@@ -461,9 +466,14 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
     Example: [cyan]hinttune compare runs/eval-base runs/eval-ht --label base --label tuned[/]
              [cyan]hinttune compare runs/demo runs/demo/export/baselines/full[/]
     """
-    from hinttune.evaluation.compare import (comparison_rows, comparison_table, comparison_warnings,
-                                  load_results, unique_labels)
     from hinttune.construction.compare_datasets import sidecar
+    from hinttune.evaluation.compare import (
+        comparison_rows,
+        comparison_table,
+        comparison_warnings,
+        load_results,
+        unique_labels,
+    )
     from hinttune.evaluation.compare_plot import comparison_plot
 
     labels = list(label or [])
@@ -480,19 +490,19 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
     for warning in comparison_warnings(loaded):
         console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     rows = comparison_rows(loaded)
-    # a wide table: off a terminal (a log, CI) it is not squeezed into 80 columns
-    width = console.width
-    if not console.is_terminal:
-        console.width = max(width, 150)
-    console.print(comparison_table(rows, loaded[0]["label"]))
-    console.width = width
+    _print_wide(comparison_table(rows, loaded[0]["label"]))
     if comparison_plot(rows, loaded, plot):
         console.print(f"plot: {plot}", highlight=False)
 
 
 def _compare_datasets(paths: List[str], labels: List[str], plot: Path) -> None:
+    from hinttune.construction.compare_datasets import (
+        dataset_rows,
+        datasets_plot,
+        datasets_table,
+        load_dataset,
+    )
     from hinttune.evaluation.compare import unique_labels
-    from hinttune.construction.compare_datasets import dataset_rows, datasets_plot, datasets_table, load_dataset
 
     loaded = [load_dataset(p, labels[i] if labels else None) for i, p in enumerate(paths)]
     unique_labels(loaded)
@@ -501,11 +511,16 @@ def _compare_datasets(paths: List[str], labels: List[str], plot: Path) -> None:
         console.print(f"[bold yellow]warning:[/] the datasets count length in different units "
                       f"({', '.join(sorted(units))}): their token columns do not compare", highlight=False)
     rows = dataset_rows(loaded)
+    _print_wide(datasets_table(rows, loaded[0]["unit"]))
+    if datasets_plot(rows, loaded, plot):
+        console.print(f"plot: {plot}", highlight=False)
+
+
+def _print_wide(table: Any) -> None:
+    """A wide table: off a terminal (a log, CI) it is not squeezed into 80 columns."""
     width = console.width
     if not console.is_terminal:
         console.width = max(width, 150)
-    console.print(datasets_table(rows, loaded[0]["unit"]))
+    console.print(table)
     console.width = width
-    if datasets_plot(rows, loaded, plot):
-        console.print(f"plot: {plot}", highlight=False)
 

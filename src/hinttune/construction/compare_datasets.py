@@ -15,9 +15,9 @@ from typing import Any
 
 from rich.table import Table
 
-from hinttune.core.errors import HinttuneError
-from hinttune.core.files import atomic_writer
 from hinttune.construction.summary import dataset_stats
+from hinttune.core.errors import HinttuneError
+from hinttune.core.plots import pyplot, save
 
 ORDER = ("No-Hint", "Sparse-Hint", "Full-Hint", "full trace", "cut trace")
 COLORS = {"No-Hint": "#4c9f70", "Sparse-Hint": "#e0a030", "Full-Hint": "#c0504d",
@@ -102,12 +102,8 @@ def datasets_table(rows: list[dict[str, Any]], unit: str) -> Table:
 
 def datasets_plot(rows: list[dict[str, Any]], loaded: list[dict[str, Any]], path: Path) -> bool:
     """State mix (stacked) and the distribution of SFT target lengths, per dataset."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     labels = [r["label"] for r in rows]
     fig, (mix, lengths) = plt.subplots(1, 2, figsize=(13, 4.4))
@@ -127,7 +123,5 @@ def datasets_plot(rows: list[dict[str, Any]], loaded: list[dict[str, Any]], path
         ax.tick_params(axis="x", labelsize=9, rotation=15)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_writer(path, "wb") as out:
-        fig.savefig(out, dpi=110, format="png")
-    plt.close(fig)
+    save(fig, path)
     return True

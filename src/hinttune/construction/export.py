@@ -16,10 +16,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from hinttune.construction.states import Assignment, alpaca_record
 from hinttune.core.config import ExportConfig
 from hinttune.core.errors import missing_extra
 from hinttune.core.files import atomic_dir, write_json, write_jsonl
-from hinttune.construction.states import Assignment, alpaca_record
 
 
 def _remove_stale(out_dir: Path, name: str, formats: list[str]) -> None:

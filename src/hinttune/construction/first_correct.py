@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hinttune.core.config import ProbeConfig, RunConfig
 from hinttune.construction.probing import ProbeOutcome, ProbeTarget, continuation_parts
-from hinttune.core.problems import Problem
 from hinttune.construction.states import CUT_TRACE, INCOMPLETE, UNSOLVED, Assignment
+from hinttune.core.config import ProbeConfig, RunConfig
+from hinttune.core.problems import Problem
 
 ROLE = "think:first-correct"
 CLOSE_AND_ANSWER = "\n</think>\n\n"

@@ -10,25 +10,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hinttune.construction import probe_memo
+from hinttune.construction import first_correct, probe_memo
 from hinttune.construction.attempts import run_attempts
-from hinttune.core.backends import BackendPool
-from hinttune.core.chat import TokenCounter
-from hinttune.core.config import AssembleConfig, ExportConfig, ProbeConfig, RunConfig
-from hinttune.construction import first_correct
 from hinttune.construction.baselines import BaselineInputs, ThinkSample, build_baselines
 from hinttune.construction.combine import combine, rank
-from hinttune.core.files import write_jsonl
 from hinttune.construction.export import export_dataset, export_official_layout
 from hinttune.construction.planning import read_plan
-from hinttune.core.grading import UNGRADED, GradeItem, Grader, Verdict, judge_model
 from hinttune.construction.probing import ProbeOutcome, ProbeTarget, run_probes
-from hinttune.core.problems import Problem
-from hinttune.core.reasoning import split_think
-from hinttune.core.rundir import open_run
 from hinttune.construction.segmentation import trace_episodes
 from hinttune.construction.states import INCOMPLETE, Assignment, ProblemFacts, assign
 from hinttune.construction.summary import dataset_stats, summarize, write_summary
+from hinttune.core.backends import BackendPool
+from hinttune.core.chat import TokenCounter
+from hinttune.core.config import AssembleConfig, ExportConfig, ProbeConfig, RunConfig
+from hinttune.core.files import write_jsonl
+from hinttune.core.grading import UNGRADED, GradeItem, Grader, Verdict, judge_model
+from hinttune.core.problems import Problem
+from hinttune.core.reasoning import split_think
+from hinttune.core.rundir import open_run
 
 log = logging.getLogger(__name__)
 STAGES = ("attempts", "grade", "segment", "probe", "assemble", "export", "summary")

@@ -14,11 +14,11 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from hinttune.construction.segmentation import trace_episodes
+from hinttune.construction.strategies import make_search
 from hinttune.core.config import RunConfig
 from hinttune.core.files import write_json
 from hinttune.core.problems import load_problems
-from hinttune.construction.segmentation import trace_episodes
-from hinttune.construction.strategies import make_search
 
 SOLVABLE_SHARE = 278 / 678  # of the probed problems, solved by some hint (released 1K data)
 PROBED_SHARE = 1 - 322 / 1000  # problems the instruct model does not solve unaided

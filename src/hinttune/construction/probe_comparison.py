@@ -9,8 +9,8 @@ from typing import Any
 
 from rich.table import Table
 
-from hinttune.core.files import atomic_writer
 from hinttune.construction.states import FULL_HINT, NO_HINT, SPARSE_HINT
+from hinttune.core.plots import pyplot, save
 
 STATES = (NO_HINT, SPARSE_HINT, FULL_HINT)
 COLORS = {NO_HINT: "#4c9f70", SPARSE_HINT: "#e0a030", FULL_HINT: "#c0504d"}
@@ -41,12 +41,8 @@ def probes_table(summary: dict[str, Any]) -> Table:
 
 def write_probes_plot(summary: dict[str, Any], out_dir: Path) -> list[Path]:
     """probes.png: each probe's state mix (stacked) and mean SFT target length."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return []
     rows = _rows(summary["probes"])
     names = [name for name, _ in rows]
@@ -70,7 +66,5 @@ def write_probes_plot(summary: dict[str, Any], out_dir: Path) -> list[Path]:
     fig.suptitle(f"instruct probes on {summary['problems']:,} problems")
     fig.tight_layout()
     path = out_dir / "probes.png"
-    with atomic_writer(path, "wb") as out:
-        fig.savefig(out, dpi=110, format="png")
-    plt.close(fig)
+    save(fig, path)
     return [path]

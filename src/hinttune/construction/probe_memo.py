@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hinttune.core.grading import Verdict
 from hinttune.construction.probing import STAGE, ProbeAttempt, ProbeOutcome, ProbeTarget
+from hinttune.core.grading import Verdict
 from hinttune.core.store import RunStore, stable_hash
 
 VERSION = 2  # bump when what a fingerprint covers, or the stored body, changes

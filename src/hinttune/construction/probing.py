@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hinttune.construction.attempts import problem_messages
+from hinttune.construction.segmentation import prefix
+from hinttune.construction.strategies import Linear, make_search
 from hinttune.core.backends import BackendPool
 from hinttune.core.backends.base import Request
 from hinttune.core.config import ProbeConfig, RunConfig
@@ -23,8 +25,6 @@ from hinttune.core.generations import Job, JobStream, run_jobs
 from hinttune.core.grading import GradeItem, Grader, Verdict
 from hinttune.core.problems import Problem
 from hinttune.core.reasoning import CLOSE, split_think
-from hinttune.construction.segmentation import prefix
-from hinttune.construction.strategies import Linear, make_search
 from hinttune.core.store import RunStore
 
 log = logging.getLogger(__name__)

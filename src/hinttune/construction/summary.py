@@ -11,8 +11,15 @@ from typing import Any
 
 from rich.table import Table
 
-from hinttune.core.files import atomic_writer, write_json, write_text
-from hinttune.construction.states import CUT_TRACE, FULL_HINT, NO_HINT, SPARSE_HINT, Assignment
+from hinttune.construction.states import (
+    CUT_TRACE,
+    FULL_HINT,
+    NO_HINT,
+    SPARSE_HINT,
+    Assignment,
+)
+from hinttune.core.files import write_json, write_text
+from hinttune.core.plots import pyplot, save
 from hinttune.core.store import stable_hash
 
 log = logging.getLogger(__name__)
@@ -103,13 +110,8 @@ def _bars(ax: Any, labels: list[str], counts: list[int], colors: list[str]) -> N
 def write_plots(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """Every outcome with its count (states, unsolved, incomplete), the K* histogram and the
     target lengths per state; panels with one value or none stay readable."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log.warning("matplotlib is not installed: no plots (pip install 'hinttune[plots]')")
+    plt = pyplot()
+    if plt is None:
         return []
     from matplotlib.ticker import MaxNLocator
 
@@ -156,9 +158,7 @@ def write_plots(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: Pa
                  f"{plural(summary['problems'], 'problem')}")
     fig.tight_layout()
     path = out_dir / "summary.png"
-    with atomic_writer(path, "wb") as out:
-        fig.savefig(out, dpi=110, format="png")
-    plt.close(fig)
+    save(fig, path)
     return [path]
 
 

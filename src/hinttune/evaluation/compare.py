@@ -12,7 +12,6 @@ from typing import Any
 from rich.table import Table
 
 from hinttune.core.errors import HinttuneError
-from hinttune.core.files import atomic_writer
 from hinttune.evaluation.metrics import paired_bootstrap
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hinttune.core.plots import pyplot, save
 from hinttune.evaluation.compare import read_samples
-from hinttune.core.files import atomic_writer
 
 
 def budget_curve(samples: list[dict[str, Any]], budgets: list[int]) -> list[float]:
@@ -25,12 +25,8 @@ def budget_curve(samples: list[dict[str, Any]], budgets: list[int]) -> list[floa
 
 
 def comparison_plot(rows: list[dict[str, Any]], results: list[dict[str, Any]], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     benches = list(dict.fromkeys(r["benchmark"] for r in rows))
     samples = {(r["label"], b): read_samples(r, b) for r in results for b in benches}
@@ -64,7 +60,5 @@ def comparison_plot(rows: list[dict[str, Any]], results: list[dict[str, Any]], p
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_writer(path, "wb") as out:
-        fig.savefig(out, dpi=110, format="png")
-    plt.close(fig)
+    save(fig, path)
     return path

@@ -12,18 +12,18 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from hinttune.construction.probing import graded_part
 from hinttune.core.backends import BackendPool
 from hinttune.core.backends.base import Request
-from hinttune.evaluation.benchmarks import BENCHMARKS, load_benchmark
 from hinttune.core.chat import TokenCounter
 from hinttune.core.config import EvalConfig, dump_config
 from hinttune.core.files import atomic_writer, write_json, write_text
 from hinttune.core.generations import Job, run_jobs
 from hinttune.core.grading import MATH_RULES, MathVerifier
-from hinttune.evaluation.metrics import accuracy, majority_accuracy, reasoning_tokens
 from hinttune.core.problems import TAG_FIELDS
-from hinttune.construction.probing import graded_part
 from hinttune.core.store import RunStore
+from hinttune.evaluation.benchmarks import BENCHMARKS, load_benchmark
+from hinttune.evaluation.metrics import accuracy, majority_accuracy, reasoning_tokens
 
 log = logging.getLogger(__name__)
 UNDECIDED = ("timeout", "error", "bad_gold")

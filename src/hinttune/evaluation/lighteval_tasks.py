@@ -27,8 +27,8 @@ from lighteval.metrics.utils.metric_utils import SampleLevelMetric
 from lighteval.tasks.lighteval_task import LightevalTaskConfig
 from lighteval.tasks.requests import Doc, SamplingMethod
 
-from hinttune.evaluation.benchmarks import BENCHMARKS
 from hinttune.core.config import PAPER_EVAL_PROMPT
+from hinttune.evaluation.benchmarks import BENCHMARKS
 from hinttune.evaluation.metrics import reasoning_tokens
 
 N = int(os.environ.get("HINTTUNE_EVAL_N", "16"))

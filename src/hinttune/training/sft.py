@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hinttune.training.augment import augment_records
 from hinttune.core.config import TrainConfig, dump_config
-from hinttune.training.checkpoints import make_portable
-from hinttune.core.files import write_text
 from hinttune.core.errors import HinttuneError, missing_extra
+from hinttune.core.files import write_text
+from hinttune.core.plots import pyplot, save
+from hinttune.training.augment import augment_records
+from hinttune.training.checkpoints import make_portable
 
 log = logging.getLogger(__name__)
 
@@ -222,15 +223,10 @@ def write_loss_files(out_dir: Path, log_history: list[dict[str, Any]]) -> list[P
     for h in rows:
         writer.writerow([h.get("step"), h.get("epoch"), h["loss"], h.get("learning_rate"), h.get("grad_norm")])
     written = [write_text(out_dir / "loss.csv", buffer.getvalue())]
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return written
     if rows:
-        from hinttune.core.files import atomic_writer
 
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.plot([h.get("step") for h in rows], [h["loss"] for h in rows], marker="o", markersize=3)
@@ -239,9 +235,7 @@ def write_loss_files(out_dir: Path, log_history: list[dict[str, Any]]) -> list[P
         ax.set_title(f"training loss ({len(rows)} logged steps)")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        with atomic_writer(out_dir / "loss.png", "wb") as out:
-            fig.savefig(out, dpi=110, format="png")
-        plt.close(fig)
+        save(fig, out_dir / "loss.png")
         written.append(out_dir / "loss.png")
     return written
 

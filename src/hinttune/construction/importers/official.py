@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hinttune.construction.probing import ProbeAttempt, ProbeOutcome
+from hinttune.construction.segmentation import prefix, trace_episodes
+from hinttune.core.config import OFFICIAL_KEYWORDS, SegmentConfig
 from hinttune.core.errors import HinttuneError
 from hinttune.core.grading import Verdict
-from hinttune.construction.probing import ProbeAttempt, ProbeOutcome
 from hinttune.core.problems import Problem, problem_id
-from hinttune.core.config import OFFICIAL_KEYWORDS, SegmentConfig
-from hinttune.construction.segmentation import prefix, trace_episodes
 from hinttune.core.store import GenerationRecord
 
 SOURCE = "official scripts"
@@ -196,10 +196,15 @@ def import_official(folder: Path, run_dir: Path, model: str | None = None,
     """Read the files, then assemble (official rules), export and summarize into ``run_dir``."""
     from types import SimpleNamespace
 
+    from hinttune.construction.pipeline import (
+        assemble,
+        export,
+        probe_statistics,
+        summary,
+    )
     from hinttune.core.chat import TokenCounter
     from hinttune.core.config import AssembleConfig, ExportConfig, ProbeConfig
     from hinttune.core.files import write_json
-    from hinttune.construction.pipeline import assemble, export, probe_statistics, summary
 
     files = read_official(Path(folder), model)
     result = official_result(files, keywords)
