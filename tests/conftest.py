@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from loopback import scripted, second_server  # noqa: F401  (fixtures for every test module)
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"

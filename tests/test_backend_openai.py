@@ -5,13 +5,13 @@ import asyncio
 import time
 
 import pytest
-from loopback import Scripted
 
 from hinttune.core.backends import make_backend
 from hinttune.core.backends.base import Request
 from hinttune.core.backends.openai import CONTINUE_INSTRUCTION
 from hinttune.core.chat import encode_prompt, render_prompt
 from hinttune.core.config import OpenAIModel, Sampling
+from loopback import Scripted
 
 SECRET = "sk-test-do-not-leak-1234"
 
@@ -115,7 +115,6 @@ def test_a_prompt_longer_than_the_context_is_rejected_for_good(scripted):
 
 def test_an_unreachable_server_stops_the_run_with_its_url():
     from conftest import free_port
-
     from hinttune.core.errors import HinttuneError
 
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from loopback import Scripted
 from typer.testing import CliRunner
 
 from hinttune.cli import app
+from loopback import Scripted
 
 runner = CliRunner()
 SECRET = "sk-live-never-write-me-987"

@@ -4,13 +4,13 @@ the plot, and inputs it must refuse."""
 import json
 
 import pytest
-from test_pipeline import config_dict
 from typer.testing import CliRunner
 
 from hinttune.cli import app
 from hinttune.construction.compare_datasets import agreement, dataset_rows, load_dataset
 from hinttune.construction.pipeline import build
 from hinttune.core.config import validate_config
+from test_pipeline import config_dict
 
 pytest.importorskip("math_verify")
 runner = CliRunner()

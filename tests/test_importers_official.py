@@ -5,12 +5,12 @@ import json
 import shutil
 
 import pytest
-from test_official_oracle import official_run
 from typer.testing import CliRunner
 
 from hinttune.cli import app
 from hinttune.construction.importers.official import import_official
 from hinttune.core.errors import HinttuneError
+from test_official_oracle import official_run
 
 pytest.importorskip("math_verify")
 

@@ -5,11 +5,11 @@ agree with ``hinttune eval`` on every gold of the six benchmark files."""
 import json
 import os
 import subprocess
-import sys
 import types
 from pathlib import Path
 
 import pytest
+
 from conftest import SHARED_DATA, side_python
 
 LIGHTEVAL = "lighteval[math]==0.13.0"

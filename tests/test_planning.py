@@ -36,9 +36,8 @@ def test_plan_uses_stored_traces_and_the_summary_shows_it(tmp_path):
 
 
 def test_plan_counts_the_judge_and_prompt_tokens(tmp_path):
-    from test_pipeline import config_dict
-
     from hinttune.core.errors import HinttuneError
+    from test_pipeline import config_dict
 
     cfg = validate_config(config_dict(tmp_path, grading={"grader": "judge"}))
     plan = estimate(cfg, throughput=100.0)

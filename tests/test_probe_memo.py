@@ -2,12 +2,12 @@
 search that could not finish, or a generation gone from the store makes it run again."""
 
 import pytest
-from test_pipeline import config_dict, records
 
 from hinttune.construction import pipeline
 from hinttune.construction.pipeline import build
 from hinttune.core.config import validate_config
 from hinttune.core.store import RunStore
+from test_pipeline import config_dict, records
 
 pytest.importorskip("math_verify")
 

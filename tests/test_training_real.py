@@ -103,7 +103,6 @@ def test_a_trained_model_reads_the_same_in_transformers_4(checkpoint, dataset, t
     from pathlib import Path
 
     from conftest import side_python
-
     from hinttune.training.sft import train
 
     out = tmp_path / "ht"

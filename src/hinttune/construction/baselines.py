@@ -23,19 +23,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from hinttune.construction.states import (
-    FULL_HINT,
-    FULL_MARKER,
-    FULL_TRACE,
-    INCOMPLETE,
-    NO_HINT,
-    SPARSE_HINT,
-    SPARSE_MARKER,
-    UNSOLVED,
-    Assignment,
-    ProblemFacts,
-    no_hint_marker,
-)
+from hinttune.construction.states import (FULL_HINT, FULL_MARKER, FULL_TRACE, INCOMPLETE, NO_HINT,
+                                          SPARSE_HINT, SPARSE_MARKER, UNSOLVED, Assignment,
+                                          ProblemFacts, no_hint_marker)
 from hinttune.core.reasoning import split_think
 from hinttune.core.store import stable_hash
 

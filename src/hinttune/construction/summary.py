@@ -11,13 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from hinttune.construction.states import (
-    CUT_TRACE,
-    FULL_HINT,
-    NO_HINT,
-    SPARSE_HINT,
-    Assignment,
-)
+from hinttune.construction.states import CUT_TRACE, FULL_HINT, NO_HINT, SPARSE_HINT, Assignment
 from hinttune.core.files import write_json, write_text
 from hinttune.core.plots import pyplot, save
 from hinttune.core.store import stable_hash

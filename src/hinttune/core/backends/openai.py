@@ -32,14 +32,7 @@ import time
 from collections import Counter
 from typing import Any, Callable, Iterator
 
-from hinttune.core.backends.base import (
-    WAIT,
-    Generation,
-    Request,
-    TemplatedBackend,
-    failed,
-    rejected,
-)
+from hinttune.core.backends.base import WAIT, Generation, Request, TemplatedBackend, failed, rejected
 from hinttune.core.config import OpenAIModel
 from hinttune.core.errors import HinttuneError
 

@@ -12,13 +12,7 @@ import logging
 import time
 from typing import Any, Iterator
 
-from hinttune.core.backends.base import (
-    Generation,
-    Request,
-    TemplatedBackend,
-    failed,
-    rejected,
-)
+from hinttune.core.backends.base import Generation, Request, TemplatedBackend, failed, rejected
 from hinttune.core.chat import encode_prompt, end_of_turn_tokens, resolve_model_path
 from hinttune.core.config import TransformersModel
 from hinttune.core.errors import HinttuneError, missing_extra

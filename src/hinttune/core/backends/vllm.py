@@ -20,14 +20,7 @@ from collections import deque
 from itertools import count
 from typing import Any, Iterable, Iterator
 
-from hinttune.core.backends.base import (
-    WAIT,
-    Generation,
-    Request,
-    TemplatedBackend,
-    failed,
-    rejected,
-)
+from hinttune.core.backends.base import WAIT, Generation, Request, TemplatedBackend, failed, rejected
 from hinttune.core.backends.feed import Feed, as_feed
 from hinttune.core.chat import encode_prompt, resolve_model_path
 from hinttune.core.config import VLLMModel
