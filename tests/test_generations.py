@@ -166,3 +166,31 @@ def test_results_held_when_the_stream_breaks_are_kept(tmp_path):
         again = fake()
         out = run_jobs(store, again, "probe", "instruct", jobs(5), run_seed=0)
         assert len(again.sent) == 2 and len(out) == 5
+
+
+def test_run_jobs_commits_a_streaming_backends_results_together(tmp_path, monkeypatch):
+    groups = []
+    with RunStore(tmp_path) as store:
+        real = store.put_many
+        monkeypatch.setattr(store, "put_many", lambda records: groups.append(len(records)) or real(records))
+        run_jobs(store, make_backend(FakeModel(backend="fake", model="f")), "s", "r", jobs(5), run_seed=0)
+        assert groups == [5]  # one engine step, one transaction
+        run_jobs(store, fake(), "s", "r2", jobs(3, text="other"), run_seed=0)  # no stream: one by one
+        assert groups == [5, 1, 1, 1]
+
+
+def test_run_jobs_keeps_what_came_back_before_a_kill(tmp_path):
+    backend = make_backend(FakeModel(backend="fake", model="f"))
+    real = backend.stream
+
+    def breaks(feed):
+        for n, item in enumerate(real(feed)):
+            if n == 2:
+                raise KeyboardInterrupt
+            yield item
+
+    backend.stream = breaks
+    with RunStore(tmp_path) as store:
+        with pytest.raises(KeyboardInterrupt):
+            run_jobs(store, backend, "s", "r", jobs(4), run_seed=0)
+        assert store.count("ok") == 2

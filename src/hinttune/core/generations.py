@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from hinttune.core.backends.base import WAIT, Backend, Request, sampling_dict
+from hinttune.core.backends.feed import Feed
 from hinttune.core.progress import stage_progress
 from hinttune.core.store import GenerationRecord, RunStore, stable_hash
 
 log = logging.getLogger(__name__)
+COMMIT_GROUP = 256  # results held for one transaction at most (a kill loses at most these)
 
 
 @dataclass
@@ -69,14 +71,28 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
         todo_keys, todo_jobs = list(todo), list(todo.values())
         params = [sampling_dict(j.request.sampling) for j in todo_jobs]
         # growing plans run in many short rounds: their bars vanish when done
+        requests = [j.request for j in todo_jobs]
+        # a streaming backend says when it would wait: what came back until then is committed
+        # together; from any other, each result is committed as it comes
+        streams = getattr(backend, "streams", False)
+        results = backend.stream(Feed(requests, closed=True)) if streams else backend.generate(requests)
+        held: list[GenerationRecord] = []
         with stage_progress(label or f"{stage} · {role}", len(todo_jobs), transient=grow_plan) as bar:
             backend.token_hook = bar.live
             try:
-                for index, gens in backend.generate([j.request for j in todo_jobs]):
-                    store_generation(store, backend, stage, role, todo_keys[index],
-                                     todo_jobs[index], gens[0], params[index])
-                    bar.advance(1, gens[0].completion_tokens or 0)
+                for item in results:
+                    if item is not WAIT:
+                        index, gens = item
+                        held.append(generation_record(backend, stage, role, todo_keys[index],
+                                                      todo_jobs[index], gens[0], params[index]))
+                        _log_failure(stage, role, todo_jobs[index], gens[0])
+                        bar.advance(1, gens[0].completion_tokens or 0)
+                    if held and (item is WAIT or not streams or len(held) >= COMMIT_GROUP):
+                        store.put_many(held)
+                        held = []
             finally:
+                if held:  # an error or a kill between results: what came back is kept
+                    store.put_many(held)
                 backend.token_hook = None
                 _save_counts(store, backend, stage, role)
     found = store.records(keys)
@@ -128,10 +144,8 @@ class JobStream:
     queued or in flight after the last callback."""
 
     def __init__(self, store: RunStore, backend: Backend, stage: str, role: str, run_seed: int,
-                 label: str, batch: int = 256):
+                 label: str, batch: int = COMMIT_GROUP):
         from collections import deque
-
-        from hinttune.core.backends.feed import Feed
 
         self.store, self.backend, self.stage, self.role = store, backend, stage, role
         self.run_seed, self.label, self.batch = run_seed, label, batch
