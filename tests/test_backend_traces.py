@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from hinttune.construction.pipeline import build, failure_causes
+from hinttune.construction.pipeline import build
+from hinttune.construction.result import failure_causes
 from hinttune.core.backends import make_backend
 from hinttune.core.backends.base import Request
 from hinttune.core.config import Sampling, TracesModel, validate_config

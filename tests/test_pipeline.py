@@ -428,7 +428,7 @@ def test_several_probes_one_think_pass_one_dataset_each_and_combined(tmp_path):
 
 
 def test_a_failure_in_any_probe_keeps_the_problem_out_of_the_combined_dataset(tmp_path):
-    from hinttune.construction.pipeline import failure_causes
+    from hinttune.construction.result import failure_causes
 
     result = build(validate_config(two_probes(tmp_path, strong_extra={"Be brief.\n<|user|>gamma": "!fail"})))
     assert {a.problem.split(":")[0]: a.state for a in result.assignments}["gamma"] == "Full-Hint"

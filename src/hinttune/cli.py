@@ -139,7 +139,8 @@ def _stage_command(name: str) -> None:
                 policy: Optional[str] = PolicyOpt, keep_unverified: Optional[bool] = KeepOpt,
                 layout: Optional[str] = LayoutOpt,
                 verbose: bool = VerboseOpt) -> None:
-        from hinttune.construction.pipeline import build, failure_causes
+        from hinttune.construction.pipeline import build
+        from hinttune.construction.result import failure_causes
         from hinttune.construction.report import stage_report
         from hinttune.core.rundir import run_lock, setup_logging
 

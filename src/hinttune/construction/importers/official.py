@@ -159,7 +159,7 @@ def _outcome(path: Path, i: int, entry: Any, episodes: list[str], pid: str) -> P
 
 def official_result(files: OfficialFiles, keywords: list[str] | None = None) -> Any:
     """The files as a RunResult (problems, attempts, think verdicts, episodes, probes)."""
-    from hinttune.construction.pipeline import RunResult
+    from hinttune.construction.result import RunResult
 
     problems = _problems(files)
     # the official segmentation: raw substrings, up to 40 episodes, to the last </think>
@@ -196,12 +196,8 @@ def import_official(folder: Path, run_dir: Path, model: str | None = None,
     """Read the files, then assemble (official rules), export and summarize into ``run_dir``."""
     from types import SimpleNamespace
 
-    from hinttune.construction.pipeline import (
-        assemble,
-        export,
-        probe_statistics,
-        summary,
-    )
+    from hinttune.construction.pipeline import assemble, export, summary
+    from hinttune.construction.result import probe_statistics
     from hinttune.core.chat import TokenCounter
     from hinttune.core.config import AssembleConfig, ExportConfig, ProbeConfig
     from hinttune.core.files import write_json
