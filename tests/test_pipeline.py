@@ -469,3 +469,18 @@ def test_matched_random_and_first_correct_baselines(tmp_path):
         assert ("probe", "think:first-correct") in {(s.stage, s.role) for s in store.status()}
     again = build(validate_config(data))
     assert again.summary["baselines"] == compared  # the same deal, the same cuts
+
+
+def test_with_no_judge_configured_each_probe_judges_its_own_answers(tmp_path):
+    """As in the paper's runs of several probes (and no engine swapped in for another probe's
+    judge calls); the think attempts are judged once, by the first."""
+    data = two_probes(tmp_path)
+    data["grading"] = {"grader": "judge"}
+    data["instruct"][1]["model"] = "strong-model"
+    build(validate_config(data))
+    with RunStore(tmp_path / "run") as store:
+        judged = {tuple(r) for r in store.db.execute(
+            "SELECT role, model FROM generations WHERE stage='grade' GROUP BY role, model")}
+    assert ("judge:attempts:think", "instruct") in judged
+    assert not any(role == "judge:attempts:think" and model == "strong-model" for role, model in judged)
+    assert ("judge:attempts:instruct", "strong-model") in judged  # the second probe's own answers

@@ -22,7 +22,7 @@ from hinttune.core.backends import BackendPool
 from hinttune.core.chat import TokenCounter
 from hinttune.core.config import AssembleConfig, ExportConfig, RunConfig
 from hinttune.core.files import write_jsonl
-from hinttune.core.grading import UNGRADED, GradeItem, Grader, Verdict, judge_model
+from hinttune.core.grading import UNGRADED, GradeItem, Grader, Verdict
 from hinttune.core.reasoning import split_think
 from hinttune.core.rundir import open_run
 
@@ -114,12 +114,12 @@ def summary(result: RunResult, meta: dict[str, dict[str, Any]], probe_stats: dic
 def probe_runs(cfg: RunConfig) -> dict[str, tuple[str, RunConfig]]:
     """(role, config) of each instruct probe by name: the first is role ``instruct`` with the
     run's config; each further one has its own role and a config whose instruct model is that
-    probe, with the first one's judge, so every grade is the same whichever probe asks."""
+    probe. With no judge configured each probe judges its own answers, as in the paper's runs
+    of several probes (and no engine is swapped in for another probe's judge calls)."""
     named = cfg.probe_models()
     first = next(iter(named))
-    fixed = cfg.grading.model_copy(update={"judge": cfg.grading.judge or judge_model(cfg)})
     return {name: ("instruct", cfg) if name == first else
-            (f"instruct:{name}", cfg.model_copy(update={"instruct": model, "probes": [], "grading": fixed}))
+            (f"instruct:{name}", cfg.model_copy(update={"instruct": model, "probes": []}))
             for name, model in named.items()}
 
 
@@ -140,11 +140,13 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
         if stop < 1:
             return result
         grader = Grader(cfg, store, pool)
+        graders = {name: grader if role == "instruct" else Grader(probe_cfg, store, pool, lender=grader)
+                   for name, (role, probe_cfg) in runs.items()}
         try:
             _grade_attempts(cfg, grader, result)  # the think attempt is graded once, for all
-            for other in result.others.values():
+            for name, other in result.others.items():
                 other.verdicts["think"] = result.verdicts["think"]
-                _grade_attempts(cfg, grader, other, roles=("instruct",))
+                _grade_attempts(runs[name][1], graders[name], other, roles=("instruct",))
             if stop < 2:
                 return result
             for p in result.problems:
@@ -158,7 +160,7 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
                 return result
             for name, (role, probe_cfg) in runs.items():
                 results[name].episodes = result.episodes
-                results[name].probes = probe(probe_cfg, store, grader, pool,
+                results[name].probes = probe(probe_cfg, store, graders[name], pool,
                                              _targets(probe_cfg, results[name]), role)
             if "shortest-of-n" in cfg.assemble.baselines:
                 result.think_samples = think_samples(cfg, grader, result)
@@ -167,7 +169,8 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
                                            first_correct.targets(cfg, result.problems, result.episodes),
                                            first_correct.ROLE)
         finally:
-            grader.close()
+            for each in graders.values():
+                each.close()
     if stop < 4:
         return result
     for r in results.values():

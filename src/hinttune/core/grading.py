@@ -367,8 +367,9 @@ def judge_request(judge: ModelBase, item: GradeItem, official: bool = False) -> 
 # --- the grader ---------------------------------------------------------------------------
 
 class Grader:
-    def __init__(self, cfg: RunConfig, store: RunStore, pool: BackendPool):
+    def __init__(self, cfg: RunConfig, store: RunStore, pool: BackendPool, lender: "Grader | None" = None):
         self.cfg, self.store, self.pool = cfg, store, pool
+        self.lender = lender  # another grader whose Math-Verify workers this one uses
         g: GradingConfig = cfg.grading
         self.kind = g.grader or ("judge" if cfg.official else "hybrid")
         self.rule = g.judge_rule or ("endswith" if cfg.official else "last_line")
@@ -382,8 +383,14 @@ class Grader:
             self.settings["judge_prompt"] = "official"
 
     def close(self) -> None:
-        if self.math is not None:
+        if self.math is not None and self.lender is None:
             self.math.close()
+
+    def _verifier(self) -> "MathVerifier":
+        if self.math is None:
+            self.math = (self.lender._verifier() if self.lender is not None else
+                         MathVerifier(self.cfg.grading.math_timeout, self.cfg.grading.math_workers))
+        return self.math
 
     def grade(self, items: list[GradeItem], label: str = "grade") -> dict[str, Verdict]:
         """Verdicts by item key; cached in the store, so re-grading costs nothing."""
@@ -397,8 +404,7 @@ class Grader:
         if self.kind in ("math", "hybrid"):
             to_judge = []
             limit = self.cfg.grading.short_gold_chars
-            if self.math is None:
-                self.math = MathVerifier(self.cfg.grading.math_timeout, self.cfg.grading.math_workers)
+            self._verifier()
             checks = self._check([(i.gold, i.answer, is_short_gold(i.gold, limit)) for i in todo])
             rows = []
             for item, (status, detail, _) in zip(todo, checks):
