@@ -65,7 +65,9 @@ def export_probes(result: RunResult, cfg: RunConfig, run_dir: Path, count: Token
         {name: a for name, (a, _) in datasets.items()})}
     if cfg.assemble.combine:
         merged, source = combine(cfg.assemble.combine, {name: a for name, (a, _) in datasets.items()})
+        # each record's meta is its probe's (an incomplete problem has no probe: its state alone)
         merged_meta = {a.problem_id: {**datasets[source.get(a.problem_id, first)][1][a.problem_id],
+                                      "state": a.state, "k_star": a.k_star,
                                       "probe": source.get(a.problem_id)} for a in merged}
         folder = run_dir / "export" / "combined"
         for kind, path in export_dataset(merged, merged_meta, folder, cfg.export).items():
