@@ -97,3 +97,10 @@ def test_the_sample_th_request_gets_the_sample_th_trace(tmp_path):
     out = dict(backend.generate(requests))
     assert out[0][0].text.endswith("The answer is 2.") and out[1][0].text.endswith("Twice: 2.")
     assert out[2][0].failed and "2 trace(s), not a sample 2" in out[2][0].error
+
+
+def test_a_baseline_that_must_generate_with_the_think_model_is_refused(tmp_path):
+    traces = write_jsonl(tmp_path / "s1k.jsonl", S1K)
+    data = config(tmp_path, traces).model_dump(mode="json")
+    with pytest.raises(HinttuneError, match="first-correct.*imported traces"):
+        validate_config({**data, "assemble": {"baselines": ["first-correct"]}})

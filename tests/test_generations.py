@@ -145,17 +145,23 @@ def test_a_group_is_capped_and_a_stream_without_waits_hands_over_each_result(tmp
             assert seen == sizes
 
 
-def test_results_held_when_the_stream_breaks_are_kept(tmp_path):
+def breaking_after(n):
+    """A streaming fake backend whose stream is killed after its n-th result."""
     backend = make_backend(FakeModel(backend="fake", model="f"))
     real = backend.stream
 
     def breaks(feed):
-        for n, item in enumerate(real(feed)):
-            if n == 3:
-                raise KeyboardInterrupt  # a kill between results, before the engine waits
+        for count, item in enumerate(real(feed)):
+            if count == n:
+                raise KeyboardInterrupt
             yield item
 
     backend.stream = breaks
+    return backend
+
+
+def test_results_held_when_the_stream_breaks_are_kept(tmp_path):
+    backend = breaking_after(3)  # a kill between results, before the engine waits
     with RunStore(tmp_path) as store:
         stream = JobStream(store, backend, "probe", "instruct", 0, "test")
         for job in jobs(5):
@@ -180,16 +186,7 @@ def test_run_jobs_commits_a_streaming_backends_results_together(tmp_path, monkey
 
 
 def test_run_jobs_keeps_what_came_back_before_a_kill(tmp_path):
-    backend = make_backend(FakeModel(backend="fake", model="f"))
-    real = backend.stream
-
-    def breaks(feed):
-        for n, item in enumerate(real(feed)):
-            if n == 2:
-                raise KeyboardInterrupt
-            yield item
-
-    backend.stream = breaks
+    backend = breaking_after(2)
     with RunStore(tmp_path) as store:
         with pytest.raises(KeyboardInterrupt):
             run_jobs(store, backend, "s", "r", jobs(4), run_seed=0)

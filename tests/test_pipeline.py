@@ -484,3 +484,14 @@ def test_with_no_judge_configured_each_probe_judges_its_own_answers(tmp_path):
     assert ("judge:attempts:think", "instruct") in judged
     assert not any(role == "judge:attempts:think" and model == "strong-model" for role, model in judged)
     assert ("judge:attempts:instruct", "strong-model") in judged  # the second probe's own answers
+
+
+def test_a_failed_baseline_generation_fails_the_run_and_names_the_baseline(tmp_path):
+    from hinttune.construction.result import failure_causes
+
+    data = config_dict(tmp_path, assemble={"baselines": ["first-correct", "two-state"]})
+    data["think"]["answers"] = {r"re:beta: 2\+2\n<\|assistant\|>.*\n</think>\n\n$": "!fail", **data["think"]["answers"]}
+    result = build(validate_config(data))
+    assert "incomplete" not in {a.state for a in result.assignments}  # Hint Tuning itself is whole
+    causes = failure_causes(result)
+    assert list(causes) == ["baseline first-correct: probe continuation k failed: scripted failure"]

@@ -15,13 +15,12 @@ from typing import Any
 
 from rich.table import Table
 
-from hinttune.construction.summary import dataset_stats
+from hinttune.construction.states import CUT_TRACE, FULL_TRACE
+from hinttune.construction.summary import OUTCOME_COLORS, STATES, dataset_stats
 from hinttune.core.errors import HinttuneError
 from hinttune.core.plots import pyplot, save
 
-ORDER = ("No-Hint", "Sparse-Hint", "Full-Hint", "full trace", "cut trace")
-COLORS = {"No-Hint": "#4c9f70", "Sparse-Hint": "#e0a030", "Full-Hint": "#c0504d",
-          "full trace": "#8064a2", "cut trace": "#4bacc6"}
+ORDER = (*STATES, FULL_TRACE, CUT_TRACE)
 
 
 def sidecar(path: str) -> Path | None:
@@ -111,7 +110,7 @@ def datasets_plot(rows: list[dict[str, Any]], loaded: list[dict[str, Any]], path
     for state in ORDER:
         counts = [r["states"].get(state, 0) for r in rows]
         if any(counts):
-            mix.bar(labels, counts, bottom=bottom, color=COLORS[state], label=state, width=0.6)
+            mix.bar(labels, counts, bottom=bottom, color=OUTCOME_COLORS[state], label=state, width=0.6)
             bottom = [b + c for b, c in zip(bottom, counts)]
     mix.set_title("records by state")
     mix.legend(fontsize=8)

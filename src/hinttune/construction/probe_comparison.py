@@ -9,11 +9,9 @@ from typing import Any
 
 from rich.table import Table
 
-from hinttune.construction.states import FULL_HINT, NO_HINT, SPARSE_HINT
+from hinttune.construction.summary import OUTCOME_COLORS, STATES
 from hinttune.core.plots import pyplot, save
 
-STATES = (NO_HINT, SPARSE_HINT, FULL_HINT)
-COLORS = {NO_HINT: "#4c9f70", SPARSE_HINT: "#e0a030", FULL_HINT: "#c0504d"}
 
 
 def _rows(probes: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -50,7 +48,7 @@ def write_probes_plot(summary: dict[str, Any], out_dir: Path) -> list[Path]:
     bottom = [0] * len(rows)
     for state in STATES:
         counts = [row["states"].get(state, 0) for _, row in rows]
-        bars = mix.bar(names, counts, bottom=bottom, color=COLORS[state], label=state, width=0.6)
+        bars = mix.bar(names, counts, bottom=bottom, color=OUTCOME_COLORS[state], label=state, width=0.6)
         mix.bar_label(bars, labels=[str(c) if c else "" for c in counts], label_type="center")
         bottom = [b + c for b, c in zip(bottom, counts)]
     mix.set_title("records by state")

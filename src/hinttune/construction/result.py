@@ -35,6 +35,7 @@ class RunResult:
     # what some baselines need beyond Hint Tuning's own inputs
     think_samples: dict[str, list[ThinkSample]] = field(default_factory=dict)
     self_probes: dict[str, ProbeOutcome] = field(default_factory=dict)
+    baselines: dict[str, list[Assignment]] = field(default_factory=dict)  # as exported
 
 
 def attempt_text(result: RunResult, role: str, pid: str) -> str:
@@ -82,6 +83,10 @@ def failure_causes(result: RunResult) -> Counter:
                 causes[_cause(a.note)] += 1
         for name, other in result.others.items():  # a further probe's failures fail the run too
             causes.update({f"probe {name}: {cause}": n for cause, n in failure_causes(other).items()})
+        lost = {a.problem_id for a in result.assignments if a.state == INCOMPLETE}
+        for name, assignments in result.baselines.items():  # and a baseline's own (not copied ones)
+            causes.update(f"baseline {name}: {_cause(a.note)}" for a in assignments
+                          if a.state == INCOMPLETE and a.problem_id not in lost)
         return causes
     for role, records in result.attempts.items():
         for rec in records.values():

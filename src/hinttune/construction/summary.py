@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from hinttune.construction.states import CUT_TRACE, FULL_HINT, NO_HINT, SPARSE_HINT, Assignment
+from hinttune.construction.states import CUT_TRACE, FULL_HINT, FULL_TRACE, NO_HINT, SPARSE_HINT, Assignment
 from hinttune.core.files import write_json, write_text
 from hinttune.core.plots import pyplot, save
 from hinttune.core.store import stable_hash
@@ -86,6 +86,7 @@ def plural(n: int, word: str) -> str:
 
 
 OUTCOME_COLORS = {NO_HINT: "#4c9f70", SPARSE_HINT: "#e0a030", FULL_HINT: "#c0504d",
+                  FULL_TRACE: "#8064a2", CUT_TRACE: "#4bacc6",  # the baselines' targets
                   "unsolved": "#9a9a9a", "incomplete": "#5b7db1"}
 
 

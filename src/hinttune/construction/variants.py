@@ -110,6 +110,7 @@ def export_baselines(result: RunResult, cfg: RunConfig, run_dir: Path,
                 update={"dataset_name": name})).items():
             result.files[f"{name}:{kind}"] = path
         built[name] = (assignments, meta)
+        result.baselines[name] = assignments
     return built
 
 

@@ -290,6 +290,9 @@ class RunConfig(Strict):
         self.probe_models()
         if self.assemble.combine and not self.probes:
             raise ValueError("assemble.combine needs several instruct models (instruct: [a, b, ...])")
+        if "first-correct" in self.assemble.baselines and self.think.backend == "traces":
+            raise ValueError("the first-correct baseline has the think model continue its own trace; "
+                             "imported traces (think.backend: traces) cannot: drop it or name a model")
         return self
 
     @model_validator(mode="after")
