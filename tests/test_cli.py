@@ -137,3 +137,49 @@ def test_export_lists_what_it_wrote_and_drops_stale_formats(tmp_path):
 def test_set_help_fits_each_command(command, example):
     result = runner.invoke(app, [command, "--help"], terminal_width=200)
     assert example in result.output and "think.sampling" not in result.output
+
+
+def test_an_undecided_judge_is_said_not_retried_until_asked_to(tmp_path):
+    """A judge reply with neither Yes nor No is kept; the run says it will not ask again by
+    itself and how to make it; --retry-undecided forgets those replies and asks again."""
+    from hinttune.core.store import RunStore
+
+    config = fake_config(tmp_path)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["grading"] = {"grader": "judge", "judge": {"backend": "fake", "model": "j",
+                                                   "default_reply": "I cannot tell."}}
+    config.write_text(yaml.safe_dump(cfg))
+    result = runner.invoke(app, ["run", "-c", str(config)])
+    assert result.exit_code == 3, result.output
+    assert "not retried by itself" in result.output and "--retry-undecided" in result.output
+
+    def judged():
+        with RunStore(tmp_path / "run") as store:
+            return dict(store.db.execute("SELECT key, created FROM generations WHERE stage='grade'").fetchall())
+
+    before = judged()
+    again = runner.invoke(app, ["run", "-c", str(config)])
+    assert again.exit_code == 3 and "--retry-undecided" in again.output  # the same, and said so
+    assert judged() == before  # nothing was asked again
+    retried = runner.invoke(app, ["run", "-c", str(config), "--retry-undecided"])
+    assert "4 judge reply(ies) without a verdict will be asked again" in retried.output, retried.output
+    after = judged()
+    assert set(after) == set(before) and all(after[k] > before[k] for k in before)
+
+
+def test_errors_keep_bracketed_words():
+    """rich must not read `[datasets]` in an error as markup."""
+    import typer
+
+    from hinttune.cli import friendly
+    from hinttune.core.errors import missing_extra
+
+    small = typer.Typer()
+
+    @small.command()
+    @friendly
+    def needs() -> None:
+        raise missing_extra("datasets", "datasets")
+
+    result = runner.invoke(small, [])
+    assert result.exit_code == 2 and "pip install 'hinttune[datasets]'" in result.output

@@ -109,3 +109,36 @@ def test_the_demo_loads_its_one_model_once():
     demo = load_config("demo")
     assert demo.think.response_prefix != demo.instruct.response_prefix
     assert engine_key(demo.think) == engine_key(demo.instruct)  # per-request settings differ only
+
+
+@pytest.mark.parametrize("text, match", [
+    ("think:\n  backend: fake\n  model: m\n  chat_template_kwargs:\n    a: &a [x,x,x,x,x,x,x,x,x,x]\n"
+     "    b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n    c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+     "    d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n    e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+     "    f: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n", "aliases expand to more than"),
+    ("a: &a [*a]\n", "contains it"),
+    ("a: " + "[" * 6000 + "]" * 6000 + "\n", "nested too deeply"),
+    ("seed: " + "9" * 5000 + "\n", "out of range"),
+])
+def test_hostile_yaml_is_one_line(tmp_path, text, match):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(HinttuneError, match=match):
+        load_config(str(path))
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_bytes("seed: 1\n# caf\xe9\n".encode("latin-1"))
+    with pytest.raises(HinttuneError, match=r"run\.yaml: not UTF-8 text: byte \d+ \(line 2\)"):
+        load_config(str(path))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(HinttuneError, match="run.yaml"):
+        load_config(str(path))
+
+
+def test_anchors_that_stay_small_are_fine(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("think: {backend: fake, model: t, sampling: &s {temperature: 0.6}}\n"
+                    "instruct: {backend: fake, model: i, sampling: *s}\n")
+    assert load_config(str(path)).instruct.sampling.temperature == 0.6

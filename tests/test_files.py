@@ -42,3 +42,28 @@ def test_full_and_read_only_disks_are_one_line():
     readonly = storage_error(OSError(errno.EROFS, "Read-only file system", "runs/x"))
     assert "read-only" in readonly and "--run-dir" in readonly
     assert storage_error(OSError(errno.ENOENT, "No such file")) is None
+
+
+def test_leftovers_of_a_killed_write_are_removed_by_the_next(tmp_path):
+    (tmp_path / ".data.json.abc123.tmp").write_text("half")
+    (tmp_path / ".other.json.x.tmp").write_text("not ours")
+    (tmp_path / ".hf.q1w2").mkdir()
+    write_text(tmp_path / "data.json", "whole")
+    with atomic_dir(tmp_path / "hf") as tmp:
+        (tmp / "f").write_text("x")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [".other.json.x.tmp", "data.json", "hf"]
+
+
+def test_outputs_get_the_umask_mode_not_a_private_one(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "data.json", "x")
+        with atomic_dir(tmp_path / "hf") as tmp:
+            (tmp / "f").write_text("x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "hf").stat().st_mode & 0o777 == 0o755

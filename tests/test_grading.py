@@ -154,7 +154,7 @@ def test_hybrid_uses_math_for_short_golds_and_the_judge_otherwise(tmp_path):
         v = grader.grade(items)
         assert (v["k1"].correct, v["k1"].grader) == (True, "math")
         assert (v["k2"].correct, v["k2"].grader) == (True, "judge")
-        assert v["k3"].correct is None and v["k3"].detail == "hmm"
+        assert v["k3"].correct is None and v["k3"].detail == "no Yes/No verdict in the judge's reply: hmm"
         assert (v["k4"].correct, v["k4"].grader) == (True, "judge")
         judge_calls = store.count()
         again = grader.grade(items)  # cached: no new judge generation

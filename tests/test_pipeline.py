@@ -495,3 +495,44 @@ def test_a_failed_baseline_generation_fails_the_run_and_names_the_baseline(tmp_p
     assert "incomplete" not in {a.state for a in result.assignments}  # Hint Tuning itself is whole
     causes = failure_causes(result)
     assert list(causes) == ["baseline first-correct: probe continuation k failed: scripted failure"]
+
+
+def _children(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().split(")")[-1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                pass
+    return found
+
+
+def test_sigterm_is_as_graceful_as_ctrl_c(tmp_path):
+    """What a scheduler sends before a kill: what came back is kept, the grading workers
+    stop, the run says so and exits 143; the re-run resumes to the same dataset."""
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config_dict(tmp_path, delay=0.3)))
+    cmd = [sys.executable, "-m", "hinttune", "run", "-c", str(tmp_path / "run.yaml")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, probes = time.time() + 60, 0
+    while time.time() < deadline and probes < 2:
+        time.sleep(0.05)
+        if (tmp_path / "run" / "store.sqlite").exists():
+            with RunStore(tmp_path / "run") as store:
+                probes = store.db.execute("SELECT COUNT(*) FROM generations WHERE stage='probe'").fetchone()[0]
+    workers = _children(proc.pid)
+    assert workers, "the Math-Verify workers should be running"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    assert "terminated" in out and "Traceback" not in out
+    time.sleep(0.5)
+    assert not [w for w in workers if os.path.exists(f"/proc/{w}") and
+                open(f"/proc/{w}/stat").read().split(")")[-1].split()[0] != "Z"]
+    with RunStore(tmp_path / "run") as store:
+        assert store.db.execute("SELECT COUNT(*) FROM generations WHERE stage='probe'").fetchone()[0] >= probes
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(records(tmp_path / "run")) == 3

@@ -171,3 +171,47 @@ def test_csv_problem_files(tmp_path):
     bad.write_text("problem,answer\nonly a problem,\n")
     with pytest.raises(HinttuneError, match=r"bad\.csv: row 2: field 'answer'"):
         load(bad)
+
+
+def test_a_csv_row_with_an_unquoted_comma_is_named_never_realigned(tmp_path):
+    src = tmp_path / "p.csv"
+    src.write_text("problem,gold_answer\nWhat is 1,000 + 2?,1002\nWhat is 2+2?,4\n")
+    with pytest.raises(HinttuneError, match=r"p\.csv: row 2: 3 fields where the header has 2"):
+        load(src)
+    loaded = load(src, skip_invalid=True)  # the bad row alone is skipped, the good one kept
+    assert [(p.problem, p.gold_answer) for p in loaded.problems] == [("What is 2+2?", "4")]
+    assert len(loaded.skipped) == 1 and "row 2" in loaded.skipped[0]
+
+
+def test_a_ragged_csv_row_is_blamed_on_itself(tmp_path):
+    src = tmp_path / "p.csv"
+    src.write_text('problem,gold_answer\n"What is 1+1?",2\n"What is\n2+2?"\n"What is 3+3?",6\n')
+    with pytest.raises(HinttuneError, match=r"row 3: 1 fields"):
+        load(src)
+
+
+@pytest.mark.parametrize("text, match", [
+    ('[{"problem": "x\\ud800y", "gold_answer": "1"}]', "unpaired surrogate"),
+    ('[{"problem": "x", "gold_answer": ' + "9" * 5000 + "}]", "out of range"),
+    ("[" * 6000 + "]" * 6000, "nested too deeply"),
+])
+def test_hostile_json_is_one_line(tmp_path, text, match):
+    src = tmp_path / "p.json"
+    src.write_text(text)
+    with pytest.raises(HinttuneError, match=match):
+        load(src)
+
+
+def test_an_unpaired_surrogate_is_skipped_with_skip_invalid(tmp_path):
+    src = tmp_path / "p.jsonl"
+    src.write_text('{"problem": "x\\ud800", "gold_answer": "1"}\n{"problem": "fine", "gold_answer": "2"}\n')
+    loaded = load(src, skip_invalid=True)
+    assert [p.problem for p in loaded.problems] == ["fine"] and "line 1" in loaded.skipped[0]
+
+
+def test_a_corrupt_parquet_file_is_one_line(tmp_path):
+    pytest.importorskip("pyarrow")
+    src = tmp_path / "p.parquet"
+    src.write_bytes(b"PAR1" + b"\x00garbage" * 20)
+    with pytest.raises(HinttuneError, match=r"p\.parquet: could not read as Parquet"):
+        load(src)

@@ -142,3 +142,25 @@ def test_rejected_requests_are_not_sent_again(tmp_path):
             store.put(GenerationRecord(key, "attempts", "think", key, 0, "m", {}, {}, "", reason,
                                        None, None, status="failed", error="why"))
         assert store.done_keys(["a", "b"]) == {"b"}
+
+
+def test_a_damaged_store_is_one_line_naming_it_and_the_way_out(tmp_path):
+    from hinttune.core.errors import HinttuneError
+
+    (tmp_path / "store.sqlite").write_bytes(b"this is no database" * 100)
+    for readonly in (False, True):
+        with pytest.raises(HinttuneError, match=r"store\.sqlite: the run store is damaged .*`mv "):
+            RunStore(tmp_path, readonly=readonly)
+
+
+def test_retry_rejected_and_retry_undecided_make_the_next_run_ask_again(tmp_path):
+    with RunStore(tmp_path) as store:
+        store.put(record("r", status="failed", finish="rejected"))
+        store.put(record("j", text="I cannot tell."))  # a judge reply with no verdict
+        store.set_plan("grade", "judge:x", [("item", 0, "j")])
+        store.put_grade("g", "item", None, "judge", "no verdict", final=False)
+        store.put_grade("g2", "other", True, "judge", "yes")
+        assert store.done_keys(["r", "j"]) == {"r", "j"}
+        assert store.retry_rejected() == 1 and store.retry_undecided_judge() == 1
+        assert store.done_keys(["r", "j"]) == set()
+        assert set(store.grades(["g", "g2"])) == {"g2"}  # a decided verdict is kept

@@ -183,8 +183,30 @@ def test_trainer_refuses_an_export_cut_short(tmp_path):
     (export / "hint_tuning.messages.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
     (export / "hint_tuning.meta.jsonl").write_text("".join(
         json.dumps({"id": str(i), "state": "No-Hint"}) + "\n" for i in range(3)))
-    with pytest.raises(HinttuneError, match="2 records, but its sidecar .* lists 3"):
+    with pytest.raises(HinttuneError, match="does not match its sidecar .*2 records, the sidecar lists 3"):
         load_sft_data(str(export / "hint_tuning.messages.jsonl"))
+
+
+def test_an_export_of_equal_size_from_another_run_is_refused(tmp_path, caplog):
+    """The sidecar carries each record's digest: same count, other data -> refused."""
+    from hinttune.core.fingerprint import record_digest
+
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "hint_tuning.meta.jsonl").write_text("".join(json.dumps(
+        {"id": f"p{i}", "state": "No-Hint", "record_sha256": record_digest(r)}) + "\n"
+        for i, r in enumerate(RECORDS)))
+    data = export / "hint_tuning.json"
+    data.write_text(json.dumps(RECORDS))
+    assert load_sft_data(str(data)).ids == ["p0", "p1"]
+    other = [RECORDS[0], {**RECORDS[1], "output": RECORDS[1]["output"].replace("6", "7")}]
+    data.write_text(json.dumps(other))
+    with pytest.raises(HinttuneError, match=r"does not match its sidecar .*record 1 differs, problem p1"):
+        load_sft_data(str(data))
+    (export / "hint_tuning.meta.jsonl").unlink()  # no sidecar: said, then trained as it is
+    with caplog.at_level("WARNING"):
+        assert len(load_sft_data(str(data)).records) == 2
+    assert "nothing can check" in caplog.text
 
 
 def test_the_loss_record_is_the_last_logged_loss_and_the_steps_run(tmp_path):

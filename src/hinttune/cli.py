@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
+from rich.markup import escape
 
 from hinttune.core.errors import HinttuneError
 from hinttune.core.progress import console
@@ -43,8 +44,11 @@ def storage_error(exc: Exception) -> str | None:
     store commits whole records, so what was saved before stays intact."""
     text = str(exc).lower()
     where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-    if getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in text or "disk full" in text:
-        return (f"the disk is full{where}: free some space and run the same command again; "
+    # SQLite says "disk I/O error" when a write fails for want of space as often as "full"
+    if getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in text or "disk full" in text \
+            or "disk i/o error" in text:
+        how = " (SQLite: disk I/O error, most often a full disk)" if "i/o" in text else ""
+        return (f"the disk is full{where}{how}: free some space and run the same command again; "
                 "everything saved so far is intact")
     if getattr(exc, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly" in text \
             or "read-only" in text or "unable to open database" in text:
@@ -57,17 +61,31 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """User errors become one red line and exit code 2, never a traceback."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from hinttune.core.processes import Terminated, terminate_gracefully
+
+        terminate_gracefully()
         try:
             return fn(*args, **kwargs)
         except HinttuneError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            from hinttune.core.secrets import redact
+
+            console.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", highlight=False,
+                          soft_wrap=True)
             raise typer.Exit(EXIT_USAGE) from None
-        except (OSError, sqlite3.OperationalError) as exc:
+        except (OSError, sqlite3.DatabaseError) as exc:
+            from hinttune.core.store import damaged, damaged_message
+
             message = storage_error(exc)
+            if message is None and damaged(exc):  # found damaged after it opened
+                message = damaged_message("RUN_DIR/store.sqlite", exc)
             if message is None:
                 raise
             console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USAGE) from None
+        except Terminated:
+            console.print("[yellow]terminated[/] (SIGTERM): everything finished so far is saved; "
+                          "run the same command again to resume.")
+            raise typer.Exit(Terminated.exit_code) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: everything finished so far is saved; run the "
                           "same command again to resume.")
@@ -121,6 +139,44 @@ LayoutOpt = typer.Option(None, "--layout", help="'official' also writes the offi
 KeepOpt = typer.Option(None, "--keep-unverified/--drop-unverified", help="Keep Full-Hint targets "
                        "whose think answer was not graded correct (sets assemble.keep_unverified).")
 
+RetryRejectedOpt = typer.Option(False, "--retry-rejected", help="Send again the requests the "
+                                "backend refused for good (e.g. prompts over max_model_len, after raising it).")
+RetryUndecidedOpt = typer.Option(False, "--retry-undecided", help="Ask the judge again where its "
+                                 "reply had no Yes/No verdict (the old replies are forgotten).")
+
+
+def _forget_for_retry(run_dir: Path, rejected: bool, undecided: bool) -> None:
+    from hinttune.core.store import RunStore
+
+    with RunStore(run_dir) as store:
+        if rejected:
+            console.print(f"--retry-rejected: {store.retry_rejected()} refused request(s) will be sent again")
+        if undecided:
+            console.print(f"--retry-undecided: {store.retry_undecided_judge()} judge reply(ies) "
+                          "without a verdict will be asked again")
+
+
+def report_incomplete(causes: Any) -> None:
+    """The incomplete problems by cause, saying which the next run retries by itself and
+    what to do about the others."""
+    from hinttune.construction.states import retry_hint
+
+    console.print(f"[bold yellow]{sum(causes.values())} problem(s) incomplete[/] (not in the dataset):",
+                  highlight=False)
+    hints = {}
+    for cause, count in causes.most_common():
+        hint = retry_hint(cause)
+        console.print(f"  {count} × {escape(cause)}" + ("" if hint is None else "  [dim](not retried)[/]"),
+                      highlight=False, soft_wrap=True)
+        if hint is not None:
+            hints[hint] = hints.get(hint, 0) + count
+    retried = sum(causes.values()) - sum(hints.values())
+    if retried:
+        console.print(f"the next run retries {retried} of them by itself", highlight=False)
+    for hint, count in hints.items():
+        console.print(f"not retried by itself ({count}): {escape(hint)}", highlight=False, soft_wrap=True)
+
+
 STAGE_HELP = {
     "run": "Build a Hint Tuning dataset: every stage in order, resuming from what is done.",
     "attempts": "Stage 1: the think and the instruct model each answer every problem, no hint.",
@@ -137,11 +193,11 @@ def _stage_command(name: str) -> None:
     def command(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
                 run_dir: Optional[Path] = RunDirOpt, problems: Optional[str] = ProblemsOpt,
                 policy: Optional[str] = PolicyOpt, keep_unverified: Optional[bool] = KeepOpt,
-                layout: Optional[str] = LayoutOpt,
-                verbose: bool = VerboseOpt) -> None:
+                layout: Optional[str] = LayoutOpt, retry_rejected: bool = RetryRejectedOpt,
+                retry_undecided: bool = RetryUndecidedOpt, verbose: bool = VerboseOpt) -> None:
         from hinttune.construction.pipeline import build
-        from hinttune.construction.result import failure_causes
         from hinttune.construction.report import stage_report
+        from hinttune.construction.result import failure_causes
         from hinttune.core.rundir import run_lock, setup_logging
 
         extra = [f"assemble.policy={policy}"] if policy else []
@@ -154,15 +210,14 @@ def _stage_command(name: str) -> None:
         cfg = resolve(config, [*(set or []), *extra], run_dir, problems)
         with run_lock(Path(cfg.run_dir)):
             setup_logging(Path(cfg.run_dir), verbose)
+            if retry_rejected or retry_undecided:
+                _forget_for_retry(Path(cfg.run_dir), retry_rejected, retry_undecided)
             result = build(cfg, until="summary" if name == "run" else name)
         for renderable in stage_report(result):
             console.print(renderable, soft_wrap=isinstance(renderable, str), highlight=False)
         causes = failure_causes(result)
         if causes:
-            console.print(f"[bold yellow]{sum(causes.values())} problem(s) incomplete[/] (not in the "
-                          "dataset; the next run retries them):", highlight=False)
-            for cause, count in causes.most_common():
-                console.print(f"  {count} × {cause}", highlight=False, soft_wrap=True)
+            report_incomplete(causes)
             raise typer.Exit(EXIT_INCOMPLETE)
 
     command.__doc__ = (f"{STAGE_HELP[name]}\n\nExample: [cyan]hinttune {name} --config demo[/]"

@@ -25,7 +25,7 @@ from typing import Any
 
 from hinttune.construction.states import (FULL_HINT, FULL_MARKER, FULL_TRACE, INCOMPLETE, NO_HINT,
                                           SPARSE_HINT, SPARSE_MARKER, UNSOLVED, Assignment,
-                                          ProblemFacts, no_hint_marker)
+                                          ProblemFacts, incomplete_note, no_hint_marker)
 from hinttune.core.reasoning import split_think
 from hinttune.core.store import stable_hash
 
@@ -119,7 +119,7 @@ def shortest_of_n(facts: list[ProblemFacts], samples: dict[str, list[ThinkSample
         mine = samples.get(f.problem_id, [])
         lost = next((s.missing for s in mine if s.missing), None if mine else "no think samples")
         if lost:  # a missing sample might have been the shortest correct one
-            base.state, base.note = INCOMPLETE, lost + " (re-run to retry)"
+            base.state, base.note = INCOMPLETE, incomplete_note(lost)
         else:
             traces = [split_think(s.text) for s in mine if s.correct is True]
             correct = [t for t in traces if t.closed]

@@ -8,7 +8,6 @@ directory (its ``export/``)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -18,6 +17,7 @@ from rich.table import Table
 from hinttune.construction.states import CUT_TRACE, FULL_TRACE
 from hinttune.construction.summary import OUTCOME_COLORS, STATES, dataset_stats
 from hinttune.core.errors import HinttuneError
+from hinttune.core.files import read_jsonl
 from hinttune.core.plots import pyplot, save
 
 ORDER = (*STATES, FULL_TRACE, CUT_TRACE)
@@ -47,13 +47,7 @@ def load_dataset(path: str, label: str | None = None) -> dict[str, Any]:
     if meta is None:
         raise HinttuneError(f"{path}: not a dataset export (no single NAME.meta.jsonl in it or beside it)")
     rows = []
-    for lineno, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise HinttuneError(f"{meta}: line {lineno}: not valid JSON ({exc.msg})") from None
+    for lineno, row in read_jsonl(meta):
         missing = [f for f in ("id", "state", "output_tokens", "hint_tokens", "trace_tokens") if f not in row]
         if missing:
             raise HinttuneError(f"{meta}: line {lineno}: no field {missing[0]!r}")

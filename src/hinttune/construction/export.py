@@ -20,6 +20,7 @@ from hinttune.construction.states import Assignment, alpaca_record
 from hinttune.core.config import ExportConfig
 from hinttune.core.errors import missing_extra
 from hinttune.core.files import atomic_dir, write_json, write_jsonl
+from hinttune.core.fingerprint import record_digest
 
 
 def _remove_stale(out_dir: Path, name: str, formats: list[str]) -> None:
@@ -68,7 +69,8 @@ def export_dataset(assignments: list[Assignment], meta: dict[str, dict[str, Any]
     files["excluded"] = write_jsonl(out_dir / "excluded.jsonl", [
         {"id": a.problem_id, "state": a.state, "reason": a.note, "problem": a.problem[:200]}
         for a in assignments if not a.exported])
-    files["meta"] = write_jsonl(out_dir / f"{name}.meta.jsonl", [meta[a.problem_id] for a in kept])
+    files["meta"] = write_jsonl(out_dir / f"{name}.meta.jsonl", [
+        {**meta[a.problem_id], "record_sha256": record_digest(r)} for a, r in zip(kept, records)])
     return files
 
 

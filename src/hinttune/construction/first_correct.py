@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from hinttune.construction.probing import ProbeOutcome, ProbeTarget, continuation_parts
-from hinttune.construction.states import CUT_TRACE, INCOMPLETE, UNSOLVED, Assignment
+from hinttune.construction.states import CUT_TRACE, INCOMPLETE, UNSOLVED, Assignment, incomplete_note
 from hinttune.core.config import ProbeConfig, RunConfig
 from hinttune.core.problems import Problem
 
@@ -45,7 +45,7 @@ def assignments(problems: list[Problem], episodes: dict[str, list[str]], outcome
         outcome = outcomes.get(p.id)
         cause = missing.get(p.id) or (outcome.incomplete if outcome is not None else None)
         if cause:
-            base.state, base.note = INCOMPLETE, cause + " (re-run to retry)"
+            base.state, base.note = INCOMPLETE, incomplete_note(cause)
         elif outcome is None or outcome.solution is None:
             base.note = "no cut of the think trace gave a correct forced answer"
         else:

@@ -166,8 +166,8 @@ class _Prober:
             for j in range(base, base + self.spp):
                 rec = records.get((f"{pid}#k{k}", j))
                 if rec is None or rec.status != "ok":
-                    outcome.incomplete = (f"probe continuation k={k} failed: "
-                                          f"{rec.error if rec else 'no result'}")
+                    outcome.incomplete = (f"probe continuation k={k} "
+                                          f"{rec.failure if rec else 'failed: no result'}")
                     search.done = True  # retried by the next run
                     return
                 verdict = verdicts[f"{rec.key}/{pid}"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from hinttune.construction.baselines import ThinkSample
 from hinttune.construction.probing import ProbeOutcome
-from hinttune.construction.states import INCOMPLETE, Assignment, ProblemFacts
+from hinttune.construction.states import INCOMPLETE, Assignment, ProblemFacts, cause_of
 from hinttune.core.chat import TokenCounter
 from hinttune.core.config import ProbeConfig
 from hinttune.core.grading import UNGRADED, Verdict
@@ -49,7 +49,7 @@ def attempt_missing(result: RunResult, role: str, pid: str) -> str | None:
     if rec is None:
         return f"{role} attempt not generated"
     if rec.status != "ok":
-        return f"{role} attempt failed: {rec.error or 'no reason given'}"
+        return f"{role} attempt {rec.failure}"
     return None
 
 
@@ -91,12 +91,12 @@ def failure_causes(result: RunResult) -> Counter:
     for role, records in result.attempts.items():
         for rec in records.values():
             if rec.status != "ok":
-                causes[_cause(f"{role} attempt failed: {rec.error or ''}")] += 1
+                causes[_cause(f"{role} attempt {rec.failure}")] += 1
     return causes
 
 
 def _cause(note: str) -> str:
-    note = note.replace(" (re-run to retry)", "")
+    note = cause_of(note)
     head, _, rest = note.partition(": ")
     detail = re.sub(r"\bk=\d+", "k", head)  # one cause for every k
     if rest:

@@ -21,8 +21,9 @@ import random
 from dataclasses import dataclass
 
 from hinttune.construction.probing import ProbeOutcome, continuation_parts
+from hinttune.core.grading import NO_VERDICT
 from hinttune.core.reasoning import split_think
-from hinttune.core.store import stable_hash
+from hinttune.core.store import REFUSED, stable_hash
 
 NO_HINT_MARKERS = ("Let me think.", "Hmm,", "OK,", "Let's see.", "")
 SPARSE_MARKER = "I may need some deep thinking. "
@@ -114,8 +115,39 @@ def _full(f: ProblemFacts, base: Assignment, keep_unverified: bool) -> Assignmen
     return base
 
 
+# causes the next run does not retry by itself (what it would do gives the same result), and
+# how to make it
+NOT_RETRIED = {
+    REFUSED: "the backend refused these requests for good (re-run with --retry-rejected to send "
+             "them again, e.g. after raising max_model_len)",
+    NO_VERDICT: "the judge's replies are kept (re-run with --retry-undecided to ask the judge again; "
+                "a greedy local judge tends to answer the same)",
+    "bad_gold": "Math-Verify cannot read these gold answers (fix them, or grade with "
+                "grading.grader=hybrid or judge)",
+}
+
+
+def retry_hint(cause: str) -> str | None:
+    """None when the next run retries ``cause`` by itself; else why not and how to force it."""
+    return next((hint for marker, hint in NOT_RETRIED.items() if marker in cause), None)
+
+
+RETRIED, NOT_RETRIED_BY_ITSELF = " (re-run to retry)", " (not retried by itself: "
+
+
+def incomplete_note(cause: str) -> str:
+    """An incomplete item's note: its cause, and whether the next run retries it."""
+    hint = retry_hint(cause)
+    return cause + (RETRIED if hint is None else f"{NOT_RETRIED_BY_ITSELF}{hint})")
+
+
+def cause_of(note: str) -> str:
+    """The cause in an incomplete item's note (without what incomplete_note added)."""
+    return note.split(RETRIED)[0].split(NOT_RETRIED_BY_ITSELF)[0]
+
+
 def _incomplete(base: Assignment, cause: str) -> Assignment:
-    base.state, base.note = INCOMPLETE, cause + " (re-run to retry)"
+    base.state, base.note = INCOMPLETE, incomplete_note(cause)
     return base
 
 

@@ -27,7 +27,7 @@ def think_samples(cfg: RunConfig, grader: Grader, result: RunResult) -> dict[str
     items, samples = [], {}
     for (pid, sample), rec in sorted(result.attempts["think"].items(), key=lambda kv: kv[0][1]):
         if rec.status != "ok":
-            samples.setdefault(pid, []).append(ThinkSample(missing=f"think sample {sample} failed: {rec.error}"))
+            samples.setdefault(pid, []).append(ThinkSample(missing=f"think sample {sample} {rec.failure}"))
             continue
         split = split_think(rec.text or "")
         samples.setdefault(pid, []).append(ThinkSample(rec.text or "", False if not split.closed else None))

@@ -395,20 +395,72 @@ def preset_names(folder: str = "presets") -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
+MAX_CONFIG_NODES = 100_000  # a real config has a few hundred values; an alias bomb billions
+
+
+def _expanded_size(root: Any, where: str) -> int:
+    """How many values ``root`` holds with every YAML alias expanded, counted without
+    expanding it (a shared node is sized once); a mapping that would grow past
+    MAX_CONFIG_NODES values when copied (as validation does), or that contains itself, is
+    refused with one line."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+
+    def children(node: Any) -> list[Any]:
+        return [*node.keys(), *node.values()] if isinstance(node, dict) else list(node)
+
+    while stack:
+        node, finished = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        ident = id(node)
+        if finished:
+            on_path.discard(ident)
+            sizes[ident] = 1 + sum(sizes[id(c)] if isinstance(c, (dict, list)) else 1 for c in children(node))
+            if sizes[ident] > MAX_CONFIG_NODES:
+                raise HinttuneError(f"{where}: YAML aliases expand to more than {MAX_CONFIG_NODES:,} "
+                                    "values; write the settings out instead of nesting aliases")
+            continue
+        if ident in sizes:
+            continue
+        if ident in on_path:
+            raise HinttuneError(f"{where}: a YAML alias refers to a mapping or list that contains it")
+        on_path.add(ident)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children(node) if isinstance(c, (dict, list)) and id(c) not in sizes)
+    return sizes.get(id(root), 1)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML as data, with one line for what cannot be read: bad syntax, nesting deeper than
+    Python's recursion limit, an integer longer than Python converts, aliases that expand
+    beyond any real configuration."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise HinttuneError(f"{where}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise HinttuneError(f"{where}: YAML nested too deeply to read") from None
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise HinttuneError(f"{where}: a YAML value is out of range: {exc}") from None
+    _expanded_size(data, where)
+    return data
+
+
 def read_yaml(config: str, folder: str = "presets") -> tuple[dict[str, Any], str]:
+    from hinttune.core.files import read_text
+
     path = Path(config)
     if path.is_file():
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        text, where = read_text(path), str(path)
     elif config in preset_names(folder):
         text = (resources.files("hinttune") / folder / f"{config}.yaml").read_text("utf-8")
         where = f"preset {config!r}"
     else:
         raise HinttuneError(f"config {config!r}: no such file, and not a preset "
                             f"(presets: {', '.join(preset_names(folder))})")
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise HinttuneError(f"{where}: not valid YAML: {exc}") from None
+    data = parse_yaml(text, where) or {}
     if not isinstance(data, dict):
         raise HinttuneError(f"{where}: the top level must be a mapping of settings")
     return data, where
@@ -422,7 +474,10 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
-        value = raw
+        value = raw  # not YAML: the text itself
+    except (RecursionError, ValueError):
+        value = parse_yaml(raw, f"override {key.strip()!r}")  # raises its one line
+    _expanded_size(value, f"override {key.strip()!r}")
     if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
         value = raw.strip()  # YAML 1.1 reads no/yes/on/off as booleans: save_strategy=no is "no"
     parts = key.strip().split(".")

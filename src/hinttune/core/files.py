@@ -4,6 +4,7 @@ so a reader sees the old file or the new one, never a part of either."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -12,13 +13,35 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
+from hinttune.core.errors import HinttuneError
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temporaries of ``path`` left by a killed write (nothing else writes them: one run per
+    run directory holds its lock)."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        if leftover.is_dir():  # atomic_dir's half-written folder, or the old one it replaced
+            shutil.rmtree(leftover, ignore_errors=True)
+        elif leftover.name.endswith(".tmp"):
+            leftover.unlink(missing_ok=True)
+
 
 @contextmanager
 def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); an output is as readable as any file a tool
+        # writes, so a colleague or a training job under another user can read the dataset
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as out:
             yield out
             out.flush()
@@ -57,7 +80,9 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     """A folder written in full beside ``path`` and then swapped in (the old one removed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         old = None
@@ -71,3 +96,46 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# --- reading: one clear line for a file that is not what it should be ----------------------
+
+def read_text(path: Path) -> str:
+    """A file as text: UTF-8 (a byte-order mark is accepted); anything else is an error naming
+    the byte where decoding failed."""
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise HinttuneError(f"{path}: not UTF-8 text: byte {exc.start} (line {line}) is "
+                            f"{raw[exc.start:exc.start + 1]!r}; re-save the file as UTF-8 "
+                            "(e.g. `iconv -f latin1 -t utf-8`)") from None
+
+
+def parse_json(text: str, where: str, line: int | None = None) -> Any:
+    """JSON, with one line for what the parser cannot take: bad syntax, nesting deeper than
+    Python's recursion limit, an integer longer than Python converts (4,300 digits). ``line``:
+    the text is that line of the file (JSONL)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = (f"line {line} is not valid JSON (column {exc.colno})" if line is not None
+              else f"not valid JSON (line {exc.lineno}, column {exc.colno})")
+        raise HinttuneError(f"{where}: {at}: {exc.msg}") from None
+    except RecursionError:
+        raise HinttuneError(f"{where}: JSON nested too deeply to read") from None
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise HinttuneError(f"{where}: a JSON value is out of range: {exc}") from None
+
+
+def read_json(path: Path) -> Any:
+    return parse_json(read_text(path), str(path))
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-empty line."""
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+        if line.strip():
+            yield lineno, parse_json(line, str(path), lineno)

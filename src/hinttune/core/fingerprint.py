@@ -37,3 +37,11 @@ def weights_fingerprint(model: str, gguf_file: str | None = None) -> str | None:
         stat = f.stat()
         digest.update(f"{f.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def record_digest(record: dict[str, str]) -> str:
+    """What a dataset's meta sidecar says each record is: a trainer checks the dataset it
+    reads against it record by record (the Alpaca and messages files of one export agree)."""
+    from hinttune.core.store import stable_hash
+
+    return stable_hash(record["instruction"], record.get("input", ""), record["output"])[:32]

@@ -11,6 +11,7 @@ from typing import Any
 from hinttune.core.backends.base import WAIT, Backend, Request, sampling_dict
 from hinttune.core.backends.feed import Feed
 from hinttune.core.progress import stage_progress
+from hinttune.core.secrets import redact
 from hinttune.core.store import GenerationRecord, RunStore, stable_hash
 
 log = logging.getLogger(__name__)
@@ -112,9 +113,11 @@ def generation_record(backend: Backend, stage: str, role: str, key: str, job: Jo
     return GenerationRecord(
         key=key, stage=stage, role=role, problem_id=job.problem_id, sample=job.sample,
         model=backend.cfg.model, request=_request_summary(job.request), params=params,
-        text=job.output_prefix + gen.text, finish_reason=gen.finish_reason,
-        prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
-        status="failed" if gen.failed else "ok", error=gen.error)
+        # a failure's raw output and message may echo what was sent: no key reaches the store
+        text=job.output_prefix + (redact(gen.text) if gen.failed else gen.text),
+        finish_reason=gen.finish_reason, prompt_tokens=gen.prompt_tokens,
+        completion_tokens=gen.completion_tokens, status="failed" if gen.failed else "ok",
+        error=redact(gen.error))
 
 
 def _log_failure(stage: str, role: str, job: Job, gen: Any) -> None:

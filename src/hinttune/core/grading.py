@@ -165,6 +165,9 @@ def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | No
 
 def _worker_main(conn: Any, check: Any) -> None:
     """A grading worker: import Math-Verify once, say so, then check items until told to stop."""
+    from hinttune.core.processes import die_with_parent
+
+    die_with_parent()  # a check stuck on a hostile expression must not outlive the run
     try:
         import math_verify  # noqa: F401  (the slow import happens before the first deadline)
 
@@ -330,6 +333,7 @@ def parse_judge_reply(reply: str, rule: str = "last_line") -> bool | None:
     return match.group(1).lower() == "yes" if match else None
 
 
+NO_VERDICT = "no Yes/No verdict in the judge's reply"
 JUDGE_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_tokens=512)
 
 
@@ -459,8 +463,10 @@ class Grader:
                                         + ((rec.error or "") if rec else "no reply"))
                 continue  # not stored: the next run asks again
             correct = parse_judge_reply(rec.text or "", self.rule)
-            verdict = Verdict(correct, "judge", (rec.text or "")[-300:] if correct is None
+            verdict = Verdict(correct, "judge", f"{NO_VERDICT}: {(rec.text or '')[-300:]}" if correct is None
                               else ("yes" if correct else "no"))
             out[item.key] = verdict
-            self.store.put_grade(keys[item.key], item.key, verdict.correct, verdict.grader, verdict.detail)
+            # an unreadable reply is not final: --retry-undecided forgets the reply and asks again
+            self.store.put_grade(keys[item.key], item.key, verdict.correct, verdict.grader, verdict.detail,
+                                 final=correct is not None)
         return out

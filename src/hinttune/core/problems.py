@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 from hinttune.core.config import ProblemsConfig
 from hinttune.core.errors import HinttuneError, missing_extra
+from hinttune.core.files import read_json, read_jsonl, read_text
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +48,8 @@ def problem_id(problem: str, gold_answer: str) -> str:
     return hashlib.sha256(norm.encode("utf-8")).hexdigest()[:16]
 
 
-def _decode(path: Path) -> str:
-    """The file as text: UTF-8 (a byte-order mark is accepted); anything else is an error
-    naming the byte where decoding failed."""
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise HinttuneError(f"{path}: not UTF-8 text: byte {exc.start} (line {line}) is "
-                            f"{raw[exc.start:exc.start + 1]!r}; re-save the file as UTF-8 "
-                            "(e.g. `iconv -f latin1 -t utf-8`)") from None
-
-
 def _read_json(path: Path) -> list[Any]:
-    text = _decode(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HinttuneError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): "
-                            f"{exc.msg}") from None
+    data = read_json(path)
     if isinstance(data, dict):  # {"data": [...]} and similar single-list wrappers
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) != 1:
@@ -79,31 +62,48 @@ def _read_json(path: Path) -> list[Any]:
 
 def _read_jsonl(path: Path) -> tuple[list[Any], list[str]]:
     """Records and, for messages, where each is in the file (its line number)."""
-    records, places = [], []
-    for lineno, line in enumerate(_decode(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise HinttuneError(f"{path}: line {lineno} is not valid JSON: {exc.msg}") from None
-        places.append(f"line {lineno}")
-    return records, places
+    rows = list(read_jsonl(path))
+    return [record for _, record in rows], [f"line {lineno}" for lineno, _ in rows]
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record that could not be read as one (a CSV row with the wrong number of fields):
+    reported like any invalid record, so ``skip_invalid`` skips it and only it."""
+
+    why: str
 
 
 def _read_csv(path: Path) -> tuple[list[Any], list[str]]:
+    """Rows as records by the header's names. A row whose field count differs from the
+    header's (an unquoted comma inside a problem) is a bad record naming its line, never
+    re-aligned into other fields."""
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), strict=True)
     try:
-        import datasets
-    except ImportError:
-        raise missing_extra("datasets", "datasets") from None
-    text = _decode(path)  # a clear error for a file that is not UTF-8
-    if len([line for line in text.splitlines() if line.strip()]) < 2:
-        return [], []  # a header alone: no records
-    try:
-        rows = list(datasets.load_dataset("csv", data_files=str(path), split="train"))
-    except Exception as exc:
-        raise HinttuneError(f"{path}: could not read as CSV: {type(exc).__name__}: {exc}") from None
-    return rows, [f"row {i + 2}" for i in range(len(rows))]  # row 1 is the header
+        header = next(reader, None)
+        if header is None:
+            return [], []
+        header = [name.strip() for name in header]
+        records, places, start = [], [], reader.line_num + 1
+        for number, row in enumerate(reader, 2):  # row 1 is the header
+            # a quoted field may span lines: then the row's first line is named too
+            place = f"row {number}" + (f" (line {start})" if start != number else "")
+            start = reader.line_num + 1
+            if not any(field.strip() for field in row):
+                continue
+            places.append(place)
+            if len(row) != len(header):
+                records.append(BadRecord(
+                    f"{len(row)} fields where the header has {len(header)} ({', '.join(header)}); "
+                    "quote fields that contain commas"))
+            else:
+                records.append(dict(zip(header, row)))
+    except csv.Error as exc:
+        raise HinttuneError(f"{path}: line {reader.line_num}: not valid CSV: {exc}") from None
+    return records, places
 
 
 def _read_dataset(source: str, split: str, from_disk: bool) -> list[Any]:
@@ -153,7 +153,11 @@ def read_records(source: str, split: str = "train") -> tuple[list[Any], str, lis
                 import pyarrow.parquet as pq
             except ImportError:
                 raise missing_extra("pyarrow", "datasets") from None
-            return indexed(pq.read_table(path).to_pylist(), str(path))
+            try:
+                return indexed(pq.read_table(path).to_pylist(), str(path))
+            except Exception as exc:  # a truncated or corrupt file: pyarrow's own words, one line
+                raise HinttuneError(f"{path}: could not read as Parquet: {type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
         raise HinttuneError(f"{path}: unsupported file type {suffix!r} (use .json, .jsonl, .csv, .parquet)")
     looks_like_file = suffix in {".json", ".jsonl", ".csv", ".parquet"} or source.startswith((".", "/", "~"))
     if looks_like_file or source.count("/") != 1:
@@ -183,7 +187,19 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _unpaired_surrogate(text: str) -> int | None:
+    """Where ``text`` holds a lone UTF-16 surrogate (JSON's "\\ud800" escape), which no UTF-8
+    file, tokenizer or output can hold; None if it holds none."""
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as exc:
+        return exc.start
+
+
 def _check(record: Any, index: str, where: str, cfg: ProblemsConfig) -> tuple[str, str]:
+    if isinstance(record, BadRecord):
+        raise HinttuneError(f"{where}: {index}: {record.why}")
     if not isinstance(record, dict):
         raise HinttuneError(f"{where}: {index}: expected an object with problem and "
                             f"answer fields, got {type(record).__name__}")
@@ -203,6 +219,10 @@ def _check(record: Any, index: str, where: str, cfg: ProblemsConfig) -> tuple[st
             what = ("NaN or Infinity" if isinstance(value, float) and not math.isfinite(value)
                     else "empty or not text")
             raise HinttuneError(f"{where}: {index}: field {name!r} ({role}) is {what}: {value!r:.60}")
+        bad = _unpaired_surrogate(text)
+        if bad is not None:
+            raise HinttuneError(f"{where}: {index}: field {name!r} ({role}) holds an unpaired "
+                                f"surrogate {text[bad]!r} at character {bad}, which is not text")
         values.append(text)
     return values[0], values[1]
 

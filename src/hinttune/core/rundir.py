@@ -72,8 +72,11 @@ def setup_logging(run_dir: Path, verbose: bool = False) -> None:
     file_handler.setLevel(logging.INFO)
     screen = RichHandler(console=console, show_path=False, show_time=False)
     screen.setLevel(logging.INFO if verbose else logging.WARNING)
+    from hinttune.core.secrets import RedactingFilter
+
     for handler in (file_handler, screen):
         handler._hinttune = True  # type: ignore[attr-defined]
+        handler.addFilter(RedactingFilter())
         root.addHandler(handler)
     root.setLevel(logging.INFO)
     for noisy in ("httpx", "httpx2", "openai", "urllib3", "filelock", "transformers"):

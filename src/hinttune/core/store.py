@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from hinttune.core.errors import HinttuneError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
     key TEXT PRIMARY KEY,
@@ -75,6 +77,7 @@ CREATE TABLE IF NOT EXISTS counters (
 
 
 REJECTED = "rejected"  # finish_reason of a request the backend refuses for good
+REFUSED = "refused for good"  # how such a request is named in causes (see retry_hint)
 
 
 def stable_hash(*parts: Any) -> str:
@@ -109,6 +112,12 @@ class GenerationRecord:
     def truncated(self) -> bool:
         return self.finish_reason == "length"
 
+    @property
+    def failure(self) -> str:
+        """What happened to a generation that is not ok, for the item's incomplete cause."""
+        how = REFUSED if self.finish_reason == REJECTED else "failed"
+        return f"{how}: {self.error or 'no reason given'}"
+
 
 @dataclass
 class PlanStatus:
@@ -128,9 +137,18 @@ class RunStore:
         self.path = self.run_dir / "store.sqlite"
         self._message_ids: set[str] = set()  # messages known to be stored (see put_many)
         self._read_messages: dict[str, Any] = {}
+        try:
+            self._open(readonly)
+        except sqlite3.DatabaseError as exc:
+            if not damaged(exc):
+                raise
+            raise HinttuneError(damaged_message(self.path, exc)) from None
+
+    def _open(self, readonly: bool) -> None:
         if readonly:  # status of a run, also on a read-only disk: never writes
             self.db = _open_readonly(self.path)
             self.db.row_factory = sqlite3.Row
+            self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # reads the header
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we open transactions ourselves, so each record is one commit.
@@ -247,6 +265,27 @@ class RunStore:
         row = self.db.execute("SELECT * FROM generations WHERE key=?", (key,)).fetchone()
         return self._record(row) if row else None
 
+    def retry_rejected(self) -> int:
+        """Make requests the backend refused for good ask again (``--retry-rejected``: after
+        raising max_model_len, say); returns how many."""
+        with self.db:
+            self.db.execute("BEGIN")
+            return self.db.execute(f"UPDATE generations SET status='failed', finish_reason='error' "
+                                   f"WHERE finish_reason='{REJECTED}'").rowcount
+
+    def retry_undecided_judge(self) -> int:
+        """Forget the judge replies that gave no verdict, so the judge is asked again
+        (``--retry-undecided``); returns how many."""
+        with self.db:
+            self.db.execute("BEGIN")
+            rows = self.db.execute(
+                """SELECT grades.key, plan.key FROM grades JOIN plan ON plan.stage='grade'
+                   AND plan.problem_id=grades.subject
+                   WHERE grades.grader='judge' AND grades.correct IS NULL""").fetchall()
+            self.db.executemany("DELETE FROM grades WHERE key=?", [(g,) for g, _ in rows])
+            self.db.executemany("DELETE FROM generations WHERE key=?", [(k,) for _, k in rows])
+            return len({k for _, k in rows})
+
     def count(self, status: str | None = None) -> int:
         if status is None:
             return self.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
@@ -343,6 +382,19 @@ class RunStore:
                GROUP BY plan.stage, plan.role ORDER BY MIN(plan.rowid)""")
         return [PlanStatus(r["stage"], r["role"], r["planned"], r["ok"] or 0, r["failed"] or 0,
                            r["truncated"] or 0, r["tokens"] or 0, r["imported"] or 0) for r in rows]
+
+
+def damaged(exc: BaseException) -> bool:
+    """Whether SQLite says the database file itself is damaged (not: the disk is full)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        "not a database" in text or "malformed" in text or "encrypted" in text)
+
+
+def damaged_message(path: Path | str, exc: BaseException) -> str:
+    return (f"{path}: the run store is damaged ({exc}). Move it aside to start this run over "
+            f"(`mv {path} {path}.damaged`; generations are then made again), or try to rescue "
+            f"it with `sqlite3 {path} .recover | sqlite3 recovered.sqlite`")
 
 
 def _open_readonly(path: Path) -> sqlite3.Connection:

@@ -12,6 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from hinttune.core.errors import HinttuneError
+from hinttune.core.files import read_json
 from hinttune.evaluation.metrics import paired_bootstrap
 
 
@@ -34,10 +35,7 @@ def load_results(path: str, label: str | None = None) -> dict[str, Any]:
     """A ``hinttune eval`` results.json, or a lighteval results file made with
     ``hinttune.evaluation.lighteval_tasks`` (or the official task file)."""
     file = _results_file(path)
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise HinttuneError(f"{file}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    data = read_json(file)
     if "config_general" in data and "results" in data:
         data = from_lighteval(data, file)
     data["label"] = label or data.get("label") or file.parent.name

@@ -21,7 +21,8 @@ from typing import Any
 
 from hinttune.core.config import TrainConfig, dump_config
 from hinttune.core.errors import HinttuneError, missing_extra
-from hinttune.core.files import write_text
+from hinttune.core.files import read_json, read_jsonl, write_text
+from hinttune.core.fingerprint import record_digest
 from hinttune.core.plots import pyplot, save
 from hinttune.training.augment import augment_records
 from hinttune.training.checkpoints import make_portable
@@ -38,10 +39,7 @@ class SFTData:
 
 
 def _read_alpaca(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise HinttuneError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
+    data = read_json(path)
     if not isinstance(data, list):
         raise HinttuneError(f"{path}: expected a JSON list of Alpaca records")
     for i, r in enumerate(data):
@@ -81,16 +79,26 @@ def load_sft_data(data: str) -> SFTData:
         raise HinttuneError(f"{path}: contains no records")
     meta_path = path.with_name(path.name.split(".")[0] + ".meta.jsonl")
     ids, states = [str(i) for i in range(len(records))], Counter()
-    if meta_path.exists():
-        meta = [json.loads(line) for line in meta_path.read_text().splitlines() if line.strip()]
-        if len(meta) != len(records):
-            # the export and its sidecar were written by the same run: a mismatch means one of
-            # them is cut short or stale, and training on it would silently use the wrong data
-            raise HinttuneError(f"{path}: {len(records)} records, but its sidecar {meta_path.name} "
-                                f"lists {len(meta)}; the export is incomplete or stale - run "
-                                "`hinttune export` again")
-        ids = [m["id"] for m in meta]
-        states = Counter(m["state"] for m in meta)
+    if not meta_path.exists():
+        log.warning("%s has no %s beside it: nothing can check that it is the export it should be "
+                    "(training on it as it is)", path, meta_path.name)
+        return SFTData(records, ids, str(path), states)
+    meta = [row for _, row in read_jsonl(meta_path)]
+    stale = (f"{path}: does not match its sidecar {meta_path.name}: the export is incomplete, "
+             "stale or from another run - run `hinttune export` again")
+    if len(meta) != len(records):
+        # the export and its sidecar were written by the same run: a mismatch means one of
+        # them is cut short or stale, and training on it would silently use the wrong data
+        raise HinttuneError(f"{stale} ({len(records)} records, the sidecar lists {len(meta)})")
+    if all("record_sha256" in m for m in meta):
+        for i, (record, row) in enumerate(zip(records, meta)):
+            if record_digest(record) != row["record_sha256"]:
+                raise HinttuneError(f"{stale} (record {i} differs, problem {row.get('id')})")
+    else:  # written before sidecars carried digests
+        log.warning("%s has no record digests (an older export): only its record count was "
+                    "checked; run `hinttune export` again to check every record", meta_path.name)
+    ids = [m["id"] for m in meta]
+    states = Counter(m["state"] for m in meta)
     return SFTData(records, ids, str(path), states)
 
 

@@ -14,7 +14,6 @@ were not kept) stays unknown, never invented.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from hinttune.construction.probing import ProbeAttempt, ProbeOutcome
 from hinttune.construction.segmentation import prefix, trace_episodes
 from hinttune.core.config import OFFICIAL_KEYWORDS, SegmentConfig
 from hinttune.core.errors import HinttuneError
+from hinttune.core.files import read_json
 from hinttune.core.grading import Verdict
 from hinttune.core.problems import Problem, problem_id
 from hinttune.core.store import GenerationRecord
@@ -45,12 +45,7 @@ class OfficialFiles:
 def _load(path: Path) -> Any:
     if not path.is_file():
         raise HinttuneError(f"{path}: not found (the official scripts write it under output/)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise HinttuneError(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    except UnicodeDecodeError as exc:
-        raise HinttuneError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return read_json(path)
 
 
 def _field(path: Path, where: str, record: Any, name: str, kind: type | tuple[type, ...]) -> Any:

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator
 from hinttune.core.backends.base import WAIT, Generation, Request, TemplatedBackend, failed, rejected
 from hinttune.core.config import OpenAIModel
 from hinttune.core.errors import HinttuneError
+from hinttune.core.secrets import redact, register
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +137,10 @@ class OpenAIBackend(TemplatedBackend):
 
     def _api_key(self) -> str:
         if self.cfg.api_key_env and os.environ.get(self.cfg.api_key_env):
-            return os.environ[self.cfg.api_key_env]
+            key = os.environ[self.cfg.api_key_env]
+            register(key)  # masked wherever text is written from now on
+            return key
         return "EMPTY"  # local servers accept any key
-
-    def _scrub(self, message: str) -> str:
-        key = self._api_key()
-        return message.replace(key, "***") if key != "EMPTY" else message
 
     async def _one(self, client: Any, request: Request, sample: int) -> Generation:
         s = request.sampling
@@ -204,7 +203,7 @@ class OpenAIBackend(TemplatedBackend):
                 try:
                     return await self._one(client, request, j)
                 except openai.APIStatusError as exc:
-                    status, message = exc.status_code, self._scrub(_error_message(exc))
+                    status, message = exc.status_code, _error_message(exc)
                     if status in FATAL_STATUS:
                         raise HinttuneError(
                             f"{client.base_url}: HTTP {status} ({message}); check the API key in "
@@ -217,16 +216,15 @@ class OpenAIBackend(TemplatedBackend):
                 except openai.APITimeoutError:
                     cause, error = "timeout", f"timed out after {self.cfg.timeout:g}s at {client.base_url}"
                 except openai.APIConnectionError as exc:
-                    cause, error = "connection", self._scrub(f"cannot connect to {client.base_url}: "
-                                                             f"{_root_cause(exc)}")
+                    cause, error = "connection", f"cannot connect to {client.base_url}: {_root_cause(exc)}"
                 except asyncio.CancelledError:
                     raise
                 except HinttuneError:
                     raise
                 except Exception as exc:  # a truncated, invalid or incomplete 200 reply
                     cause = "invalid reply"
-                    error = self._scrub(f"invalid reply from {client.base_url}: "
-                                        f"{type(exc).__name__}: {exc}")[:500]
+                    error = redact(f"invalid reply from {client.base_url}: "
+                                   f"{type(exc).__name__}: {exc}")[:500]
                 finally:
                     servers.release(client)
             if attempt == retries:
@@ -330,13 +328,14 @@ def _first_choice(response: Any) -> Any:
 
 
 def _error_message(exc: Any) -> str:
+    """The server's message, secrets masked first and then cut to 300 characters (cutting
+    first could keep all of a key but its end, which no mask would then recognise)."""
     body = getattr(exc, "body", None)
+    message = None
     if isinstance(body, dict):
         inner = body.get("error", body)
         message = inner.get("message") if isinstance(inner, dict) else inner
-        if message:
-            return str(message)[:300]
-    return str(getattr(exc, "message", exc))[:300]
+    return redact(str(message or getattr(exc, "message", exc)))[:300]
 
 
 def _retry_after(exc: Any) -> float | None:
@@ -350,7 +349,7 @@ def _retry_after(exc: Any) -> float | None:
 def _root_cause(exc: BaseException) -> str:
     while exc.__cause__ is not None or exc.__context__ is not None:
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    text = str(exc) or type(exc).__name__
+    text = redact(str(exc)) or type(exc).__name__
     if isinstance(exc, ConnectionRefusedError) or "refused" in text.lower() or "errno 111" in text.lower():
         return "connection refused"
     return text[:200]

@@ -35,6 +35,9 @@ def _visible_devices(rank: int, per_engine: int) -> str:
 
 def _worker(cfg: Any, rank: int, per_engine: int, inbox: Any, outbox: Any) -> None:
     """A worker process: its GPUs, its engine, then shards until told to stop."""
+    from hinttune.core.processes import die_with_parent
+
+    die_with_parent()
     if cfg.backend != "fake":
         os.environ["CUDA_VISIBLE_DEVICES"] = _visible_devices(rank, per_engine)
     from hinttune.core.backends import make_backend

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from hinttune.core.backends.base import Backend, Generation, Request, failed
 from hinttune.core.config import TracesModel
 from hinttune.core.errors import HinttuneError
-from hinttune.core.problems import read_records
+from hinttune.core.problems import BadRecord, read_records
 
 PROBLEM_ALIASES = ("problem", "question")
 REASONING_ALIASES = ("thinking_trajectories", "deepseek_thinking_trajectory", "reasoning",
@@ -59,6 +59,8 @@ class TracesBackend(Backend):
         return self._outputs
 
     def _row(self, record: Any, where: str) -> tuple[str, str]:
+        if isinstance(record, BadRecord):
+            raise HinttuneError(f"{where}: {record.why}")
         if not isinstance(record, dict):
             raise HinttuneError(f"{where}: expected an object, got {type(record).__name__}")
         problem = self._field(record, where, self.cfg.problem_field, PROBLEM_ALIASES, "problem")
