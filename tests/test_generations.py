@@ -1,18 +1,20 @@
 import pytest
 
 from hinttune.core.backends import BackendPool, make_backend
-from hinttune.core.backends.base import Request
+from hinttune.core.backends.base import Backend, Request
 from hinttune.core.config import FakeModel, Sampling
-from hinttune.core.generations import Job, JobStream, run_jobs
+from hinttune.core.generations import AsyncJobs, Job, run_jobs
 from hinttune.core.store import RunStore
 
 
-class Counting:
+class Counting(Backend):
     """Wraps a backend and counts the requests it is asked to generate."""
 
+    name = "counting"
+
     def __init__(self, backend):
+        super().__init__(backend.cfg)
         self.backend, self.sent = backend, []
-        self.cfg = backend.cfg
 
     def identity(self):
         return self.backend.identity()
@@ -108,81 +110,69 @@ def committed(tmp_path):
         return db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
 
 
-def test_a_stream_hands_results_over_in_groups_stored_first(tmp_path):
-    """What comes back before the backend would wait is stored in one transaction and handed
-    over together; what the callback puts in joins the next group."""
+def breaking_after(n, error=KeyboardInterrupt):
+    """A fake backend killed after its n-th result (the rest never come back)."""
     backend = make_backend(FakeModel(backend="fake", model="f"))
-    groups = []
-    with RunStore(tmp_path) as store:
-        stream = JobStream(store, backend, "probe", "instruct", 0, "test")
+    real = backend.generate
 
-        def on_results(results):
-            groups.append(sorted(job.problem_id for job, _ in results))
-            assert committed(tmp_path) == sum(map(len, groups))  # stored before handed over
-            if len(groups) == 1:
-                for job in jobs(2, text="next"):
-                    stream.put(job)
+    given = [0]  # results handed back, over every batch
 
-        for job in jobs(5):
-            stream.put(job)
-        stream.run(on_results)
-    assert groups == [["p0", "p1", "p2", "p3", "p4"], ["p0", "p1"]]
-
-
-def test_a_group_is_capped_and_a_stream_without_waits_hands_over_each_result(tmp_path):
-    from hinttune.core.backends.base import Backend
-
-    fast = make_backend(FakeModel(backend="fake", model="f"))
-    plain = make_backend(FakeModel(backend="fake", model="g"))
-    plain.stream = lambda feed: Backend.stream(plain, feed)  # the default: a WAIT after each
-    with RunStore(tmp_path) as store:
-        for backend, cap, sizes in ((fast, 2, [2, 2, 1]), (plain, 256, [1] * 5)):
-            seen = []
-            stream = JobStream(store, backend, "probe", backend.cfg.model, 0, "test", batch=cap)
-            for job in jobs(5):
-                stream.put(job)
-            stream.run(lambda results: seen.append(len(results)))
-            assert seen == sizes
-
-
-def breaking_after(n):
-    """A streaming fake backend whose stream is killed after its n-th result."""
-    backend = make_backend(FakeModel(backend="fake", model="f"))
-    real = backend.stream
-
-    def breaks(feed):
-        for count, item in enumerate(real(feed)):
-            if count == n:
-                raise KeyboardInterrupt
+    def breaks(requests):
+        for item in real(requests):
+            if given[0] >= n:
+                raise error
+            given[0] += 1
             yield item
 
-    backend.stream = breaks
+    backend.generate = breaks
     return backend
 
 
-def test_results_held_when_the_stream_breaks_are_kept(tmp_path):
-    backend = breaking_after(3)  # a kill between results, before the engine waits
+def test_awaited_jobs_are_stored_behind_in_one_transaction_per_turn(tmp_path):
+    """Each awaited job's record is committed once the event loop's turn ends: what came back
+    together goes in one transaction; an identical request is sent once."""
+    import asyncio
+
+    backend = make_backend(FakeModel(backend="fake", model="f"))
+    groups = []
     with RunStore(tmp_path) as store:
-        stream = JobStream(store, backend, "probe", "instruct", 0, "test")
-        for job in jobs(5):
-            stream.put(job)
-        with pytest.raises(KeyboardInterrupt):
-            stream.run(lambda results: None)
+        real = store.put_many
+        store.put_many = lambda records: groups.append(len(records)) or real(records)
+        runner = AsyncJobs(store, backend, "probe", "instruct", 0)
+
+        async def main():
+            first = await asyncio.gather(*(runner.run(job) for job in jobs(5) + jobs(2)))
+            assert committed(tmp_path) == 0 or groups  # not before the turn ends
+            await asyncio.sleep(0)
+            assert committed(tmp_path) == 5  # the twins were generated once
+            return first
+
+        records = asyncio.run(main())
+        runner.close()
+        assert [r.problem_id for r in records] == [f"p{i}" for i in range(5)] + ["p0", "p1"]
+        assert sum(groups) == 5 and len(groups) <= 2
+        again = fake()
+        asyncio.run(AsyncJobs(store, again, "probe", "instruct", 0).run(jobs(1)[0]))
+        assert again.sent == []  # answered from the store
+
+
+def test_what_came_back_before_a_kill_is_kept_once(tmp_path):
+    import asyncio
+
+    backend = breaking_after(3, RuntimeError("the engine broke"))
+    with RunStore(tmp_path) as store:
+        runner = AsyncJobs(store, backend, "probe", "instruct", 0)
+
+        async def main():
+            return await asyncio.gather(*(runner.run(job) for job in jobs(5)), return_exceptions=True)
+
+        outcome = asyncio.run(main())
+        runner.close()
+        assert sum(isinstance(o, RuntimeError) for o in outcome) >= 1
         assert store.count("ok") == 3  # the three that came back, each once
         again = fake()
         out = run_jobs(store, again, "probe", "instruct", jobs(5), run_seed=0)
         assert len(again.sent) == 2 and len(out) == 5
-
-
-def test_run_jobs_commits_a_streaming_backends_results_together(tmp_path, monkeypatch):
-    groups = []
-    with RunStore(tmp_path) as store:
-        real = store.put_many
-        monkeypatch.setattr(store, "put_many", lambda records: groups.append(len(records)) or real(records))
-        run_jobs(store, make_backend(FakeModel(backend="fake", model="f")), "s", "r", jobs(5), run_seed=0)
-        assert groups == [5]  # one engine step, one transaction
-        run_jobs(store, fake(), "s", "r2", jobs(3, text="other"), run_seed=0)  # no stream: one by one
-        assert groups == [5, 1, 1, 1]
 
 
 def test_run_jobs_keeps_what_came_back_before_a_kill(tmp_path):

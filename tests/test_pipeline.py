@@ -61,7 +61,7 @@ def test_paper_policy_builds_every_state(tmp_path):
     # probing: beta, gamma and delta try k=1 and k=2 (= N-1); beta succeeds at k=2
     assert result.summary["probing"] == {"strategy": "linear", "problems": 3, "generations": 6,
                                          "tokens": 24, "rounds": 2, "solved": 1,
-                                         "beyond_linear": 0, "schedule": "continuous"}
+                                         "beyond_linear": 0}
     assert result.summary["states"]["unsolved"] == 1 and result.summary["k_star"] == {2: 1}
     # the other formats say the same thing
     messages = [json.loads(line) for line in (run / "export" / "hint_tuning.messages.jsonl").open()]
@@ -299,29 +299,31 @@ def test_a_killed_runs_lock_is_not_stale(tmp_path):
     {"strategy": "gallop", "verify": True},
     {"strategy": "linear", "samples_per_prefix": 2, "success_rule": "majority"},
 ])
-def test_continuous_probing_finds_the_same_k_star_as_rounds(tmp_path, probe):
-    """Same outcomes, two schedules: every search keeps its K* definition, the datasets are
-    byte for byte the same (the fake engine returns results newest-first, out of order)."""
+def test_one_engine_and_two_find_the_same_k_star(tmp_path, probe):
+    """Same outcomes on 1 and on 2 engines (worker processes, results out of order: the fake
+    engine returns newest first): every search keeps its K* definition, the datasets are byte
+    for byte the same."""
     built = {}
-    for schedule in ("rounds", "continuous"):
-        (tmp_path / schedule).mkdir()
-        data = config_dict(tmp_path / schedule, probe={**probe, "schedule": schedule})
+    for engines in (1, 2):
+        (tmp_path / str(engines)).mkdir()
+        data = config_dict(tmp_path / str(engines), probe=probe)
         data["instruct"]["answers"]["gamma: 3+3\n<|assistant|>First idea."] = "it is 6"  # K*=1
-        built[schedule] = build(validate_config(data))
-    rounds, continuous = built["rounds"], built["continuous"]
+        data["instruct"]["data_parallel_size"] = engines
+        built[engines] = build(validate_config(data))
+    rounds, continuous = built[1], built[2]
     assert [(a.state, a.k_star, a.output) for a in continuous.assignments] == \
         [(a.state, a.k_star, a.output) for a in rounds.assignments]
-    assert records(tmp_path / "continuous" / "run") == records(tmp_path / "rounds" / "run")
+    assert records(tmp_path / "2" / "run") == records(tmp_path / "1" / "run")
     assert {a.state for a in rounds.assignments} >= {"No-Hint", "Sparse-Hint"}
     if not probe.get("fill_batch"):  # look-ahead may differ with what is open when; K* may not
         assert {p: sorted((a.k, a.sample) for a in o.attempts) for p, o in continuous.probes.items()} == \
             {p: sorted((a.k, a.sample) for a in o.attempts) for p, o in rounds.probes.items()}
 
 
-def test_rolling_look_ahead_keeps_linears_k_star_on_many_problems(tmp_path):
-    """Linear with fill_batch under the continuous schedule keeps a window of k in flight per
-    problem and settles them in order: the same K* (smallest successful k, isolated early
-    successes included) and dataset as rounds, with the k asked past K* counted."""
+def test_look_ahead_keeps_linears_k_star_on_many_problems(tmp_path):
+    """Linear with fill_batch asks further k into idle slots and settles them in order: the
+    same K* (smallest successful k, isolated early successes included) and dataset as one k at
+    a time, with the k asked past K* counted."""
     import re
 
     from hinttune.construction.segmentation import prefix, trace_episodes
@@ -338,8 +340,8 @@ def test_rolling_look_ahead_keeps_linears_k_star_on_many_problems(tmp_path):
             key = re.escape(f"p{i}: {i}+{i}\n<|assistant|>{prefix(pieces, k)}") + "$"
             answers[f"re:{key}"] = f"so {2 * i}."
     built = {}
-    for schedule in ("rounds", "continuous"):
-        folder = tmp_path / schedule
+    for fill in (0, 16):
+        folder = tmp_path / str(fill)
         folder.mkdir()
         (folder / "problems.json").write_text(json.dumps(problems))
         data = {"run_dir": str(folder / "run"), "problems": {"source": str(folder / "problems.json")},
@@ -348,12 +350,13 @@ def test_rolling_look_ahead_keeps_linears_k_star_on_many_problems(tmp_path):
                 "instruct": {"backend": "fake", "model": "instruct", "answers": answers,
                              "default_reply": "The answer is 0."},
                 "grading": {"grader": "math"}, "segment": {"keywords": ["wait"]},
-                "probe": {"schedule": schedule, "fill_batch": 16}}
-        built[schedule] = build(validate_config(data))
+                "probe": {"fill_batch": fill}}
+        built[fill] = build(validate_config(data))
     found = {s: {a.problem.split(":")[0]: a.k_star for a in b.assignments} for s, b in built.items()}
-    assert found["continuous"] == found["rounds"]
-    assert found["rounds"]["p2"] == 3 and found["rounds"]["p5"] == 2 and found["rounds"]["p4"] is None
-    stats = built["continuous"].summary["probing"]
+    assert found[16] == found[0]
+    assert found[0]["p2"] == 3 and found[0]["p5"] == 2 and found[0]["p4"] is None
+    assert records(tmp_path / "16" / "run") == records(tmp_path / "0" / "run")
+    stats = built[16].summary["probing"]
     assert stats["beyond_linear"] > 0  # the window asked past K*, and says so
 
 

@@ -27,7 +27,7 @@ def self_probe_config(cfg: RunConfig) -> RunConfig:
     template, its turn already opened by the continuation, a short answer budget."""
     model = cfg.think.model_copy(update={"response_prefix": ""})
     probe = ProbeConfig(strategy="linear", max_tokens=cfg.assemble.first_correct_max_tokens,
-                        schedule=cfg.probe.schedule, fill_batch=cfg.probe.fill_batch)
+                        fill_batch=cfg.probe.fill_batch)
     return cfg.model_copy(update={"instruct": model, "probes": [], "probe": probe})
 
 

@@ -128,7 +128,6 @@ def probe_statistics(probe: ProbeConfig, probes: dict[str, ProbeOutcome]) -> dic
     # generations a one-k-at-a-time linear search would not have asked (look-ahead past K*)
     stats["beyond_linear"] = sum(a.k > o.k_star for o in outcomes if o.k_star is not None
                                  for a in o.attempts) + sum(o.ahead for o in outcomes)
-    stats["schedule"] = probe.schedule
     if probe.samples_per_prefix > 1:  # what the success rule changed against one sample
         stats["k_star_changed_by_rule"] = sum(o.k_star != o.single_sample_k_star for o in outcomes)
     return stats

@@ -64,6 +64,9 @@ class VLLMModel(ModelBase, Parallel):
                                "is stored the moment it finishes and its slot refilled at once "
                                "(vLLM's max_num_seqs, in engine_kwargs, caps what runs per step)")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra vllm.LLM args")
+    engine_timeout: float | None = Field(600.0, gt=0, description="seconds without an engine step "
+                                         "after which its requests fail (retried next run) and it "
+                                         "takes no more; None: wait forever")
 
 
 class OpenAIModel(ModelBase):
@@ -193,13 +196,10 @@ class ProbeConfig(Strict):
         "linear", description="linear: k = 1, 2, ... (the paper); sweep: every k in one round; "
         "gallop: exponential then binary search (fewest generations if success is monotone in k)")
     verify: bool = Field(False, description="gallop: re-check k-1 of the found K* with fresh samples")
-    fill_batch: int = Field(0, ge=0, description="linear: when fewer problems are open, try several "
-                            "consecutive k per problem so a round holds about this many requests "
-                            "(0: one k per problem; the engine's batch size is a good value)")
-    schedule: Literal["continuous", "rounds"] = Field(
-        "continuous", description="continuous: each problem's next k joins the engine the moment "
-        "its last continuation is graded (backends that stream: vllm, openai; others run batch "
-        "by batch); rounds: every open problem's k in one call, then grade (a barrier per round)")
+    fill_batch: int = Field(0, ge=0, description="linear: keep up to this many requests in "
+                            "flight by asking further k ahead of each problem's lowest open one "
+                            "whenever engine slots would idle (0: one k at a time; the engines' "
+                            "slots are a good value); what is asked past K* is counted")
     samples_per_prefix: int = Field(1, ge=1, description="continuations per prefix")
     success_rule: Literal["any", "majority", "at_least"] = Field(
         "any", description="when a prefix counts as solving the problem, over its samples")

@@ -1,21 +1,23 @@
 """Generate through a backend with the run store in between: compute each job's key, skip
-what is already stored, send the rest in one backend call, store each result as it
-completes. Every generating stage (attempts, probes, judge calls) goes through here."""
+what is already stored, send the rest, store each result as it completes. Every generating
+stage goes through here: ``run_jobs`` for a list of jobs (attempts, eval samples, a batch of
+judge calls), ``AsyncJobs`` for jobs awaited one by one by the tasks that need them (a probe
+search's next continuation, its judge verdict)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from typing import Any
 
-from hinttune.core.backends.base import WAIT, Backend, Request, sampling_dict
-from hinttune.core.backends.feed import Feed
+from hinttune.core.backends.base import Backend, Request, sampling_dict
 from hinttune.core.progress import stage_progress
 from hinttune.core.secrets import redact
 from hinttune.core.store import GenerationRecord, RunStore, stable_hash
 
 log = logging.getLogger(__name__)
-COMMIT_GROUP = 256  # results held for one transaction at most (a kill loses at most these)
 
 
 @dataclass
@@ -56,8 +58,9 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
              grow_plan: bool = False) -> dict[tuple[str, int], GenerationRecord]:
     """Run ``jobs`` (resuming), then return their records by (problem_id, sample).
 
-    The jobs become the plan of (stage, role) - or are added to it with ``grow_plan``, for
-    stages that plan round by round."""
+    The jobs become the plan of (stage, role) - or are added to it with ``grow_plan``. Every
+    request goes to the backend at once; each result is stored as it comes back (what came
+    back together, in one transaction), so a kill loses only what was in flight."""
     keys = plan_keys(backend, jobs, run_seed)
     rows = [(j.problem_id, j.sample, k) for j, k in zip(jobs, keys)]
     (store.add_plan if grow_plan else store.set_plan)(stage, role, rows)
@@ -69,30 +72,33 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
     if done:
         log.info("%s/%s: %d of %d already done", stage, role, len(set(keys) & done), len(set(keys)))
     if todo:
-        todo_keys, todo_jobs = list(todo), list(todo.values())
-        params = [sampling_dict(j.request.sampling) for j in todo_jobs]
-        # growing plans run in many short rounds: their bars vanish when done
-        requests = [j.request for j in todo_jobs]
-        # a streaming backend says when it would wait: what came back until then is committed
-        # together; from any other, each result is committed as it comes
-        streams = getattr(backend, "streams", False)
-        results = backend.stream(Feed(requests, closed=True)) if streams else backend.generate(requests)
-        held: list[GenerationRecord] = []
-        with stage_progress(label or f"{stage} · {role}", len(todo_jobs), transient=grow_plan) as bar:
+        with stage_progress(label or f"{stage} · {role}", len(todo), transient=grow_plan) as bar:
             backend.token_hook = bar.live
+            futures = {backend.submit(job.request, job.problem_id): (key, job) for key, job in todo.items()}
+            held: list[GenerationRecord] = []
             try:
-                for item in results:
-                    if item is not WAIT:
-                        index, gens = item
-                        held.append(generation_record(backend, stage, role, todo_keys[index],
-                                                      todo_jobs[index], gens[0], params[index]))
-                        _log_failure(stage, role, todo_jobs[index], gens[0])
-                        bar.advance(1, gens[0].completion_tokens or 0)
-                    if held and (item is WAIT or not streams or len(held) >= COMMIT_GROUP):
-                        store.put_many(held)
-                        held = []
+                pending = set(futures)
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    broke = None
+                    for future in finished:  # what came back together is committed together
+                        if future.exception() is not None:  # the backend broke: keep the rest
+                            broke = broke or future.exception()
+                            continue
+                        key, job = futures[future]
+                        gen = future.result()[0]
+                        held.append(generation_record(backend, stage, role, key, job, gen,
+                                                      sampling_dict(job.request.sampling)))
+                        _log_failure(stage, role, job, gen)
+                        bar.advance(1, gen.completion_tokens or 0)
+                    store.put_many(held)
+                    held = []
+                    if broke is not None:
+                        raise broke
             finally:
-                if held:  # an error or a kill between results: what came back is kept
+                for future in futures:  # an error or a kill: nothing of ours stays in the engine
+                    future.cancel()
+                if held:
                     store.put_many(held)
                 backend.token_hook = None
                 _save_counts(store, backend, stage, role)
@@ -126,110 +132,77 @@ def _log_failure(stage: str, role: str, job: Job, gen: Any) -> None:
                     job.sample, gen.error)
 
 
-def store_generation(store: RunStore, backend: Backend, stage: str, role: str, key: str, job: Job,
-                     gen: Any, params: dict[str, Any]) -> GenerationRecord:
-    """Commit one finished generation (a failed one with its error and raw output)."""
-    record = generation_record(backend, stage, role, key, job, gen, params)
-    store.put(record)
-    _log_failure(stage, role, job, gen)
-    return record
-
-
-class JobStream:
-    """Jobs that keep arriving while others generate (continuous probing): ``put`` a job at
-    any time - also from inside ``on_results`` - and ``run`` calls ``on_results([(job,
-    record), ...])`` with the jobs whose generations were stored since the last call. Results
-    are held back until the backend says it would wait (``WAIT``) or ``batch`` of them are in,
-    then stored in one transaction and handed over together, so the caller can grade them in
-    one call; a kill loses at most that uncommitted group, never a record that was handed
-    over. A job whose generation is already in the store is answered from it without asking
-    the backend; identical requests are generated once. ``run`` returns when nothing is
-    queued or in flight after the last callback."""
+class AsyncJobs:
+    """Jobs awaited one by one by the tasks that need them (a probe search awaits its next
+    continuation, a grade its judge reply): ``await jobs.run(job, affinity)`` answers from the
+    store when the generation is there, else sends the request (an identical one already on
+    its way is awaited, not sent twice) and stores the result when it comes back. Records and
+    plan rows are written behind, in one transaction per turn of the event loop, so what comes
+    back together is committed together and a kill loses only what was in flight."""
 
     def __init__(self, store: RunStore, backend: Backend, stage: str, role: str, run_seed: int,
-                 label: str, batch: int = COMMIT_GROUP):
-        from collections import deque
-
+                 bar: Any = None):
         self.store, self.backend, self.stage, self.role = store, backend, stage, role
-        self.run_seed, self.label, self.batch = run_seed, label, batch
-        self.feed = Feed()
-        self.waiting: dict[str, list[Job]] = {}  # key -> jobs waiting for its generation
-        self.by_index: dict[int, tuple[str, Job]] = {}
-        self.ready: Any = deque()  # (job, record) answered from the store
-        self.bar: Any = None
+        self.run_seed, self.bar = run_seed, bar
+        self.sending: dict[str, asyncio.Future] = {}  # key -> the generation on its way
+        self.held: list[GenerationRecord] = []
         self.plan_rows: list[tuple[str, int, str]] = []
+        self.flushing = False
 
-    def _flush_plan(self) -> None:
-        if self.plan_rows:
-            self.store.add_plan(self.stage, self.role, self.plan_rows)
-            self.plan_rows = []
-
-    def put(self, job: Job) -> None:
+    async def run(self, job: Job, affinity: str | None = None) -> GenerationRecord:
         (key,) = plan_keys(self.backend, [job], self.run_seed)
-        # plan rows only feed `hinttune status`: written in batches, not one transaction each
-        self.plan_rows.append((job.problem_id, job.sample, key))
-        if key in self.waiting:  # the same request is already on its way
-            self.waiting[key].append(job)
-            return
+        self._hold(plan_row=(job.problem_id, job.sample, key))
+        if key in self.sending:
+            record = await asyncio.shield(self.sending[key])
+            return record if record.problem_id == job.problem_id else _as_job(record, job)
         stored = self.store.get(key)
         if stored is not None and stored.done:
-            self.ready.append((job, stored))
-            return
-        self.waiting[key] = [job]
-        self.by_index[self.feed.put(job.request)] = (key, job)
+            return stored
+        mine = self.sending[key] = asyncio.get_running_loop().create_future()
         if self.bar is not None:
             self.bar.grow(1)
+        try:
+            gen = (await asyncio.wrap_future(self.backend.submit(job.request, affinity)))[0]
+        except BaseException:  # cancelled, or the backend broke (the stage stops): the twins too
+            mine.cancel()
+            raise
+        finally:
+            self.sending.pop(key, None)
+        record = generation_record(self.backend, self.stage, self.role, key, job, gen,
+                                   sampling_dict(job.request.sampling))
+        _log_failure(self.stage, self.role, job, gen)
+        if self.bar is not None:
+            self.bar.advance(1, gen.completion_tokens or 0)
+        self._hold(record=record)
+        mine.set_result(record)
+        return record
 
-    def _store(self, held: list[tuple[str, Job, Any]]) -> list[tuple[Job, GenerationRecord]]:
-        """Commit held generations in one transaction; their waiting jobs with the records."""
-        records = [generation_record(self.backend, self.stage, self.role, key, job, gen,
-                                     sampling_dict(job.request.sampling)) for key, job, gen in held]
-        self.store.put_many(records)
-        out = []
-        for (key, job, gen), record in zip(held, records):
-            _log_failure(self.stage, self.role, job, gen)
-            out += [(waiting_job, record) for waiting_job in self.waiting.pop(key)]
-        return out
+    def _hold(self, record: GenerationRecord | None = None, plan_row: tuple | None = None) -> None:
+        if record is not None:
+            self.held.append(record)
+        if plan_row is not None:
+            self.plan_rows.append(plan_row)
+        if not self.flushing:
+            self.flushing = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
-    def run(self, on_results: Any) -> None:
-        stream, held = None, []
-        with stage_progress(self.label, len(self.feed), transient=False) as bar:
-            self.bar = bar
-            self.backend.token_hook = bar.live
-            try:
-                while True:
-                    # hand over what is held when the backend would wait, a batch is full, or
-                    # every request of ours has come back (nothing else can arrive)
-                    if held and (len(held) >= self.batch or len(held) == len(self.waiting)):
-                        self.ready.extend(self._store(held))
-                        held = []
-                    if self.ready:
-                        results = list(self.ready)
-                        self.ready.clear()
-                        on_results(results)
-                        continue
-                    self._flush_plan()
-                    if not self.waiting:
-                        break  # nothing queued, nothing in flight: every search has settled
-                    if stream is None:
-                        stream = self.backend.stream(self.feed)
-                    item = next(stream)
-                    if item is WAIT:
-                        if held:
-                            self.ready.extend(self._store(held))
-                            held = []
-                        continue
-                    index, gens = item
-                    key, job = self.by_index.pop(index)
-                    held.append((key, job, gens[0]))
-                    bar.advance(1, gens[0].completion_tokens or 0)
-            finally:
-                if held:  # an error while handing over: what came back is kept
-                    self._store(held)
-                self._flush_plan()
-                self.backend.token_hook = None
-                self.bar = None
-                self.feed.close()
-                if stream is not None:
-                    stream.close()  # nothing of ours stays in the engine
-                _save_counts(self.store, self.backend, self.stage, self.role)
+    def flush(self) -> None:
+        """Commit what is held (also called when the stage ends, however it ends)."""
+        self.flushing = False
+        held, self.held = self.held, []
+        rows, self.plan_rows = self.plan_rows, []
+        if held:
+            self.store.put_many(held)
+        if rows:  # plan rows only feed `hinttune status`
+            self.store.add_plan(self.stage, self.role, rows)
+
+    def close(self) -> None:
+        self.flush()
+        _save_counts(self.store, self.backend, self.stage, self.role)
+
+
+def _as_job(record: GenerationRecord, job: Job) -> GenerationRecord:
+    """The record of an identical request, as it reads for another job's problem."""
+    from dataclasses import replace
+
+    return replace(record, problem_id=job.problem_id, sample=job.sample)

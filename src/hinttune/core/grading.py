@@ -14,14 +14,19 @@ Every verdict is stored with the grader that gave it; judge calls are cached lik
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.util
 import logging
 import multiprocessing
 import os
 import re
+import queue
 import sys
+import threading
 import time
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +34,7 @@ from hinttune.core.backends import BackendPool
 from hinttune.core.backends.base import Request
 from hinttune.core.config import GradingConfig, ModelBase, RunConfig, Sampling
 from hinttune.core.errors import HinttuneError, missing_extra
-from hinttune.core.generations import Job, run_jobs
+from hinttune.core.generations import AsyncJobs, Job
 from hinttune.core.store import RunStore, stable_hash
 
 log = logging.getLogger(__name__)
@@ -215,8 +220,9 @@ class _Worker:
 
 
 class MathVerifier:
-    """Math-Verify in worker processes fed continuously: each idle worker takes the next item
-    the moment it is free, results come back as they finish, and a check that runs past
+    """Math-Verify in worker processes fed continuously: ``submit`` queues a check and returns a
+    future at once; a dispatcher thread gives each idle worker the next check the moment it is
+    free, and resolves each future as its result comes back. A check that runs past
     ``timeout`` seconds (counted from when its worker started it, never including start-up)
     is reported as ``timeout`` and only that worker is replaced."""
 
@@ -229,6 +235,10 @@ class MathVerifier:
         self.workers: list[_Worker] = []
         self.timeouts = 0
         self._ctx: Any = None
+        self._inbox: "queue.SimpleQueue[tuple[Any, Future] | None]" = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._broken: BaseException | None = None
+        self._lock = threading.Lock()
 
     def _context(self) -> Any:
         if self._ctx is None:
@@ -239,74 +249,115 @@ class MathVerifier:
             self._ctx = multiprocessing.get_context(method)
         return self._ctx
 
-    def _start(self) -> None:
-        while len(self.workers) < self.size:
-            self.workers.append(_Worker(self._context(), self.check))
-
-    def _startup_failed(self, worker: _Worker, why: str) -> HinttuneError:
-        self.close()
+    def _startup_failed(self, why: str) -> HinttuneError:
         return HinttuneError(
             f"the Math-Verify worker processes could not start ({why}). If hinttune is called "
             "from your own script, put the script's code under `if __name__ == \"__main__\":` "
             "(worker processes re-import the main script); otherwise check that "
             "`python -c 'import math_verify'` works.")
 
+    def submit(self, item: tuple[str, str, bool]) -> "Future[tuple[str, str, str | None]]":
+        """(status, detail, extracted answer) of a (gold, answer, gold is short) check."""
+        future: Future = Future()
+        with self._lock:
+            if self._broken is not None:
+                future.set_exception(self._broken)
+                return future
+            if self._thread is None:
+                self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
+                self._thread = threading.Thread(target=self._serve, daemon=True, name="hinttune-math")
+                self._thread.start()
+        self._inbox.put((item, future))
+        self._wake_w.send_bytes(b".")
+        return future
+
     def check_many(self, items: list[tuple[str, str, bool]]) -> list[tuple[str, str, str | None]]:
         """(status, detail, extracted answer) for each (gold, answer, gold is short)."""
+        return [future.result() for future in [self.submit(item) for item in items]]
+
+    def _serve(self) -> None:
         from multiprocessing.connection import wait
 
-        results: list[tuple[str, str, str | None] | None] = [None] * len(items)
-        queue = list(range(len(items)))[::-1]
-        remaining = len(items)
-        self._start()
-        while remaining:
-            now = time.monotonic()
-            for worker in self.workers:
-                if worker.ready and worker.task is None and queue:
-                    worker.task = queue.pop()
-                    worker.deadline = now + self.timeout
-                    worker.conn.send(items[worker.task])
-            busy = [w for w in self.workers if w.task is not None]
-            waits = [w.deadline - now for w in busy]
-            waits += [w.started + self.STARTUP_TIMEOUT - now for w in self.workers if not w.ready]
-            handles = [w.conn for w in self.workers] + [w.process.sentinel for w in self.workers]
-            ready = wait(handles, timeout=max(0.0, min(waits)) if waits else None)
-            now = time.monotonic()
-            for worker in list(self.workers):
-                died = worker.process.sentinel in ready and not worker.conn.poll()
-                if worker.conn in ready and worker.conn.poll():
-                    try:
-                        kind, payload = worker.conn.recv()
-                    except (EOFError, OSError):  # its end closed: the process is gone
-                        kind, payload, died = "died", None, True
-                        worker.process.join(5)
-                    if kind == "ready":
-                        worker.ready = True
-                    elif kind == "failed":
-                        raise self._startup_failed(worker, payload)
-                    elif kind == "done" and worker.task is not None:
-                        results[worker.task], worker.task = payload, None
-                        remaining -= 1
-                    if not died:
-                        continue
-                if died or (worker.task is not None and now >= worker.deadline) or (
-                        not worker.ready and now >= worker.started + self.STARTUP_TIMEOUT):
-                    if not worker.ready:
-                        code = worker.process.exitcode
-                        raise self._startup_failed(worker, f"exit code {code}" if code is not None
-                                                   else f"not ready after {self.STARTUP_TIMEOUT:.0f}s")
-                    if worker.task is not None:
-                        results[worker.task] = (
-                            ("timeout", f"Math-Verify took over {self.timeout}s", None) if not died
-                            else ("error", f"grading worker died (exit code {worker.process.exitcode})", None))
-                        remaining -= 1
-                        self.timeouts += not died
-                    worker.stop(kill=True)  # the stuck one alone; the others keep working
-                    self.workers.remove(worker)
-                    self.workers.append(_Worker(self._context(), self.check))
-        return [r for r in results if r is not None]
+        waiting: deque = deque()
+        tasks: dict[int, Future] = {}  # id(worker) -> the future of the check it runs
+        try:
+            while len(self.workers) < self.size:
+                self.workers.append(_Worker(self._context(), self.check))
+            while True:
+                while not self._inbox.empty():
+                    entry = self._inbox.get()
+                    if entry is None:
+                        return
+                    waiting.append(entry)
+                now = time.monotonic()
+                for worker in self.workers:
+                    while worker.ready and worker.task is None and waiting:
+                        item, future = waiting.popleft()
+                        if not future.set_running_or_notify_cancel():
+                            continue
+                        worker.task, worker.deadline = 0, now + self.timeout
+                        tasks[id(worker)] = future
+                        worker.conn.send(item)
+                waits = [w.deadline - now for w in self.workers if w.task is not None]
+                waits += [w.started + self.STARTUP_TIMEOUT - now for w in self.workers if not w.ready]
+                handles = [self._wake_r] + [w.conn for w in self.workers] + [w.process.sentinel for w in self.workers]
+                ready = wait(handles, timeout=max(0.0, min(waits)) if waits else None)
+                if self._wake_r in ready:
+                    while self._wake_r.poll():
+                        self._wake_r.recv_bytes()
+                self._collect(ready, tasks)
+        except BaseException as exc:  # could not start the workers: every check is told why
+            self._broken = exc
+            for future in [*tasks.values(), *(f for _, f in waiting)]:
+                if not future.done():
+                    future.set_exception(exc)
+            while not self._inbox.empty():
+                entry = self._inbox.get()
+                if entry is not None and not entry[1].done():
+                    entry[1].set_exception(exc)
+
+    def _collect(self, ready: list[Any], tasks: dict[int, Future]) -> None:
+        """Results of the workers that answered; a worker past its deadline, or dead, is
+        replaced (the stuck one alone: the others keep working)."""
+        now = time.monotonic()
+        for worker in list(self.workers):
+            died = worker.process.sentinel in ready and not worker.conn.poll()
+            if worker.conn in ready and worker.conn.poll():
+                try:
+                    kind, payload = worker.conn.recv()
+                except (EOFError, OSError):  # its end closed: the process is gone
+                    kind, payload, died = "died", None, True
+                    worker.process.join(5)
+                if kind == "ready":
+                    worker.ready = True
+                elif kind == "failed":
+                    raise self._startup_failed(payload)
+                elif kind == "done" and worker.task is not None:
+                    worker.task = None
+                    tasks.pop(id(worker)).set_result(payload)
+                if not died:
+                    continue
+            if died or (worker.task is not None and now >= worker.deadline) or (
+                    not worker.ready and now >= worker.started + self.STARTUP_TIMEOUT):
+                if not worker.ready:
+                    code = worker.process.exitcode
+                    raise self._startup_failed(f"exit code {code}" if code is not None
+                                               else f"not ready after {self.STARTUP_TIMEOUT:.0f}s")
+                if worker.task is not None:
+                    tasks.pop(id(worker)).set_result(
+                        ("timeout", f"Math-Verify took over {self.timeout}s", None) if not died
+                        else ("error", f"grading worker died (exit code {worker.process.exitcode})", None))
+                    self.timeouts += not died
+                worker.stop(kill=True)
+                self.workers.remove(worker)
+                self.workers.append(_Worker(self._context(), self.check))
 
     def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._inbox.put(None)
+            self._wake_w.send_bytes(b".")
+            thread.join(30)
         for worker in self.workers:
             worker.stop()
         self.workers = []
@@ -398,6 +449,13 @@ class Grader:
 
     def grade(self, items: list[GradeItem], label: str = "grade") -> dict[str, Verdict]:
         """Verdicts by item key; cached in the store, so re-grading costs nothing."""
+        return asyncio.run(self.agrade(items, label))
+
+    async def agrade(self, items: list[GradeItem], label: str = "grade",
+                     judge_jobs: "AsyncJobs | None" = None, affinity: str | None = None) -> dict[str, Verdict]:
+        """``grade`` for a task that awaits its verdicts while others run: Math-Verify checks
+        go to the workers, judge calls to the judge's engine (through ``judge_jobs`` when the
+        caller holds one, e.g. the probe stage sharing the instruct engine), like any request."""
         keys = {item.key: stable_hash(item.key, item.gold, self.settings) for item in items}
         verdicts = {k: Verdict(*v) for k, v in self.store.grades(list(keys.values())).items()}
         out = {item.key: verdicts[keys[item.key]] for item in items if keys[item.key] in verdicts}
@@ -409,7 +467,7 @@ class Grader:
             to_judge = []
             limit = self.cfg.grading.short_gold_chars
             self._verifier()
-            checks = self._check([(i.gold, i.answer, is_short_gold(i.gold, limit)) for i in todo])
+            checks = await self._check([(i.gold, i.answer, is_short_gold(i.gold, limit)) for i in todo])
             rows = []
             for item, (status, detail, _) in zip(todo, checks):
                 decisive = status in ("correct", "wrong") or (status == "no_answer" and self.kind == "math")
@@ -429,10 +487,10 @@ class Grader:
                              verdict.detail, final))
             self.store.put_grades(rows)
         if to_judge:
-            out.update(self._judge(to_judge, keys, label))
+            out.update(await self._judge(to_judge, keys, label, judge_jobs, affinity))
         return out
 
-    def _check(self, checks: list[tuple[str, str, bool]]) -> list[tuple[str, str, str | None]]:
+    async def _check(self, checks: list[tuple[str, str, bool]]) -> list[tuple[str, str, str | None]]:
         """Math-Verify on (gold, answer, short) checks, each distinct one once per run: many
         continuations end in the same words, and the verdict depends on nothing else. Kept by
         digest (answers can be long); results that may change on a second try (timeouts,
@@ -445,22 +503,32 @@ class Grader:
         fresh = {}
         if todo:
             assert self.math is not None
-            fresh = dict(zip(todo, self.math.check_many(list(todo.values()))))
+            results = await asyncio.gather(*(asyncio.wrap_future(self.math.submit(c)) for c in todo.values()))
+            fresh = dict(zip(todo, results))
             self._checked.update((d, r) for d, r in fresh.items() if r[0] not in ("timeout", "error"))
         return [self._checked.get(d) or fresh[d] for d in digests]
 
-    def _judge(self, items: list[GradeItem], keys: dict[str, str], label: str) -> dict[str, Verdict]:
-        jobs = [Job(item.key, 0, judge_request(self.judge, item, self.cfg.official)) for item in items]
-        backend = self.pool.get(self.judge)
-        # The judge's plan is keyed by the graded item, so each item has one plan row.
-        replies = run_jobs(self.store, backend, "grade", f"judge:{label}", jobs, self.cfg.seed,
-                           label=f"grade · judge ({label})")
+    async def _judge(self, items: list[GradeItem], keys: dict[str, str], label: str,
+                     jobs: "AsyncJobs | None", affinity: str | None) -> dict[str, Verdict]:
+        from hinttune.core.generations import AsyncJobs
+        from hinttune.core.progress import stage_progress
+
+        requests = [Job(item.key, 0, judge_request(self.judge, item, self.cfg.official)) for item in items]
+        if jobs is not None:
+            replies = await asyncio.gather(*(jobs.run(job, affinity) for job in requests))
+        else:
+            # The judge's plan is keyed by the graded item, so each item has one plan row.
+            backend = self.pool.get(self.judge)
+            with stage_progress(f"grade · judge ({label})", 0, transient=False) as bar:
+                jobs = AsyncJobs(self.store, backend, "grade", f"judge:{label}", self.cfg.seed, bar)
+                try:
+                    replies = await asyncio.gather(*(jobs.run(job, job.problem_id) for job in requests))
+                finally:
+                    jobs.close()
         out = {}
-        for item in items:
-            rec = replies.get((item.key, 0))
-            if rec is None or rec.status != "ok":
-                out[item.key] = Verdict(None, "judge", "judge request failed: "
-                                        + ((rec.error or "") if rec else "no reply"))
+        for item, rec in zip(items, replies):
+            if rec.status != "ok":
+                out[item.key] = Verdict(None, "judge", "judge request failed: " + (rec.error or ""))
                 continue  # not stored: the next run asks again
             correct = parse_judge_reply(rec.text or "", self.rule)
             verdict = Verdict(correct, "judge", f"{NO_VERDICT}: {(rec.text or '')[-300:]}" if correct is None

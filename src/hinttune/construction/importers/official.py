@@ -206,7 +206,6 @@ def import_official(folder: Path, run_dir: Path, model: str | None = None,
     meta = export(result, export_cfg or ExportConfig(), run_dir, count)
     # the official scan: one k at a time from 0, stopped at the first success
     probe_stats = {**probe_statistics(ProbeConfig(), result.probes), "strategy": "official scan (imported)"}
-    probe_stats.pop("schedule")
     summary(result, meta, probe_stats, run_dir)
     result.files["source"] = write_json(run_dir / "imported.json", {
         "source": SOURCE, "folder": str(Path(folder).resolve()), "k_prefix": str(files.k_prefix_path.resolve()),

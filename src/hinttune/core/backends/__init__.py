@@ -7,10 +7,11 @@ from hinttune.core.config import ModelBase
 
 
 def make_backend(cfg: ModelBase) -> Backend:
-    if getattr(cfg, "data_parallel_size", 1) > 1:
-        from hinttune.core.backends.parallel import DataParallel, RayDataParallel
+    several_servers = isinstance(getattr(cfg, "base_url", None), list) and len(getattr(cfg, "base_url")) > 1
+    if getattr(cfg, "data_parallel_size", 1) > 1 or several_servers:
+        from hinttune.core.backends.engines import make_engines
 
-        return (RayDataParallel if getattr(cfg, "data_parallel") == "ray" else DataParallel)(cfg)
+        return make_engines(cfg)
     backend = getattr(cfg, "backend")
     if backend == "vllm":
         from hinttune.core.backends.vllm import VLLMBackend as cls

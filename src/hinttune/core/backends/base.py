@@ -1,20 +1,31 @@
-"""The one narrow interface every generation backend implements.
+"""The one narrow interface every generation backend implements: ``submit(request)`` starts a
+request and returns at once with a ``concurrent.futures.Future`` of its ``n`` generations
+(text, finish reason, token counts). It is thread-safe and never blocks, so any number of
+requests can be in flight while others finish, whatever runs them: an engine stepped by its own
+thread (vllm), an event loop of HTTP calls (openai), a worker process or a Ray actor per engine
+(``engines.py``), or a thread that runs batches (transformers, fake, traces: they implement
+``generate`` on a list). Async code awaits a request with ``asyncio.wrap_future``; every result
+is handed back the moment its request finishes.
 
-A batch of requests goes in; for each request, ``n`` generations come out (text, finish
-reason, token counts), yielded as soon as that request is complete so the caller can store
-it before the next one finishes. A failure is a generation with ``finish_reason='error'``
-and its message, never an exception that stops the batch.
+A failure is a generation with ``finish_reason='error'`` (retried by the next run) or
+``'rejected'`` (the request itself can never run), never an exception; an exception from a
+future is a problem with the whole backend (a missing package, a server that cannot be
+reached) and stops the run.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 from abc import ABC, abstractmethod
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from hinttune.core.config import ModelBase, Sampling
 
-WAIT = None  # yielded by a stream that is about to wait for the engine (see feed.py)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +58,14 @@ class Generation:
 def failed(error: str, raw: str = "") -> Generation:
     """A generation that failed this time (retried by the next run)."""
     return Generation(text=raw, finish_reason="error", error=error)
+
+
+def settle(future: Future, generations: list[Generation]) -> None:
+    """Resolve a request's future unless something else did first (a watchdog, a cancel)."""
+    try:
+        future.set_result(generations)
+    except InvalidStateError:
+        pass
 
 
 def rejected(error: str, raw: str = "") -> Generation:
@@ -82,29 +101,70 @@ class Backend(ABC):
     def prompt_text(self, request: Request) -> str:
         """The exact text the model is conditioned on (cheap: no engine needed)."""
 
-    @abstractmethod
+    # requests it runs at once: idle slots are what probing's look-ahead fills
+    slots: int = 1
+
     def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
-        """Yield ``(index into requests, generations)`` as each request completes."""
+        """Batch backends: yield ``(index into requests, generations)`` as each completes."""
+        raise NotImplementedError
 
-    # True for backends that take new requests while others run (vllm, openai)
-    streams = False
+    def batch_size(self) -> int:
+        """How many queued requests one ``generate`` call takes (batch backends)."""
+        return 1
 
-    def stream(self, feed: Any) -> Iterator[tuple[int, list[Generation]]]:
-        """Generate from a ``Feed`` that may grow while results come back; yield ``(index in
-        the feed, generations)``, and ``WAIT`` when what was ready has been handed out (see
-        ``feed.py``). Streaming backends override this; the default sends what is queued as one
-        batch, then the next (a barrier per batch), and yields ``WAIT`` after every result: it
-        cannot tell whether the next one is ready."""
+    def submit(self, request: Request, affinity: str | None = None) -> "Future[list[Generation]]":
+        """Start ``request``; its future holds the generations. Thread-safe, never blocks.
+        ``affinity`` names the problem it belongs to (``engines.Engines`` keeps a problem's
+        requests on one engine; a single engine has nothing to choose)."""
+        future = self._start(request)
+        with self._count_lock:
+            self._in_flight += 1
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _: Future) -> None:
+        with self._count_lock:
+            self._in_flight -= 1
+
+    _in_flight = 0
+    _count_lock = threading.Lock()  # shared by all backends: held for one addition
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def idle(self) -> int:
+        """Slots with nothing in them (what asking ahead may fill)."""
+        return max(0, self.slots - self._in_flight)
+
+    def _start(self, request: Request) -> "Future[list[Generation]]":
+        """Streaming backends override this; the default queues the request for a thread that
+        runs what is queued in batches of ``batch_size`` through ``generate``."""
+        future: Future = Future()
+        with self._count_lock:
+            if getattr(self, "_queued", None) is None:
+                self._queued: queue.SimpleQueue = queue.SimpleQueue()
+                threading.Thread(target=self._run_batches, daemon=True, name=f"hinttune-{self.name}").start()
+        self._queued.put((request, future))
+        return future
+
+    def _run_batches(self) -> None:
         while True:
-            batch = feed.take()
-            if not batch:
-                if feed.closed:
-                    return
-                raise RuntimeError("a stream with nothing in flight waits for requests that "
-                                   "can never come: close its feed")
-            for i, gens in self.generate([request for _, request in batch]):
-                yield batch[i][0], gens
-                yield WAIT
+            batch = [self._queued.get()]
+            while len(batch) < self.batch_size():
+                try:
+                    batch.append(self._queued.get_nowait())
+                except queue.Empty:
+                    break
+            live = [(r, f) for r, f in batch if f.set_running_or_notify_cancel()]
+            try:
+                for index, gens in self.generate([r for r, _ in live]):
+                    live[index][1].set_result(gens)
+            except BaseException as exc:  # the backend itself broke: whoever waits is told
+                log.debug("batch failed", exc_info=True)
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(exc)
 
     def take_counts(self) -> dict[str, int]:
         """Events since the last call that no record shows (e.g. retries by cause)."""

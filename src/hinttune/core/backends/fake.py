@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
-from hinttune.core.backends.base import WAIT, Backend, Generation, Request, failed
+from hinttune.core.backends.base import Backend, Generation, Request, failed
 from hinttune.core.config import FakeModel
 
 
@@ -31,20 +31,16 @@ class FakeBackend(Backend):
                      if (re.search(key[3:], prompt) if key.startswith("re:") else key in prompt)),
                     self.cfg.default_reply)
 
-    streams = True
+    slots = 256
 
-    def stream(self, feed: Any) -> Iterator[tuple[int, list[Generation]] | None]:
-        """Like an engine with every request in flight at once, stepping: each step finishes
-        everything queued, newest first (results come back out of order, as they do from a
-        real engine), then says it would wait."""
-        while not feed.empty:
-            for index, request in reversed(feed.take()):
-                yield index, self._answer(request)
-            yield WAIT
+    def batch_size(self) -> int:
+        return self.slots
 
     def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
-        for index, request in enumerate(requests):
-            yield index, self._answer(request)
+        """Everything queued at once, newest first: results come back out of order, as they
+        do from a real engine."""
+        for index in reversed(range(len(requests))):
+            yield index, self._answer(requests[index])
 
     def _answer(self, request: Request) -> list[Generation]:
         prompt = self.prompt_text(request)

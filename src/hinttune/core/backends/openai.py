@@ -28,11 +28,13 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator
+from concurrent.futures import Future
+from typing import Any, Callable
 
-from hinttune.core.backends.base import WAIT, Generation, Request, TemplatedBackend, failed, rejected
+from hinttune.core.backends.base import Generation, Request, TemplatedBackend, failed, rejected
 from hinttune.core.config import OpenAIModel
 from hinttune.core.errors import HinttuneError
 from hinttune.core.secrets import redact, register
@@ -105,6 +107,8 @@ class OpenAIBackend(TemplatedBackend):
     def __init__(self, cfg: OpenAIModel):
         super().__init__(cfg)
         self.retries: Counter = Counter()
+        self._loop: Any = None
+        self._loop_lock = threading.Lock()
 
     def identity(self) -> dict[str, Any]:
         # The server address is not part of the identity: the same model served elsewhere
@@ -264,23 +268,35 @@ class OpenAIBackend(TemplatedBackend):
         self.retries.clear()
         return counts
 
-    streams = True  # takes new requests while others run
+    @property
+    def slots(self) -> int:  # type: ignore[override]
+        urls = [self.cfg.base_url] if isinstance(self.cfg.base_url, str) else list(self.cfg.base_url)
+        return sum(self._limit(url) for url in urls)
 
-    def stream(self, feed: Any) -> Iterator[tuple[int, list[Generation]] | None]:
-        return self._run(feed, waits=True)
+    def _start(self, request: Request) -> "Future[list[Generation]]":
+        """Each request is a coroutine on the backend's own event loop (a thread started with
+        the first request), so it runs beside every other request in flight."""
+        with self._loop_lock:
+            if self._loop is None:
+                self._open()
+        future: Future = Future()
+        job = asyncio.run_coroutine_threadsafe(self._request(self._servers, 0, request), self._loop)
 
-    def generate(self, requests: Any) -> Iterator[tuple[int, list[Generation]]]:
-        from hinttune.core.backends.feed import as_feed
+        def done(job: Any) -> None:
+            if job.cancelled():
+                future.cancel()
+            elif job.exception() is not None:
+                future.set_exception(job.exception())
+            else:
+                future.set_result(job.result()[1])
 
-        return self._run(as_feed(requests), waits=False)  # type: ignore[return-value]
+        job.add_done_callback(done)
+        future.add_done_callback(lambda f: f.cancelled() and job.cancel())
+        return future
 
-    def _run(self, feed: Any, waits: bool) -> Iterator[tuple[int, list[Generation]] | None]:
-        """Yield ``(index, generations)`` as requests complete (and ``WAIT`` before waiting,
-        if ``waits``). What is put in the feed while a result is being handled is sent at
-        once, beside the requests still in flight."""
-        if feed.empty and feed.closed:
-            return
+    def _open(self) -> None:
         from openai import AsyncOpenAI
+
         self._turn_ends: list[str] = []
         if self.cfg.continue_mode == "completions":
             from hinttune.core.chat import end_of_turn_tokens
@@ -288,36 +304,33 @@ class OpenAIBackend(TemplatedBackend):
             # load the tokenizer before any request, so a bad name fails early
             self._turn_ends = end_of_turn_tokens(self.tokenizer())
         loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, daemon=True, name="hinttune-openai").start()
         urls = [self.cfg.base_url] if isinstance(self.cfg.base_url, str) else list(self.cfg.base_url)
-        clients = [AsyncOpenAI(base_url=url, api_key=self._api_key(), max_retries=0,
-                               timeout=self.cfg.timeout) for url in urls]
-        servers = Servers(clients, [self._limit(url) for url in urls], self.cfg.requests_per_minute)
-        tasks: set[Any] = set()
 
-        def refill() -> None:
-            for index, request in feed.take():
-                tasks.add(loop.create_task(self._request(servers, index, request)))
+        async def connect() -> Servers:
+            clients = [AsyncOpenAI(base_url=url, api_key=self._api_key(), max_retries=0,
+                                   timeout=self.cfg.timeout) for url in urls]
+            return Servers(clients, [self._limit(url) for url in urls], self.cfg.requests_per_minute)
 
-        refill()
-        try:
-            while tasks:  # drive the loop only until the next request completes, then yield it
-                done, _ = loop.run_until_complete(
-                    asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED))
-                tasks.difference_update(done)
-                for task in done:
-                    yield task.result()
-                    refill()
-                if waits:
-                    yield WAIT
-                    refill()
-        finally:
-            for task in tasks:
+        self._servers = asyncio.run_coroutine_threadsafe(connect(), loop).result()
+        self._loop = loop
+
+    def close(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+
+        async def shut() -> None:
+            for task in [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
                 task.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            for client in clients:
-                loop.run_until_complete(client.close())
-            loop.close()
+            for client in self._servers.clients:
+                await client.close()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shut(), loop).result(timeout=30)
+        except Exception:
+            pass
+        loop.call_soon_threadsafe(loop.stop)
 
 
 def _first_choice(response: Any) -> Any:

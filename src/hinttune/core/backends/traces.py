@@ -84,6 +84,11 @@ class TracesBackend(Backend):
             raise HinttuneError(f"{where}: field {name!r} ({role}) is empty or not text: {value!r:.60}")
         return value
 
+    slots = 1024  # reading a file: no limit worth the name
+
+    def batch_size(self) -> int:
+        return self.slots
+
     def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
         outputs = self._load()
         template = self.cfg.prompt_template

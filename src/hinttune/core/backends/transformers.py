@@ -140,6 +140,14 @@ class TransformersBackend(TemplatedBackend):
         self._done_tokens += sum(g.completion_tokens or 0 for g in results)
         return results
 
+    @property
+    def slots(self) -> int:  # type: ignore[override]
+        return self.cfg.batch_size
+
+    def batch_size(self) -> int:
+        # a few batches' worth at once: sorted by prompt length, they pad less
+        return 4 * self.cfg.batch_size
+
     def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
         if not requests:
             return

@@ -2,26 +2,34 @@
 ourselves and hand vLLM token ids (``TokensPrompt``), so the text the model sees is exactly
 ``prompt_text`` - including a partial assistant turn to continue - with no second BOS.
 
-Requests go to the engine one by one through its request-level API (``add_request`` /
-``step``), up to ``max_in_flight`` at a time: each output is returned - and so stored - the
-moment its request finishes, and a freed slot is refilled at once, so the engine never drains
-to its slowest sequence before taking more work (vLLM's own scheduler batches whatever is in
-flight; prefix caching shares common prompt prefixes). Requests may keep arriving while
-others run (``generate`` takes a ``Feed``), which is what continuous probing uses; and calls
-may nest - a judge call on the same engine in the middle of a probe stream - because every
-call steps the one engine and outputs are routed to the call that asked for them.
+One thread owns the engine and steps it (``add_request`` / ``step`` / ``abort_request``, the
+request-level API ``LLM.generate`` itself uses): ``submit`` hands it a request from any thread
+and returns a future at once; the thread adds what arrived before each step, and resolves each
+request's future the moment the step that finished it returns. So the engine never drains to
+its slowest sequence before taking more work (vLLM's scheduler batches whatever is in flight;
+prefix caching shares a problem's growing prefixes), and whoever waits on a result - probing,
+grading, storing - runs while the engine steps (the step waits on the engine core process with
+the GIL released).
+
+A request the engine refuses on its own terms (a prompt past the context, parameters the model
+rejects: ``ValueError``/``TypeError`` from vLLM's checks) is rejected for good; any other error
+while adding it (a mismatched vLLM install, an engine that died) fails it, and the next run
+retries it. A step that raises fails what is in flight; an engine that makes no progress for
+``engine_timeout`` seconds fails what is in flight and takes no more requests, so a hung engine
+never hangs the run.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections import deque
+from concurrent.futures import Future
 from itertools import count
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from hinttune.core.backends.base import WAIT, Generation, Request, TemplatedBackend, failed, rejected
-from hinttune.core.backends.feed import Feed, as_feed
+from hinttune.core.backends.base import Generation, Request, TemplatedBackend, failed, rejected, settle
 from hinttune.core.chat import encode_prompt, resolve_model_path
 from hinttune.core.config import VLLMModel
 from hinttune.core.errors import HinttuneError, missing_extra
@@ -32,46 +40,58 @@ log = logging.getLogger(__name__)
 class VLLMBackend(TemplatedBackend):
     name = "vllm"
     cfg: VLLMModel
-    streams = True  # takes new requests while others run
 
     def __init__(self, cfg: VLLMModel):
         super().__init__(cfg)
         self.llm: Any = None
         self._ids = count()
-        self._owner: dict[str, tuple[int, int]] = {}  # engine request id -> (call, index)
-        self._done: dict[int, deque] = {}  # call -> finished (index, generations) not yet taken
-        self.in_flight = 0
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._owner: dict[str, Future] = {}  # engine request id -> its future (engine thread only)
+        self._thread: threading.Thread | None = None
+        self._broken: str | None = None  # why the engine takes no more requests
+        self._stepped = time.monotonic()
         self.occupancy: list[int] = []  # requests in the engine, sampled at every step
+        self._load_lock = threading.Lock()
+
+    @property
+    def slots(self) -> int:  # type: ignore[override]
+        seqs = self.cfg.engine_kwargs.get("max_num_seqs")
+        return min(self.cfg.max_in_flight, int(seqs)) if seqs else self.cfg.max_in_flight
 
     def load(self) -> None:
-        if self.llm is not None:
-            return
-        try:
-            import vllm
-        except ImportError:
-            raise missing_extra("vllm", "vllm") from None
-        self._vllm = vllm
-        args: dict[str, Any] = dict(
-            model=resolve_model_path(self.cfg.model),
-            tensor_parallel_size=self.cfg.tensor_parallel_size,
-            gpu_memory_utilization=self.cfg.gpu_memory_utilization,
-            dtype=self.cfg.dtype,
-            enable_prefix_caching=self.cfg.enable_prefix_caching,
-            trust_remote_code=self.cfg.trust_remote_code,
-        )
-        if self.cfg.tokenizer:
-            args["tokenizer"] = resolve_model_path(self.cfg.tokenizer)
-        if self.cfg.max_model_len:
-            args["max_model_len"] = self.cfg.max_model_len
-        args.update(self.cfg.engine_kwargs)
-        started = time.time()
-        try:
-            self.llm = vllm.LLM(**args)
-        except Exception as exc:
-            raise HinttuneError(f"vLLM could not start {self.cfg.model!r}: "
-                                f"{type(exc).__name__}: {exc}") from None
-        self.engine = self.llm.llm_engine
-        log.info("vLLM engine for %s ready in %.1fs", self.cfg.model, time.time() - started)
+        with self._load_lock:
+            if self.llm is not None:
+                return
+            try:
+                import vllm
+            except ImportError:
+                raise missing_extra("vllm", "vllm") from None
+            self._vllm = vllm
+            args: dict[str, Any] = dict(
+                model=resolve_model_path(self.cfg.model),
+                tensor_parallel_size=self.cfg.tensor_parallel_size,
+                gpu_memory_utilization=self.cfg.gpu_memory_utilization,
+                dtype=self.cfg.dtype,
+                enable_prefix_caching=self.cfg.enable_prefix_caching,
+                trust_remote_code=self.cfg.trust_remote_code,
+            )
+            if self.cfg.tokenizer:
+                args["tokenizer"] = resolve_model_path(self.cfg.tokenizer)
+            if self.cfg.max_model_len:
+                args["max_model_len"] = self.cfg.max_model_len
+            args.update(self.cfg.engine_kwargs)
+            started = time.time()
+            try:
+                self.llm = vllm.LLM(**args)
+            except Exception as exc:
+                raise HinttuneError(f"vLLM could not start {self.cfg.model!r}: "
+                                    f"{type(exc).__name__}: {exc}") from None
+            self.engine = self.llm.llm_engine
+            log.info("vLLM engine for %s ready in %.1fs", self.cfg.model, time.time() - started)
+            self._thread = threading.Thread(target=self._serve, daemon=True, name="hinttune-vllm")
+            self._thread.start()
+            if self.cfg.engine_timeout:
+                threading.Thread(target=self._watch, daemon=True, name="hinttune-vllm-watch").start()
 
     def _params(self, request: Request, prompt_len: int) -> Any:
         from vllm.sampling_params import RequestOutputKind
@@ -89,103 +109,112 @@ class VLLMBackend(TemplatedBackend):
             kwargs["stop"] = list(s.stop)
         return self._vllm.SamplingParams(**kwargs)
 
-    def _submit(self, call: int, index: int, request: Request) -> Generation | None:
-        """Add one request to the engine; a generation instead if it cannot go in."""
-        ids = encode_prompt(self.tokenizer(), self.prompt_text(request))
+    def _start(self, request: Request) -> "Future[list[Generation]]":
+        self.load()
+        future: Future = Future()
+        if self._broken:
+            future.set_result([failed(self._broken)] * request.n)
+            return future
+        ids = encode_prompt(self.tokenizer(), self.prompt_text(request))  # in the caller's thread
         if self.cfg.max_model_len and len(ids) >= self.cfg.max_model_len:
-            return rejected(f"prompt has {len(ids)} tokens, max_model_len is {self.cfg.max_model_len}")
+            future.set_result([rejected(f"prompt has {len(ids)} tokens, max_model_len is "
+                                        f"{self.cfg.max_model_len}")] * request.n)
+            return future
+        self._inbox.put(("add", future, request, ids))
+        future.add_done_callback(lambda f: f.cancelled() and self._inbox.put(("cancel", f, None, None)))
+        return future
+
+    # --- the engine thread ---------------------------------------------------------------
+    def _serve(self) -> None:
+        while True:
+            try:  # wait for work only when the engine has none
+                item = self._inbox.get() if not self._owner else self._inbox.get_nowait()
+            except queue.Empty:
+                item = None
+            while item is not None:
+                if item[0] == "stop":
+                    return
+                self._take(*item)
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    item = None
+            if self._owner:
+                self._step()
+
+    def _take(self, kind: str, future: Future, request: Request | None, ids: list[int] | None) -> None:
+        if kind == "cancel":  # abandoned (a kill, a search that no longer needs it)
+            rid = next((r for r, f in self._owner.items() if f is future), None)
+            if rid is not None:
+                del self._owner[rid]
+                self._abort(rid)
+            return
+        if not future.set_running_or_notify_cancel():
+            return
+        assert request is not None and ids is not None
         rid = f"ht-{next(self._ids)}"  # outputs carry this id (the engine adds a suffix inside)
         prompt: Any = self._vllm.TokensPrompt(prompt_token_ids=ids)
         try:
             if hasattr(self.llm, "_preprocess_cmpl_one"):  # rendered as LLM.generate renders it
                 prompt = self.llm._preprocess_cmpl_one(prompt)
             self.engine.add_request(rid, prompt, self._params(request, len(ids)))
-        except Exception as exc:  # invalid parameters for this request: it alone fails
-            return rejected(f"vLLM refused the request: {type(exc).__name__}: {exc}")
-        self._owner[rid] = (call, index)
-        self.in_flight += 1
-        return None
+        except (ValueError, TypeError) as exc:  # vLLM's own checks: this request can never run
+            future.set_result([rejected(f"vLLM refused the request: {type(exc).__name__}: {exc}")] * request.n)
+            return
+        except Exception as exc:  # anything else may pass next time: retried
+            future.set_result([failed(f"vLLM could not take the request: {type(exc).__name__}: {exc}")] * request.n)
+            return
+        self._owner[rid] = future
 
     def _step(self) -> None:
-        """One engine step; finished outputs go to the call that asked for them."""
         try:
             outputs = self.engine.step()
         except Exception as exc:  # the engine broke: fail everything in it, keep the run going
             log.exception("vLLM engine step failed")
-            for rid, (call, index) in list(self._owner.items()):
-                self._done.setdefault(call, deque()).append(
-                    (index, [failed(f"{type(exc).__name__}: {exc}")]))
-                self._abort(rid)
+            self._fail_all(f"{type(exc).__name__}: {exc}")
             return
-        self.occupancy.append(self.in_flight)
+        self._stepped = time.monotonic()
+        self.occupancy.append(len(self._owner))
         for out in outputs:
             if not out.finished:
                 continue
-            owner = self._owner.pop(out.request_id, None)
-            if owner is None:
-                continue
-            self.in_flight -= 1
-            call, index = owner
-            gens = [Generation(o.text, "length" if o.finish_reason == "length" else "stop",
-                               len(out.prompt_token_ids or []), len(o.token_ids))
-                    for o in out.outputs]
-            self._done.setdefault(call, deque()).append((index, gens))
+            future = self._owner.pop(out.request_id, None)
+            if future is not None:
+                settle(future, [Generation(o.text, "length" if o.finish_reason == "length" else "stop",
+                                          len(out.prompt_token_ids or []), len(o.token_ids))
+                               for o in out.outputs])
+
+    def _fail_all(self, why: str) -> None:
+        for rid, future in list(self._owner.items()):
+            self._abort(rid)
+            settle(future, [failed(why)])
+        self._owner.clear()
 
     def _abort(self, rid: str) -> None:
-        if self._owner.pop(rid, None) is not None:
-            self.in_flight -= 1
         try:
             self.engine.abort_request([rid])
         except Exception:
             pass
 
-    def stream(self, feed: Feed) -> Iterator[tuple[int, list[Generation]] | None]:
-        return self._run(feed, waits=True)
-
-    def generate(self, requests: Iterable[Request] | Feed) -> Iterator[tuple[int, list[Generation]]]:
-        return self._run(as_feed(requests), waits=False)  # type: ignore[return-value]
-
-    def _run(self, feed: Feed, waits: bool) -> Iterator[tuple[int, list[Generation]] | None]:
-        if feed.empty and feed.closed:
-            return
-        self.load()
-        call = next(self._ids)
-        done = self._done.setdefault(call, deque())
-        mine = 0  # this call's requests in the engine
-        try:
-            while True:
-                room = max(0, self.cfg.max_in_flight - self.in_flight)
-                handed = bool(done)
-                for index, request in feed.take(room):
-                    refused = self._submit(call, index, request)
-                    if refused is not None:
-                        handed = True
-                        yield index, [refused] * request.n
-                    else:
-                        mine += 1
-                while done:
-                    mine -= 1
-                    yield done.popleft()
-                if handed and waits:  # the caller may put requests in: take them before stepping
-                    yield WAIT
-                    continue
-                if mine == 0 and feed.empty:
-                    if feed.closed:
-                        return
-                    raise RuntimeError("a stream with nothing in flight waits for requests "
-                                       "that can never come: close its feed")
-                if (mine or not feed.empty) and self.in_flight:
-                    # ours are running, or ours wait for a slot that other calls hold: stepping
-                    # frees slots either way (their outputs are kept for their callers)
-                    self._step()
-        finally:  # abandoned early (an error, a kill): nothing of ours stays in the engine
-            for rid in [r for r, (c, _) in self._owner.items() if c == call]:
-                self._abort(rid)
-            self._done.pop(call, None)
+    def _watch(self) -> None:
+        """An engine that makes no progress for engine_timeout seconds fails what is in it."""
+        limit = float(self.cfg.engine_timeout)
+        while self.llm is not None and not self._broken:
+            time.sleep(min(limit / 4, 5.0))
+            if self._owner and time.monotonic() - self._stepped > limit:
+                self._broken = f"the vLLM engine made no progress for {limit:g}s"
+                log.error("%s: failing its %d requests (retried by the next run)", self._broken,
+                          len(self._owner))
+                for future in list(self._owner.values()):
+                    settle(future, [failed(self._broken)])
 
     def close(self) -> None:
         if self.llm is None:
             return
+        if self._thread is not None:
+            self._inbox.put(("stop", None, None, None))
+            self._thread.join(timeout=60)
+        self._fail_all("the engine was closed")
         engine_core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
         if engine_core is not None and hasattr(engine_core, "shutdown"):
             engine_core.shutdown()  # V1 runs the model in a separate process: stop it
