@@ -192,25 +192,37 @@ def test_per_server_limits_share_the_load_by_capacity(scripted, second_server):
     assert used[big] > sum(used.values()) / 2, used  # the server allowed 3 at once takes more
 
 
-def test_a_stream_says_when_it_waits_and_sends_what_was_put_in_meanwhile(scripted):
-    """A stream over a feed yields WAIT once what has come back was handed out; a request put
-    in then is sent beside those still in flight, and the stream ends when the feed is closed."""
-    from hinttune.core.backends.base import WAIT
-    from hinttune.core.backends.feed import Feed
+def test_a_request_submitted_while_others_run_is_sent_at_once(scripted):
+    """Submitting never waits: a request submitted while the slow one is in flight is sent
+    and answered before it."""
+    backend = chat_backend(scripted, max_retries=1)  # the slow one times out once, then answers
+    try:
+        slow = backend.submit(Request([{"role": "user", "content": "slow question"}], Sampling(max_tokens=8)))
+        time.sleep(0.2)
+        fast = backend.submit(Request([{"role": "user", "content": "fine question"}], Sampling(max_tokens=8)))
+        assert fast.result(timeout=5)[0].text == "reply to fine"
+        assert not slow.done()  # still sleeping on the server
+        assert slow.result(timeout=5)[0].text == "reply to slow"
+    finally:
+        backend.close()
 
-    backend = chat_backend(scripted)
-    feed = Feed([Request([{"role": "user", "content": f"s{i} question"}], Sampling(max_tokens=8))
-                 for i in range(3)])
-    seen, waits = {}, 0
-    for item in backend.stream(feed):
-        if item is WAIT:
-            waits += 1
-            if len(seen) == 3 and len(feed) == 0 and 3 not in seen:
-                feed.put(Request([{"role": "user", "content": "late question"}], Sampling(max_tokens=8)))
-            elif len(seen) == 4:
-                feed.close()
-            continue
-        index, gens = item
-        seen[index] = gens[0].text
-    assert seen == {0: "reply to s0", 1: "reply to s1", 2: "reply to s2", 3: "reply to late"}
-    assert waits >= 2
+
+def test_several_servers_keep_a_problems_requests_on_one(scripted, second_server):
+    """With several servers, a problem's requests all reach one server (its prefixes share
+    that server's cache); new problems spread over both."""
+    backend = make_backend(OpenAIModel(backend="openai", model="served", base_url=[scripted, second_server],
+                                       continue_mode="chat_fallback", max_concurrency=1))
+    try:
+        futures = [(pid, backend.submit(Request([{"role": "user", "content": f"fine {pid} {k}"}],
+                                                Sampling(max_tokens=8)), pid))
+                   for k in range(3) for pid in ("a", "b", "c", "d")]
+        for _, future in futures:
+            future.result(timeout=10)
+    finally:
+        backend.close()
+    port_of = {}
+    for body, port in zip(Scripted.bodies, Scripted.ports):
+        pid = body["messages"][0]["content"].split()[1]
+        port_of.setdefault(pid, set()).add(port)
+    assert all(len(ports) == 1 for ports in port_of.values()), port_of
+    assert len({next(iter(p)) for p in port_of.values()}) == 2

@@ -8,8 +8,7 @@ and a call nested inside another on the same engine."""
 import pytest
 
 from hinttune.core.backends import make_backend
-from hinttune.core.backends.base import WAIT, Request
-from hinttune.core.backends.feed import Feed
+from hinttune.core.backends.base import Request
 from hinttune.core.chat import encode_prompt, render_prompt
 from hinttune.core.config import Sampling, VLLMModel
 
@@ -35,6 +34,11 @@ def engine(smollm_hf):
     backend.close()
 
 
+def generate(engine, requests):
+    """{index: generations}, every request in flight at once."""
+    return {i: f.result(timeout=300) for i, f in enumerate([engine.submit(r) for r in requests])}
+
+
 def greedy(max_tokens, **kw):
     return Request(COUNT, Sampling(temperature=0, top_p=1.0, max_tokens=max_tokens), **kw)
 
@@ -42,7 +46,7 @@ def greedy(max_tokens, **kw):
 def test_continues_a_partial_turn_exactly_and_stops_at_end_of_turn(engine):
     partial = "1, 2, 3, 4,"
     req = greedy(60, continuation=partial)
-    (_, (gen,)), = list(engine.generate([req]))
+    (gen,) = generate(engine, [req])[0]
     assert gen.text.startswith(" 5, 6"), gen.text
     assert gen.finish_reason == "stop" and gen.completion_tokens < 60 and "<|im_end|>" not in gen.text
     tok = engine.tokenizer()
@@ -53,7 +57,7 @@ def test_continues_a_partial_turn_exactly_and_stops_at_end_of_turn(engine):
 
 
 def test_length_cuts_and_agreement_with_transformers(engine, smollm_hf):
-    out = dict(engine.generate([greedy(3), greedy(24, continuation="1,")]))
+    out = generate(engine, [greedy(3), greedy(24, continuation="1,")])
     assert out[0][0].finish_reason == "length" and out[0][0].completion_tokens == 3
     from hinttune.core.config import TransformersModel
 
@@ -68,39 +72,42 @@ def test_length_cuts_and_agreement_with_transformers(engine, smollm_hf):
 def test_seeds_are_reproducible(engine):
     sampled = [Request(COUNT, Sampling(temperature=1.0, top_p=1.0, max_tokens=12), seed=s, n=2)
                for s in (7, 7, 8)]
-    out = dict(engine.generate(sampled))
+    out = generate(engine, sampled)
     assert [g.text for g in out[0]] == [g.text for g in out[1]]  # same seed, same samples
     assert len(out[2]) == 2 and all(g.completion_tokens <= 12 for g in out[2])
 
 
 def test_a_refused_request_fails_alone_and_the_rest_goes_on(engine):
     too_long = Request([{"role": "user", "content": "word " * 3000}], Sampling(temperature=0, max_tokens=4))
-    out = dict(engine.generate([too_long, greedy(3)]))
+    out = generate(engine, [too_long, greedy(3)])
     assert out[0][0].finish_reason == "rejected" and "max_model_len is 2048" in out[0][0].error
     assert not out[1][0].failed and out[1][0].completion_tokens == 3
 
 
 def test_requests_stream_in_while_others_run_and_calls_nest(engine):
-    """More requests than slots (max_in_flight=4), new ones put in as results come back, and a
-    judge-like call nested in the middle, on the same engine: every result reaches its caller."""
-    feed = Feed([greedy(8 + i) for i in range(6)])
-    seen, nested, waits = {}, None, 0
-    for item in engine.stream(feed):
-        if item is WAIT:  # everything finished so far was handed out; the engine steps next
-            waits += 1
-            continue
-        index, gens = item
-        seen[index] = gens[0]
-        if index == 0:
-            feed.put(greedy(5, continuation="1, 2,"))  # the next request, decided by a result
-            nested = dict(engine.generate([greedy(4), greedy(6)]))
-        if len(seen) == 7:
-            feed.close()
-    assert sorted(seen) == list(range(7)) and seen[6].text.startswith(" 3")
-    assert 1 <= waits <= 7 and None not in dict(engine.generate([greedy(2)]))  # generate never waits
-    assert sorted(nested) == [0, 1] and nested[0][0].completion_tokens == 4
-    assert max(engine.occupancy) <= 4 + 2  # the stream's slots, plus the nested call's own
+    """More requests than slots (max_in_flight=4), a new one submitted from a result's
+    callback while the others run, and a judge-like call in the middle, on the same engine:
+    every result reaches its caller, and nothing stays in the engine."""
+    futures = [engine.submit(greedy(8 + i)) for i in range(6)]
+    follow = []
+    futures[0].add_done_callback(lambda f: follow.append(engine.submit(greedy(5, continuation="1, 2,"))))
+    nested = generate(engine, [greedy(4), greedy(6)])
+    seen = [f.result(timeout=300)[0] for f in futures]
+    assert [g.completion_tokens for g in seen] == [8 + i for i in range(6)]  # each cut at its own length
+    assert follow and follow[0].result(timeout=300)[0].text.startswith(" 3")
+    assert nested[0][0].completion_tokens == 4 and nested[1][0].completion_tokens == 6
     assert engine.in_flight == 0
+
+
+def test_an_engine_error_while_adding_is_retried_not_rejected(engine, monkeypatch):
+    """Only vLLM's own checks of a request make it rejected for good; anything else (an
+    engine in a bad state, a mismatched install) fails it, and the next run retries it."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("engine core is gone")
+
+    monkeypatch.setattr(engine.engine, "add_request", broken)
+    out = generate(engine, [greedy(3)])[0][0]
+    assert out.finish_reason == "error" and "engine core is gone" in out.error
 
 
 def test_shutdown_frees_the_engine_process(smollm_hf):

@@ -100,8 +100,8 @@ def test_timed_out_grades_are_stored_undecided_and_graded_again(tmp_path, monkey
     with RunStore(tmp_path) as store, BackendPool() as pool:
         grader = Grader(cfg, store, pool)
         grader.math = MathVerifier(timeout=1, workers=1)
-        monkeypatch.setattr(grader.math, "check_many",
-                            lambda batch: [("timeout", "Math-Verify took over 1s", None)] * len(batch))
+        monkeypatch.setattr(grader.math, "submit",
+                            lambda check: resolved(("timeout", "Math-Verify took over 1s", None)))
         first = grader.grade(items)
         assert first["k1"].correct is None and first["k1"].detail.startswith("timeout")
         row = store.db.execute("SELECT correct, final FROM grades").fetchone()
@@ -192,6 +192,14 @@ def test_raw_math_verify_times_out_only_on_a_main_thread():
     assert errors and "threaded" in str(errors[0].value)
 
 
+def resolved(value):
+    from concurrent.futures import Future
+
+    future = Future()
+    future.set_result(value)
+    return future
+
+
 def test_each_distinct_check_runs_once_and_timeouts_run_again(tmp_path, monkeypatch):
     """Continuations that end in the same words are checked once per run; a timed-out check
     is not remembered, so the next call checks it again."""
@@ -201,14 +209,13 @@ def test_each_distinct_check_runs_once_and_timeouts_run_again(tmp_path, monkeypa
     with RunStore(tmp_path) as store, BackendPool() as pool:
         grader = Grader(cfg, store, pool)
         grader.math = MathVerifier(timeout=1, workers=1)
-        monkeypatch.setattr(grader.math, "check_many",
-                            lambda batch: sent.append(list(batch)) or [outcomes[b[1]] for b in batch])
+        monkeypatch.setattr(grader.math, "submit", lambda check: sent.append(check) or resolved(outcomes[check[1]]))
         first = grader.grade([GradeItem(f"k{i}", "q", "7", "The answer is 7.") for i in range(5)]
                              + [GradeItem("s1", "q", "7", "slow")])
-        assert [len(batch) for batch in sent] == [2]  # five identical checks sent once
+        assert len(sent) == 2  # five identical checks sent once
         assert all(first[f"k{i}"].correct for i in range(5)) and first["s1"].correct is None
         again = grader.grade([GradeItem("k9", "q", "7", "The answer is 7."), GradeItem("s2", "q", "7", "slow")])
-        assert sent[1] == [("7", "slow", True)]  # the remembered check is not sent again
+        assert sent[2:] == [("7", "slow", True)]  # the remembered check is not sent again
         assert again["k9"].correct is True and again["s2"].correct is None
         assert store.db.execute("SELECT COUNT(*) FROM grades").fetchone()[0] == 8
         grader.close()

@@ -105,8 +105,17 @@ class Backend(ABC):
     slots: int = 1
 
     def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
-        """Batch backends: yield ``(index into requests, generations)`` as each completes."""
-        raise NotImplementedError
+        """Yield ``(index into requests, generations)`` as each completes. Batch backends
+        implement this (``submit`` runs it on a thread); streaming ones get it from ``submit``."""
+        from concurrent.futures import as_completed
+
+        futures = {self.submit(request): index for index, request in enumerate(requests)}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:  # abandoned early: nothing of ours stays in the engine
+            for future in futures:
+                future.cancel()
 
     def batch_size(self) -> int:
         """How many queued requests one ``generate`` call takes (batch backends)."""
