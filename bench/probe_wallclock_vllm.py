@@ -1,6 +1,7 @@
-"""Probe-stage wall clock on the real vLLM engine: the official loop, round-based probing,
-continuous probing and continuous probing with the rolling look-ahead (fill_batch = the
-engine's max_in_flight), on the same problems, traces, seeds and greedy decoding.
+"""Probe-stage wall clock on the real vLLM engine: the official loop (one problem, one request
+at a time), hinttune's probe stage (a task per problem, every problem's next k in the engine at
+once) and the same with the look-ahead into idle slots (fill_batch = the engine's
+max_in_flight), on the same problems, traces, seeds and greedy decoding.
 
 The demo's problems and model (SmolLM2-135M-Instruct as a Hugging Face checkpoint: make one
 with `hinttune convert-gguf`) run on vLLM's CPU build (or the CUDA build on a GPU). Attempts,
@@ -21,23 +22,15 @@ from pathlib import Path
 from statistics import mean
 
 
-def official_probes(cfg, store, grader, pool, targets):
-    """The official scripts' loop: one request at a time, k = first, first+1, ... per problem."""
-    from hinttune.construction.probing import STAGE, _Prober
-    from hinttune.core.generations import run_jobs
+def official_probes(cfg, store, grader, pool, targets, role="instruct"):
+    """The official scripts' loop: one problem after another, k = first, first+1, ... one
+    request at a time (hinttune's probe stage given one problem at a time, no look-ahead)."""
+    from hinttune.construction.probing import Probing
 
-    prober = _Prober(cfg, targets)
-    backend = pool.get(cfg.instruct)
-    for pid in list(prober.searches):
-        while not prober.searches[pid].done:
-            jobs, asked = prober.ask(pid)
-            records = {}
-            for job in jobs:
-                records.update(run_jobs(store, backend, STAGE, "instruct", [job], cfg.seed,
-                                        label=f"official {pid[:6]}", grow_plan=True))
-            items = [prober.item(pid, rec) for rec in records.values() if rec.status == "ok"]
-            prober.settle(pid, asked, records, grader.grade(items, label="official"))
-    return prober.finish()
+    out = {}
+    for target in targets:
+        out.update(Probing(cfg, store, grader, pool, role).run([target]))
+    return out
 
 
 def main() -> None:
@@ -52,7 +45,7 @@ def main() -> None:
     from hinttune.core.config import load_config
 
     engine = ["max_model_len=2048", "dtype=float32", "gpu_memory_utilization=0.15",
-              "engine_kwargs={enforce_eager: true}", f"max_in_flight={args.max_in_flight}"]
+              "engine_kwargs={enforce_eager: true, kv_cache_memory_bytes: 268435456}", f"max_in_flight={args.max_in_flight}"]
     overrides = [f"problems.limit={args.limit}", "probe.fill_batch=0"]
     for role in ("think", "instruct"):
         overrides += [f"{role}.backend=vllm", f"{role}.model={args.model}", f"{role}.gguf_file=null"]
@@ -67,12 +60,11 @@ def main() -> None:
 
     timings, results = {}, {}
     original = pipeline.run_probes
-    for schedule in ("official", "rounds", "continuous", "look-ahead"):
+    for schedule in ("official", "continuous", "look-ahead"):
         run_dir = work / schedule
         shutil.copytree(work / "base", run_dir)
-        mode = {"official": "rounds", "look-ahead": "continuous"}.get(schedule, schedule)
-        extra = [f"probe.fill_batch={args.max_in_flight}"] if schedule == "look-ahead" else []
-        cfg = load_config("demo", overrides + extra + [f"run_dir={run_dir}", f"probe.schedule={mode}"])
+        fill = args.max_in_flight if schedule == "look-ahead" else 0
+        cfg = load_config("demo", overrides + [f"run_dir={run_dir}", f"probe.fill_batch={fill}"])
 
         def timed(*a, _schedule=schedule, **k):
             backend = shared.get(cfg.instruct)

@@ -20,10 +20,12 @@ COUNT = [{"role": "user", "content": "Count from 1 to 10."}]
 
 
 def engine_config(folder, **kw):
-    # On CPU gpu_memory_utilization is the share of RAM for the KV cache; eager mode skips
+    # On CPU the KV cache is sized from the memory of the engine's NUMA node, which may be a
+    # fraction of the machine's: an explicit size starts anywhere. Eager mode skips
     # torch.compile (a minute of start-up saved); float32 matches the transformers backend.
     return VLLMModel(backend="vllm", model=str(folder), max_model_len=2048, dtype="float32",
-                     gpu_memory_utilization=0.15, engine_kwargs={"enforce_eager": True}, **kw)
+                     gpu_memory_utilization=0.15, **kw,
+                     engine_kwargs={"enforce_eager": True, "kv_cache_memory_bytes": 256 << 20})
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,7 @@ def test_demo_on_the_real_vllm_engine_matches_transformers(tmp_path, smollm_hf):
               "--set", f"instruct.model={smollm_hf}", "--set", "think.gguf_file=null",
               "--set", "instruct.gguf_file=null"]
     engine = ["--set", "max_model_len=2048", "--set", "dtype=float32",
-              "--set", "gpu_memory_utilization=0.15", "--set", "engine_kwargs={enforce_eager: true}"]
+              "--set", "gpu_memory_utilization=0.15", "--set", "engine_kwargs={enforce_eager: true, kv_cache_memory_bytes: 268435456}"]
     vllm_args = [arg for role in ("think", "instruct") for arg in
                  ["--set", f"{role}.backend=vllm", *[a if a == "--set" else f"{role}.{a}" for a in engine]]]
     runs = {}
@@ -79,7 +79,7 @@ def test_demo_on_the_real_vllm_engine_matches_transformers(tmp_path, smollm_hf):
         assert result.exit_code == 0, result.output
         runs[name] = tmp_path / name
     config = (runs["vllm"] / "config.yaml").read_text()
-    assert "backend: vllm" in config and "schedule: continuous" in config
+    assert "backend: vllm" in config and "fill_batch: 8" in config
 
     def attempts(run):
         db = sqlite3.connect(run / "store.sqlite")
@@ -100,3 +100,24 @@ def test_demo_on_the_real_vllm_engine_matches_transformers(tmp_path, smollm_hf):
         if states["vllm"] == "No-Hint" or states["transformers"] == "No-Hint":  # no probe involved
             assert states["vllm"] == states["transformers"]
             assert outputs["vllm"][pid].split("</think>")[1] == outputs["transformers"][pid].split("</think>")[1]
+
+
+def test_the_probe_stage_on_two_real_vllm_engines_builds_the_same_dataset_as_on_one(tmp_path, smollm_hf):
+    """The instruct model on vLLM's CPU engine, once as one engine and once as two
+    (data_parallel_size: 2, each in its own process): the same greedy outputs, so the same
+    dataset byte for byte, and the two engines both worked."""
+    pytest.importorskip("vllm", exc_type=ImportError)
+    engine = ["max_model_len=2048", "dtype=float32", "gpu_memory_utilization=0.15",
+              "engine_kwargs={enforce_eager: true, kv_cache_memory_bytes: 268435456}"]
+    common = ["-c", "demo", "--set", "problems.limit=8", "--set", "instruct.backend=vllm",
+              "--set", f"instruct.model={smollm_hf}", "--set", "instruct.gguf_file=null",
+              *[a for e in engine for a in ("--set", f"instruct.{e}")]]
+    for engines in (1, 2):
+        result = runner.invoke(app, ["run", *common, "-o", str(tmp_path / str(engines)),
+                                     "--set", f"instruct.data_parallel_size={engines}"])
+        assert result.exit_code == 0, result.output
+    one, two = ((tmp_path / str(n) / "export" / "hint_tuning.json").read_bytes() for n in (1, 2))
+    assert one == two
+    db = sqlite3.connect(tmp_path / "2" / "store.sqlite")
+    probes = db.execute("SELECT COUNT(*) FROM generations WHERE stage='probe'").fetchone()[0]
+    assert probes > 0

@@ -3,7 +3,6 @@ failing only its own requests (worker processes on CPU, and Ray where installed)
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -136,3 +135,17 @@ def test_ray_actors_stream_one_request_at_a_time(monkeypatch):
         dp.close()
     assert out == [f"answer {i}" for i in range(7)]
     assert sorted(dp.sent) == [3, 4]
+
+
+@pytest.mark.slow
+def test_an_engine_that_cannot_start_stops_the_run_with_why(tmp_path):
+    """Not a dead engine whose requests are retried: the same config would fail the same way."""
+    pytest.importorskip("vllm", exc_type=ImportError)
+    from hinttune.core.errors import HinttuneError
+
+    dp = make_backend(VLLMModel(backend="vllm", model=str(tmp_path / "no-such-model"), data_parallel_size=2))
+    try:
+        with pytest.raises(HinttuneError, match=r"engine \d: vLLM could not start"):
+            dp.submit(requests(1)[0], "p").result(timeout=300)
+    finally:
+        dp.close()

@@ -153,8 +153,14 @@ class AsyncJobs:
         (key,) = plan_keys(self.backend, [job], self.run_seed)
         self._hold(plan_row=(job.problem_id, job.sample, key))
         if key in self.sending:
-            record = await asyncio.shield(self.sending[key])
-            return record if record.problem_id == job.problem_id else _as_job(record, job)
+            twin = self.sending[key]
+            try:
+                record = await asyncio.shield(twin)
+                return record if record.problem_id == job.problem_id else _as_job(record, job)
+            except asyncio.CancelledError:
+                if not twin.cancelled():
+                    raise  # this job was cancelled itself
+                # the twin was abandoned by its own search: this one still needs it, send it
         stored = self.store.get(key)
         if stored is not None and stored.done:
             return stored
@@ -165,6 +171,8 @@ class AsyncJobs:
             gen = (await asyncio.wrap_future(self.backend.submit(job.request, affinity)))[0]
         except BaseException:  # cancelled, or the backend broke (the stage stops): the twins too
             mine.cancel()
+            if self.bar is not None:
+                self.bar.grow(-1)  # not coming: the bar's total says what will
             raise
         finally:
             self.sending.pop(key, None)

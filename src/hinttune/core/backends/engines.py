@@ -29,7 +29,7 @@ from itertools import count
 from typing import Any
 
 from hinttune.core.backends.base import Backend, Generation, Request, failed, settle
-from hinttune.core.errors import missing_extra
+from hinttune.core.errors import HinttuneError, missing_extra
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,12 @@ def _worker(cfg: Any, rank: int, per_engine: int, inbox: Any, outbox: Any) -> No
             if rid in running:
                 running[rid].cancel()
             continue
-        future = running[rid] = backend.submit(request)
+        try:
+            future = running[rid] = backend.submit(request)
+        except HinttuneError as exc:  # the engine cannot start here: the run stops with why
+            with sending:
+                outbox.send((rid, ("fatal", str(exc))))
+            continue
         future.add_done_callback(lambda f, rid=rid: reply(rid, f))
     backend.close()
 
@@ -167,7 +172,9 @@ class ProcessEngine(Backend):
     def _launch(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked
         self.pipe, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, daemon=True, name=f"hinttune-engine-{self.rank}",
+        # not a daemon: vLLM starts its engine core in a process of its own, which a daemonic
+        # process may not do; the worker dies with us all the same (die_with_parent)
+        self.proc = ctx.Process(target=_worker, daemon=False, name=f"hinttune-engine-{self.rank}",
                                 args=(self.cfg, self.rank, getattr(self.cfg, "tensor_parallel_size", 1),
                                       child, child))
         self.proc.start()
@@ -183,7 +190,11 @@ class ProcessEngine(Backend):
             except (EOFError, OSError):
                 break
             future = self.waiting.pop(rid, None)
-            if future is not None:
+            if future is None:
+                continue
+            if isinstance(payload, tuple):  # ("fatal", why): a problem with the engine, not the request
+                future.set_exception(HinttuneError(f"engine {self.rank}: {payload[1]}"))
+            else:
                 settle(future, payload if isinstance(payload, list) else [failed(payload)])
         proc.join(5)
         self.dead = f"engine process {self.rank} died (exit code {proc.exitcode}; see its log above)"

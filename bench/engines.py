@@ -1,0 +1,186 @@
+"""How full hinttune keeps its engines while probing, measured on hinttune's own code: the real
+``vllm`` backend, engine layer (``data_parallel_size``) and probe stage, with Math-Verify or the
+instruct model as judge, against a simulated engine that stands in for the vLLM API the backend
+uses (``bench/sim_vllm``: S sequence slots, ``tokens_per_step`` tokens per running sequence per
+step, ``step_seconds`` of real time per step, requests past S waiting).
+
+Outcomes follow bench/probe_cost.py's difficulty model (N = 40 episodes; 15% solved unaided,
+40% with a hint, 45% by no prefix, which walk all 39 k); continuation lengths are lognormal
+(median 2,000 tokens, sigma 1, capped at 16,384), judge replies 256 tokens. The tokenizer is a
+character-level stand-in (so the engine can read the prompt back); everything else is what a
+GPU run executes. Printed per engine: the probe stage's busy share (slot-time generating /
+slot-time available, over the stage's wall time), its makespan against the lower bound
+tokens / slots, the share of probe tokens generated past K* (asked ahead and not needed), and
+hinttune's own CPU time per finished request (the main process, the simulated engine's own
+work subtracted).
+
+    python bench/engines.py                       # the issue's six rows, 1,000 problems
+    python bench/engines.py --problems 60 --rows 1x256:math   # a quick look (CI runs this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+N = 40
+JUDGE_TOKENS = 256
+
+
+@lru_cache(maxsize=1)
+def _wins() -> list[set[int]]:
+    sys.path.insert(0, str(HERE))
+    from probe_cost import difficulty_model
+
+    table, _, _ = difficulty_model(int(os.environ.get("SIM_PROBLEMS", "1000")), N,
+                                   int(os.environ.get("SIM_SEED", "0")), 0.0)
+    return table
+
+
+def _length(text: str) -> int:
+    rng = random.Random(hashlib.blake2b(text.encode(), digest_size=8).digest())
+    return int(min(16384, rng.lognormvariate(math.log(2000), 1.0)))
+
+
+def outcome(prompt: str) -> tuple[int, str]:
+    """(tokens, reply) the simulated engine gives a prompt: a judge call says Yes to a right
+    answer; a probe continuation of P_k is right iff the difficulty model says k solves it."""
+    if "## Attempt" in prompt:
+        attempt = prompt.split("## Attempt", 1)[1].split("## Correct answer", 1)[0]
+        return JUDGE_TOKENS, "Checked.\nYes" if "answer is 7" in attempt else "Checked.\nNo"
+    problem = int(prompt.split("Problem ", 1)[1].split(":", 1)[0])
+    k = prompt.rsplit("<|assistant|>", 1)[-1].count("Step ")
+    right = k in _wins()[problem]
+    return _length(prompt), "The answer is 7." if right else "The answer is 0."
+
+
+def make_tokenizer(folder: Path) -> Path:
+    """A character-level tokenizer with a chat template, saved as a Hugging Face tokenizer."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(vocab={chr(i): i for i in range(1, 256)}, unk_token=chr(1)))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("(?m)."), behavior="isolated")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token=chr(1))
+    fast.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+                          "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+    fast.save_pretrained(folder)
+    return folder
+
+
+def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, args) -> dict:
+    import yaml
+
+    import hinttune.construction.pipeline as pipeline
+    from hinttune.core.config import validate_config
+    from hinttune.core.store import RunStore
+
+    stats = work / "stats"
+    stats.mkdir(parents=True)
+    os.environ.update(SIM_VLLM_SLOTS=str(slots), SIM_VLLM_TOKENS_PER_STEP=str(args.tokens_per_step),
+                      SIM_VLLM_STEP_SECONDS=str(args.step_seconds), SIM_VLLM_STATS=str(stats),
+                      SIM_PROBLEMS=str(problems))
+    _wins.cache_clear()
+    source = work / "problems.jsonl"
+    source.write_text("".join(json.dumps({"problem": f"Problem {i}: what is 3 + 4?", "gold_answer": "7"}) + "\n"
+                              for i in range(problems)))
+    trace = "".join(f"Step {j}. Wait, " for j in range(1, N)) + f"Step {N}."
+    cfg = validate_config(yaml.safe_load(yaml.safe_dump({
+        "run_dir": str(work / "run"), "problems": {"source": str(source)},
+        "think": {"backend": "fake", "model": "think", "default_reply":
+                  f"<think>\n{trace}\n</think>\n\nThe answer is 7."},
+        "instruct": {"backend": "vllm", "model": "sim-model", "tokenizer": str(args.tokenizer),
+                     "max_in_flight": slots, "data_parallel_size": engines, "engine_timeout": None},
+        "grading": {"grader": grader}, "segment": {"keywords": ["wait"]},
+        "probe": {"max_tokens": 16384, "fill_batch": engines * slots}})))
+    window = {}
+    real = pipeline.run_probes
+
+    def timed(*a, **k):
+        sim_cpu_before = _sim_cpu()
+        window["cpu"], window["start"] = time.process_time(), time.monotonic()
+        try:
+            return real(*a, **k)
+        finally:
+            window["end"], window["cpu"] = time.monotonic(), time.process_time() - window["cpu"]
+            window["sim_cpu"] = _sim_cpu() - sim_cpu_before
+
+    pipeline.run_probes = timed
+    try:
+        result = pipeline.build(cfg, until="probe")
+    finally:
+        pipeline.run_probes = real
+    start, end = window["start"], window["end"]
+    per_engine = []
+    for path in sorted(stats.glob("*.json")):
+        data = json.loads(path.read_text())
+        steps = [s for s in data["steps"] if s[0] >= start and s[1] <= end]
+        busy = sum((b / data["slots"]) * (e - s) for s, e, b, _ in steps)
+        tokens = sum(t for *_, t in steps)
+        per_engine.append((busy / (end - start), tokens, data["slots"], data["per_step"]))
+    tokens = sum(t for _, t, _, _ in per_engine)
+    ideal = tokens / (sum(s for _, _, s, _ in per_engine) * args.tokens_per_step) * args.step_seconds
+    with RunStore(work / "run") as store:
+        rows = store.db.execute("SELECT problem_id, completion_tokens FROM generations "
+                                "WHERE stage='probe' AND status='ok'").fetchall()
+        judged = store.db.execute("SELECT COUNT(*) FROM generations WHERE stage='grade' "
+                                  "AND role='judge:probe'").fetchone()[0]
+    k_star = {pid: o.k_star for pid, o in result.probes.items()}
+    past = sum(t or 0 for pid_k, t in rows
+               if k_star.get(pid_k.split("#k")[0]) is not None
+               and int(pid_k.rsplit("#k", 1)[1]) > k_star[pid_k.split("#k")[0]])
+    probe_tokens = sum(t or 0 for _, t in rows)
+    finished = len(rows) + judged
+    return {"busy": [b for b, *_ in per_engine], "makespan": (end - start) / ideal if ideal else 0,
+            "past": past / probe_tokens if probe_tokens else 0,
+            "ms_per_request": 1000 * max(0.0, window["cpu"] - window["sim_cpu"]) / max(1, finished),
+            "seconds": end - start, "requests": finished, "probed": len(result.probes)}
+
+
+def _sim_cpu() -> float:
+    """CPU time the in-process simulated engines spent (their thread's steps)."""
+    import threading
+
+    return sum(getattr(t, "sim_cpu", 0.0) for t in threading.enumerate())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--problems", type=int, default=1000)
+    parser.add_argument("--rows", nargs="*", default=["1x256:math", "1x256:judge", "1x1024:math",
+                                                      "1x1024:judge", "4x256:math", "4x256:judge"])
+    parser.add_argument("--tokens-per-step", type=int, default=128)
+    parser.add_argument("--step-seconds", type=float, default=0.01)
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE / "sim_vllm"))  # the stand-in vllm, here and in engine processes
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE / "sim_vllm"), str(HERE),
+                                                os.environ.get("PYTHONPATH", "")])
+    root = Path(tempfile.mkdtemp(prefix="bench-engines-"))
+    args.tokenizer = make_tokenizer(root / "tokenizer")
+    print(f"{args.problems} problems, N = {N}; {args.tokens_per_step} tokens per sequence per step, "
+          f"{args.step_seconds * 1000:g} ms per step\n")
+    print("| engines x slots | grader | probe busy per engine | makespan vs tokens/slots | "
+          "past K* | hinttune ms per request | probe seconds |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    for row in args.rows:
+        shape, grader = row.split(":")
+        engines, slots = map(int, shape.split("x"))
+        found = run_row(root / row.replace(":", "-"), args.problems, engines, slots, grader, args)
+        busy = ", ".join(f"{100 * b:.0f}%" for b in found["busy"])
+        print(f"| {engines} x {slots} | {grader} | {busy} | {found['makespan']:.2f}x | "
+              f"{100 * found['past']:.1f}% | {found['ms_per_request']:.2f} | {found['seconds']:.1f} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""A stand-in for the part of vLLM's Python API that hinttune's ``vllm`` backend uses
+(``LLM``, ``llm_engine.add_request / step / abort_request``, ``TokensPrompt``,
+``SamplingParams``), for bench/engines.py: an engine of S sequence slots that generates
+``tokens_per_step`` tokens per running sequence per step and takes ``step_seconds`` of real
+time per step (a GPU's step), with scripted outcomes. Requests beyond S wait, as in vLLM.
+
+Prompts are character-level token ids (the bench's tokenizer maps a character to its code
+point), so the engine reads the prompt text back: the problem (``Problem N``), k (how many
+``Step`` episodes the prefix holds), and whether it is a judge call (``## Attempt``). Outcomes
+come from bench/engines.py's difficulty model, rebuilt from the environment in every process
+(data-parallel engines run in worker processes). Each engine writes what it did per step to
+``$SIM_VLLM_STATS/<pid>.json`` when it is shut down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from engines import outcome  # noqa: E402  (bench/engines.py: the scripted outcomes)
+
+__version__ = "0.0-sim"
+
+
+@dataclass
+class TokensPrompt(dict):
+    prompt_token_ids: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self["prompt_token_ids"] = self.prompt_token_ids
+
+
+class SamplingParams(SimpleNamespace):
+    pass
+
+
+@dataclass
+class _Seq:
+    rid: str
+    prompt_ids: list
+    text: str
+    length: int
+    done: float = 0.0
+
+
+class _Engine:
+    def __init__(self):
+        env = os.environ
+        self.slots = int(env.get("SIM_VLLM_SLOTS", "256"))
+        self.per_step = int(env.get("SIM_VLLM_TOKENS_PER_STEP", "64"))
+        self.step_seconds = float(env.get("SIM_VLLM_STEP_SECONDS", "0.005"))
+        self.waiting: deque[_Seq] = deque()
+        self.running: dict[str, _Seq] = {}
+        self.steps: list[tuple[float, float, float, int]] = []  # start, end, busy slots, tokens
+        self.engine_core = self
+
+    def add_request(self, rid, prompt, params):
+        ids = prompt["prompt_token_ids"]
+        text = "".join(map(chr, ids))
+        length, reply = outcome(text)
+        length = max(1, min(length, params.max_tokens))
+        self.waiting.append(_Seq(rid, ids, reply, length))
+
+    def abort_request(self, rids):
+        for rid in rids:
+            self.running.pop(rid, None)
+        self.waiting = deque(s for s in self.waiting if s.rid not in rids)
+
+    def step(self):
+        started, cpu = time.monotonic(), time.thread_time()
+        while self.waiting and len(self.running) < self.slots:
+            seq = self.waiting.popleft()
+            self.running[seq.rid] = seq
+        busy, tokens, finished = 0.0, 0, []
+        for seq in list(self.running.values()):
+            made = min(self.per_step, seq.length - seq.done)
+            seq.done += made
+            busy += made / self.per_step
+            tokens += made
+            if seq.done >= seq.length:
+                del self.running[seq.rid]
+                finished.append(seq)
+        import threading
+
+        thread = threading.current_thread()  # what the bench subtracts from hinttune's own CPU
+        thread.sim_cpu = getattr(thread, "sim_cpu", 0.0) + time.thread_time() - cpu
+        time.sleep(self.step_seconds)
+        self.steps.append((started, time.monotonic(), busy, tokens))
+        return [SimpleNamespace(request_id=s.rid, finished=True, prompt_token_ids=s.prompt_ids,
+                                outputs=[SimpleNamespace(text=s.text, finish_reason="stop",
+                                                         token_ids=range(int(s.length)))])
+                for s in finished]
+
+    def shutdown(self):
+        folder = os.environ.get("SIM_VLLM_STATS")
+        if folder:
+            Path(folder, f"{os.getpid()}-{id(self)}.json").write_text(json.dumps(
+                {"slots": self.slots, "per_step": self.per_step, "steps": self.steps}))
+
+
+class LLM:
+    def __init__(self, **kwargs):
+        self.llm_engine = _Engine()
