@@ -2,17 +2,18 @@
 ``vllm`` backend, engine layer (``data_parallel_size``) and probe stage, with Math-Verify or the
 instruct model as judge, against a simulated engine that stands in for the vLLM API the backend
 uses (``bench/sim_vllm``: S sequence slots, ``tokens_per_step`` tokens per running sequence per
-step, ``step_seconds`` of real time per step, requests past S waiting).
+step, requests past S waiting, virtual time: after a step that finished requests the engine
+waits until hinttune's process is idle, as a GPU's step gives it time to react).
 
 Outcomes follow bench/probe_cost.py's difficulty model (N = 40 episodes; 15% solved unaided,
 40% with a hint, 45% by no prefix, which walk all 39 k); continuation lengths are lognormal
 (median 2,000 tokens, sigma 1, capped at 16,384), judge replies 256 tokens. The tokenizer is a
 character-level stand-in (so the engine can read the prompt back); everything else is what a
-GPU run executes. Printed per engine: the probe stage's busy share (slot-time generating /
-slot-time available, over the stage's wall time), its makespan against the lower bound
-tokens / slots, the share of probe tokens generated past K* (asked ahead and not needed), and
-hinttune's own CPU time per finished request (the main process, the simulated engine's own
-work subtracted).
+GPU run executes. Printed: each engine's busy share over the probe stage (slots generating /
+slots, per step, over the stage's steps), the stage's makespan in steps against the lower
+bound tokens / (slots x tokens per step), the share of probe tokens generated past K* (asked
+ahead and not needed), and hinttune's own CPU time per finished request (the main process,
+the simulated engine's own work subtracted) - the last is the machine's, the others are not.
 
     python bench/engines.py                       # the six rows, 1,000 problems
     python bench/engines.py --problems 60 --rows 1x256:math   # a quick look (CI runs this)
@@ -88,8 +89,7 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
     stats = work / "stats"
     stats.mkdir(parents=True)
     os.environ.update(SIM_VLLM_SLOTS=str(slots), SIM_VLLM_TOKENS_PER_STEP=str(args.tokens_per_step),
-                      SIM_VLLM_STEP_SECONDS=str(args.step_seconds), SIM_VLLM_STATS=str(stats),
-                      SIM_PROBLEMS=str(problems))
+                      SIM_VLLM_STATS=str(stats), SIM_PROBLEMS=str(problems), SIM_VLLM_DRIVER=str(os.getpid()))
     _wins.cache_clear()
     source = work / "problems.jsonl"
     source.write_text("".join(json.dumps({"problem": f"Problem {i}: what is 3 + 4?", "gold_answer": "7"}) + "\n"
@@ -121,15 +121,15 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
     finally:
         pipeline.run_probes = real
     start, end = window["start"], window["end"]
-    per_engine = []
+    per_engine, makespan, tokens, capacity = [], 0, 0, 0
     for path in sorted(stats.glob("*.json")):
         data = json.loads(path.read_text())
         steps = [s for s in data["steps"] if s[0] >= start and s[1] <= end]
-        busy = sum((b / data["slots"]) * (e - s) for s, e, b, _ in steps)
-        tokens = sum(t for *_, t in steps)
-        per_engine.append((busy / (end - start), tokens, data["slots"], data["per_step"]))
-    tokens = sum(t for _, t, _, _ in per_engine)
-    ideal = tokens / (sum(s for _, _, s, _ in per_engine) * args.tokens_per_step) * args.step_seconds
+        per_engine.append(sum(b for _, _, b, _ in steps) / (data["slots"] * max(1, len(steps))))
+        makespan = max(makespan, len(steps))
+        tokens += sum(t for *_, t in steps)
+        capacity += data["slots"] * data["per_step"]
+    ideal = tokens / capacity if capacity else 0
     with RunStore(work / "run") as store:
         rows = store.db.execute("SELECT problem_id, completion_tokens FROM generations "
                                 "WHERE stage='probe' AND status='ok'").fetchall()
@@ -141,7 +141,7 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
                and int(pid_k.rsplit("#k", 1)[1]) > k_star[pid_k.split("#k")[0]])
     probe_tokens = sum(t or 0 for _, t in rows)
     finished = len(rows) + judged
-    return {"busy": [b for b, *_ in per_engine], "makespan": (end - start) / ideal if ideal else 0,
+    return {"busy": per_engine, "makespan": makespan / ideal if ideal else 0,
             "past": past / probe_tokens if probe_tokens else 0,
             "ms_per_request": 1000 * max(0.0, window["cpu"] - window["sim_cpu"]) / max(1, finished),
             "seconds": end - start, "requests": finished, "probed": len(result.probes)}
@@ -160,15 +160,13 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", default=["1x256:math", "1x256:judge", "1x1024:math",
                                                       "1x1024:judge", "4x256:math", "4x256:judge"])
     parser.add_argument("--tokens-per-step", type=int, default=128)
-    parser.add_argument("--step-seconds", type=float, default=0.01)
     args = parser.parse_args()
     sys.path.insert(0, str(HERE / "sim_vllm"))  # the stand-in vllm, here and in engine processes
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE / "sim_vllm"), str(HERE),
                                                 os.environ.get("PYTHONPATH", "")])
     root = Path(tempfile.mkdtemp(prefix="bench-engines-"))
     args.tokenizer = make_tokenizer(root / "tokenizer")
-    print(f"{args.problems} problems, N = {N}; {args.tokens_per_step} tokens per sequence per step, "
-          f"{args.step_seconds * 1000:g} ms per step\n")
+    print(f"{args.problems} problems, N = {N}; {args.tokens_per_step} tokens per sequence per step\n")
     print("| engines x slots | grader | probe busy per engine | makespan vs tokens/slots | "
           "past K* | hinttune ms per request | probe seconds |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")

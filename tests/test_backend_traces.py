@@ -42,10 +42,10 @@ def test_s1k_rows_build_a_dataset_marked_as_imported(tmp_path):
         "alpha: 1+1": ("No-Hint", 0), "beta: 2+2": ("Sparse-Hint", 1)}
     with RunStore(tmp_path / "run") as store:
         rows = store.db.execute("SELECT model, finish_reason, text FROM generations WHERE role='think'").fetchall()
-        assert [tuple(r) for r in rows] == [(f"traces:{traces}", "imported",
-                                             f"<think>\n{TRACE}\n</think>\n\nThe answer is 2."),
-                                            (f"traces:{traces}", "imported",
-                                             f"<think>\n{TRACE}\n</think>\n\nThe answer is 4.")]
+        assert sorted(tuple(r) for r in rows) == [(f"traces:{traces}", "imported",  # in any order
+                                                   f"<think>\n{TRACE}\n</think>\n\nThe answer is 2."),
+                                                  (f"traces:{traces}", "imported",
+                                                   f"<think>\n{TRACE}\n</think>\n\nThe answer is 4.")]
         think = next(s for s in store.status() if s.role == "think")
         assert think.imported == 2
         before = store.count()

@@ -129,28 +129,30 @@ def breaking_after(n, error=KeyboardInterrupt):
 
 
 def test_awaited_jobs_are_stored_behind_in_one_transaction_per_turn(tmp_path):
-    """Each awaited job's record is committed once the event loop's turn ends: what came back
-    together goes in one transaction; an identical request is sent once."""
+    """An awaited job's record is committed when the event loop's turn ends (readable from
+    the store before that); what came back together goes in one transaction; an identical
+    request is sent once."""
     import asyncio
 
     backend = make_backend(FakeModel(backend="fake", model="f"))
     groups = []
     with RunStore(tmp_path) as store:
-        real = store.put_many
-        store.put_many = lambda records: groups.append(len(records)) or real(records)
+        real = store._insert_records
+        store._insert_records = lambda records: groups.append(len(records)) or real(records)
         runner = AsyncJobs(store, backend, "probe", "instruct", 0)
 
         async def main():
-            first = await asyncio.gather(*(runner.run(job) for job in jobs(5) + jobs(2)))
-            assert committed(tmp_path) == 0 or groups  # not before the turn ends
+            first = await runner.run(jobs(1, text="alone")[0])
+            assert committed(tmp_path) == 0 and store.get(first.key).text == first.text
             await asyncio.sleep(0)
-            assert committed(tmp_path) == 5  # the twins were generated once
-            return first
+            assert committed(tmp_path) == 1  # the turn ended: committed
+            return await asyncio.gather(*(runner.run(job) for job in jobs(5) + jobs(2)))
 
         records = asyncio.run(main())
         runner.close()
         assert [r.problem_id for r in records] == [f"p{i}" for i in range(5)] + ["p0", "p1"]
-        assert sum(groups) == 5 and len(groups) <= 2
+        assert committed(tmp_path) == 6 and sum(groups) == 6  # the twins were generated once
+        assert len(groups) <= 3  # one transaction per turn, not one per record
         again = fake()
         asyncio.run(AsyncJobs(store, again, "probe", "instruct", 0).run(jobs(1)[0]))
         assert again.sent == []  # answered from the store

@@ -1,8 +1,15 @@
 """A stand-in for the part of vLLM's Python API that hinttune's ``vllm`` backend uses
 (``LLM``, ``llm_engine.add_request / step / abort_request``, ``TokensPrompt``,
 ``SamplingParams``), for bench/engines.py: an engine of S sequence slots that generates
-``tokens_per_step`` tokens per running sequence per step and takes ``step_seconds`` of real
-time per step (a GPU's step), with scripted outcomes. Requests beyond S wait, as in vLLM.
+``tokens_per_step`` tokens per running sequence per step, with scripted outcomes. Requests
+beyond S wait, as in vLLM.
+
+Time is virtual: a step is one unit. A GPU step takes tens of milliseconds, in which the
+caller reacts to what finished (grades it, asks the next k); a simulated step takes
+microseconds. So after a step that finished requests, the engine waits until the caller's
+process (``$SIM_VLLM_DRIVER``) has gone idle - it has done everything those results led to -
+before it steps again: the busy share in steps then measures the scheduling, not how fast
+Python runs on the bench machine (the bench reports that separately).
 
 Prompts are character-level token ids (the bench's tokenizer maps a character to its code
 point), so the engine reads the prompt text back: the problem (``Problem N``), k (how many
@@ -55,7 +62,7 @@ class _Engine:
         env = os.environ
         self.slots = int(env.get("SIM_VLLM_SLOTS", "256"))
         self.per_step = int(env.get("SIM_VLLM_TOKENS_PER_STEP", "64"))
-        self.step_seconds = float(env.get("SIM_VLLM_STEP_SECONDS", "0.005"))
+        self.finished_last = False
         self.waiting: deque[_Seq] = deque()
         self.running: dict[str, _Seq] = {}
         self.steps: list[tuple[float, float, float, int]] = []  # start, end, busy slots, tokens
@@ -73,7 +80,30 @@ class _Engine:
             self.running.pop(rid, None)
         self.waiting = deque(s for s in self.waiting if s.rid not in rids)
 
+    def _wait_for_the_caller(self):
+        """Until the driver's process used no CPU tick over 20 ms (2 s at most)."""
+        driver = os.environ.get("SIM_VLLM_DRIVER")
+        if not driver:
+            return
+        stat = Path(f"/proc/{driver}/stat")
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def cpu():
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick
+
+        deadline = time.monotonic() + 2.0
+        last = cpu()
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            now = cpu()
+            if now == last:
+                return
+            last = now
+
     def step(self):
+        if self.finished_last:
+            self._wait_for_the_caller()
         started, cpu = time.monotonic(), time.thread_time()
         while self.waiting and len(self.running) < self.slots:
             seq = self.waiting.popleft()
@@ -91,7 +121,7 @@ class _Engine:
 
         thread = threading.current_thread()  # what the bench subtracts from hinttune's own CPU
         thread.sim_cpu = getattr(thread, "sim_cpu", 0.0) + time.thread_time() - cpu
-        time.sleep(self.step_seconds)
+        self.finished_last = bool(finished)
         self.steps.append((started, time.monotonic(), busy, tokens))
         return [SimpleNamespace(request_id=s.rid, finished=True, prompt_token_ids=s.prompt_ids,
                                 outputs=[SimpleNamespace(text=s.text, finish_reason="stop",

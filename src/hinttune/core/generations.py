@@ -145,13 +145,11 @@ class AsyncJobs:
         self.store, self.backend, self.stage, self.role = store, backend, stage, role
         self.run_seed, self.bar = run_seed, bar
         self.sending: dict[str, asyncio.Future] = {}  # key -> the generation on its way
-        self.held: list[GenerationRecord] = []
-        self.plan_rows: list[tuple[str, int, str]] = []
-        self.flushing = False
 
     async def run(self, job: Job, affinity: str | None = None) -> GenerationRecord:
         (key,) = plan_keys(self.backend, [job], self.run_seed)
-        self._hold(plan_row=(job.problem_id, job.sample, key))
+        # plan rows only feed `hinttune status`
+        self.store.defer(plan=(self.stage, self.role, [(job.problem_id, job.sample, key)]))
         if key in self.sending:
             twin = self.sending[key]
             try:
@@ -181,31 +179,12 @@ class AsyncJobs:
         _log_failure(self.stage, self.role, job, gen)
         if self.bar is not None:
             self.bar.advance(1, gen.completion_tokens or 0)
-        self._hold(record=record)
+        self.store.defer([record])
         mine.set_result(record)
         return record
 
-    def _hold(self, record: GenerationRecord | None = None, plan_row: tuple | None = None) -> None:
-        if record is not None:
-            self.held.append(record)
-        if plan_row is not None:
-            self.plan_rows.append(plan_row)
-        if not self.flushing:
-            self.flushing = True
-            asyncio.get_running_loop().call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Commit what is held (also called when the stage ends, however it ends)."""
-        self.flushing = False
-        held, self.held = self.held, []
-        rows, self.plan_rows = self.plan_rows, []
-        if held:
-            self.store.put_many(held)
-        if rows:  # plan rows only feed `hinttune status`
-            self.store.add_plan(self.stage, self.role, rows)
-
     def close(self) -> None:
-        self.flush()
+        self.store.flush()
         _save_counts(self.store, self.backend, self.stage, self.role)
 
 

@@ -449,7 +449,10 @@ class Grader:
 
     def grade(self, items: list[GradeItem], label: str = "grade") -> dict[str, Verdict]:
         """Verdicts by item key; cached in the store, so re-grading costs nothing."""
-        return asyncio.run(self.agrade(items, label))
+        try:
+            return asyncio.run(self.agrade(items, label))
+        finally:
+            self.store.flush()  # what the last turn of the loop wrote behind
 
     async def agrade(self, items: list[GradeItem], label: str = "grade",
                      judge_jobs: "AsyncJobs | None" = None, affinity: str | None = None) -> dict[str, Verdict]:
@@ -485,7 +488,7 @@ class Grader:
                                 status, item.key, detail)
                 rows.append((keys[item.key], item.key, verdict.correct, verdict.grader,
                              verdict.detail, final))
-            self.store.put_grades(rows)
+            self.store.defer(grades=rows)
         if to_judge:
             out.update(await self._judge(to_judge, keys, label, judge_jobs, affinity))
         return out
@@ -535,6 +538,6 @@ class Grader:
                               else ("yes" if correct else "no"))
             out[item.key] = verdict
             # an unreadable reply is not final: --retry-undecided forgets the reply and asks again
-            self.store.put_grade(keys[item.key], item.key, verdict.correct, verdict.grader, verdict.detail,
-                                 final=correct is not None)
+            self.store.defer(grades=[(keys[item.key], item.key, verdict.correct, verdict.grader,
+                                      verdict.detail, correct is not None)])
         return out

@@ -136,6 +136,10 @@ class RunStore:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "store.sqlite"
         self._message_ids: set[str] = set()  # messages known to be stored (see put_many)
+        self._pending_records: dict[str, GenerationRecord] = {}  # see defer
+        self._pending_plan: dict[tuple[str, str], list] = {}
+        self._pending_grades: list[tuple] = []
+        self._flush_scheduled = False
         self._read_messages: dict[str, Any] = {}
         try:
             self._open(readonly)
@@ -164,7 +168,45 @@ class RunStore:
             self.db.execute("ALTER TABLE grades ADD COLUMN final INTEGER NOT NULL DEFAULT 1")
 
     def close(self) -> None:
+        self.flush()
         self.db.close()
+
+    # --- written behind: what tasks of one event-loop turn produced, in one transaction ----
+    def defer(self, records: list[GenerationRecord] = (), plan: tuple[str, str, list] | None = None,
+              grades: list[tuple] = ()) -> None:
+        """Queue writes; inside a running event loop they are committed together when the
+        loop's current turn ends (a kill loses what was in flight, never what a task has
+        seen committed), outside one at once."""
+        self._pending_records.update((r.key, r) for r in records)
+        if plan is not None:
+            self._pending_plan.setdefault(plan[:2], []).extend(plan[2])
+        self._pending_grades.extend(grades)
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Commit what ``defer`` queued, in one transaction."""
+        self._flush_scheduled = False
+        records, plans, grades = self._pending_records, self._pending_plan, self._pending_grades
+        if not (records or plans or grades):
+            return
+        self._pending_records, self._pending_plan, self._pending_grades = {}, {}, []
+        with self.db:
+            self.db.execute("BEGIN")
+            if records:
+                self._insert_records(list(records.values()))
+            for (stage, role), rows in plans.items():
+                self._insert_plan(stage, role, rows)
+            if grades:
+                self._insert_grades(grades)
 
     def __enter__(self) -> "RunStore":
         return self
@@ -196,6 +238,11 @@ class RunStore:
 
     def put_many(self, records: list[GenerationRecord]) -> None:
         """Insert records in one transaction: a kill leaves all of them or none."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self._insert_records(records)
+
+    def _insert_records(self, records: list[GenerationRecord]) -> None:
         now = time.time()
         requests, new_messages = [], {}
         for rec in records:
@@ -203,23 +250,21 @@ class RunStore:
             requests.append(request)
             if body is not None:
                 new_messages[request["messages_id"]] = body
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR IGNORE INTO messages VALUES (?, ?)", new_messages.items())
-            self.db.executemany(
-                """INSERT INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-                   ON CONFLICT(key) DO UPDATE SET
-                     stage=excluded.stage, role=excluded.role, problem_id=excluded.problem_id,
-                     sample=excluded.sample, model=excluded.model, request=excluded.request,
-                     params=excluded.params, text=excluded.text, finish_reason=excluded.finish_reason,
-                     prompt_tokens=excluded.prompt_tokens, completion_tokens=excluded.completion_tokens,
-                     status=excluded.status, error=excluded.error, seconds=excluded.seconds,
-                     created=excluded.created
-                   WHERE generations.status != 'ok'""",
-                [(rec.key, rec.stage, rec.role, rec.problem_id, rec.sample, rec.model,
-                  json.dumps(request, ensure_ascii=False), json.dumps(rec.params, sort_keys=True),
-                  rec.text, rec.finish_reason, rec.prompt_tokens, rec.completion_tokens, rec.status,
-                  rec.error, rec.seconds, now) for rec, request in zip(records, requests)])
+        self.db.executemany("INSERT OR IGNORE INTO messages VALUES (?, ?)", new_messages.items())
+        self.db.executemany(
+            """INSERT INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+               ON CONFLICT(key) DO UPDATE SET
+                 stage=excluded.stage, role=excluded.role, problem_id=excluded.problem_id,
+                 sample=excluded.sample, model=excluded.model, request=excluded.request,
+                 params=excluded.params, text=excluded.text, finish_reason=excluded.finish_reason,
+                 prompt_tokens=excluded.prompt_tokens, completion_tokens=excluded.completion_tokens,
+                 status=excluded.status, error=excluded.error, seconds=excluded.seconds,
+                 created=excluded.created
+               WHERE generations.status != 'ok'""",
+            [(rec.key, rec.stage, rec.role, rec.problem_id, rec.sample, rec.model,
+              json.dumps(request, ensure_ascii=False), json.dumps(rec.params, sort_keys=True),
+              rec.text, rec.finish_reason, rec.prompt_tokens, rec.completion_tokens, rec.status,
+              rec.error, rec.seconds, now) for rec, request in zip(records, requests)])
         self._message_ids.update(new_messages)
 
     def _without_messages(self, request: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -262,6 +307,8 @@ class RunStore:
         return out
 
     def get(self, key: str) -> GenerationRecord | None:
+        if key in self._pending_records:  # written behind, not committed yet
+            return self._pending_records[key]
         row = self.db.execute("SELECT * FROM generations WHERE key=?", (key,)).fetchone()
         return self._record(row) if row else None
 
@@ -301,14 +348,17 @@ class RunStore:
 
     def put_grades(self, rows: list[tuple[str, str, bool | None, str, str, bool]]) -> None:
         """Store (key, subject, correct, grader, detail, final) verdicts in one transaction."""
-        now = time.time()
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany(
-                "INSERT OR REPLACE INTO grades (key, subject, correct, grader, detail, created, "
-                "final) VALUES (?,?,?,?,?,?,?)",
-                [(key, subject, None if correct is None else int(correct), grader, detail, now,
-                  int(final)) for key, subject, correct, grader, detail, final in rows])
+            self._insert_grades(rows)
+
+    def _insert_grades(self, rows: list[tuple[str, str, bool | None, str, str, bool]]) -> None:
+        now = time.time()
+        self.db.executemany(
+            "INSERT OR REPLACE INTO grades (key, subject, correct, grader, detail, created, "
+            "final) VALUES (?,?,?,?,?,?,?)",
+            [(key, subject, None if correct is None else int(correct), grader, detail, now,
+              int(final)) for key, subject, correct, grader, detail, final in rows])
 
     def grades(self, keys: list[str]) -> dict[str, tuple[bool | None, str, str]]:
         """(correct, grader, detail) by grade key, final verdicts only."""
@@ -359,8 +409,11 @@ class RunStore:
         """Add (problem_id, sample, key) rows to a plan that grows (e.g. probe rounds)."""
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR REPLACE INTO plan VALUES (?,?,?,?,?)",
-                                ((stage, role, pid, sample, key) for pid, sample, key in rows))
+            self._insert_plan(stage, role, rows)
+
+    def _insert_plan(self, stage: str, role: str, rows: Iterable[tuple[str, int, str]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO plan VALUES (?,?,?,?,?)",
+                            ((stage, role, pid, sample, key) for pid, sample, key in rows))
 
     def planned(self, stage: str, role: str) -> Iterator[tuple[str, int, GenerationRecord | None]]:
         """(problem_id, sample, record-or-None) for every planned item, in plan order."""
