@@ -117,6 +117,17 @@ def test_policy_flags_from_the_cli(tmp_path):
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["assemble"]["policy"] == "official"
 
 
+def wait_for_probes(run, count, timeout=60):
+    """Poll the run store (as another process would) until it holds ``count`` probe records."""
+    deadline, probes = time.time() + timeout, 0
+    while time.time() < deadline and probes < count:
+        time.sleep(0.05)
+        if (run / "store.sqlite").exists():
+            with RunStore(run) as store:
+                probes = store.db.execute("SELECT COUNT(*) FROM generations WHERE stage='probe'").fetchone()[0]
+    return probes
+
+
 def test_a_run_killed_mid_probe_resumes_to_the_same_dataset(tmp_path):
     """SIGKILL while probing; the re-run repeats no finished generation and writes the same
     dataset as an uninterrupted run."""
@@ -127,12 +138,7 @@ def test_a_run_killed_mid_probe_resumes_to_the_same_dataset(tmp_path):
     cmd = [sys.executable, "-m", "hinttune", "run", "-c"]
     proc = subprocess.Popen(cmd + [str(killed / "run.yaml")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline, probes = time.time() + 60, 0
-    while time.time() < deadline and probes < 2:
-        time.sleep(0.05)
-        if (killed / "run" / "store.sqlite").exists():
-            with RunStore(killed / "run") as store:
-                probes = store.db.execute("SELECT COUNT(*) FROM generations WHERE stage='probe'").fetchone()[0]
+    probes = wait_for_probes(killed / "run", 2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 2 <= probes < 6, "the kill should land mid-probe"
@@ -519,12 +525,7 @@ def test_sigterm_is_as_graceful_as_ctrl_c(tmp_path):
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config_dict(tmp_path, delay=0.3)))
     cmd = [sys.executable, "-m", "hinttune", "run", "-c", str(tmp_path / "run.yaml")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline, probes = time.time() + 60, 0
-    while time.time() < deadline and probes < 2:
-        time.sleep(0.05)
-        if (tmp_path / "run" / "store.sqlite").exists():
-            with RunStore(tmp_path / "run") as store:
-                probes = store.db.execute("SELECT COUNT(*) FROM generations WHERE stage='probe'").fetchone()[0]
+    probes = wait_for_probes(tmp_path / "run", 2)
     workers = _children(proc.pid)
     assert workers, "the Math-Verify workers should be running"
     proc.send_signal(signal.SIGTERM)

@@ -144,19 +144,17 @@ def _worker(cfg: Any, rank: int, per_engine: int, inbox: Any, outbox: Any) -> No
     backend.close()
 
 
-class ProcessEngine(Backend):
-    """One engine in a worker process of its own."""
+class RemoteEngine(Backend):
+    """An engine elsewhere (a worker process, a Ray actor): prompts, identity and slots are
+    those of a local backend of the same config, which never loads an engine."""
 
     def __init__(self, cfg: Any, rank: int):
         super().__init__(cfg)
         from hinttune.core.backends import make_backend
 
-        self.local = make_backend(single(cfg))  # prompts, identity, slots; never loads an engine
+        self.local = make_backend(single(cfg))
         self.name, self.rank = self.local.name, rank
-        self.proc: Any = None
         self.dead: str | None = None
-        self.waiting: dict[int, Future] = {}
-        self.ids = count()
         self.lock = threading.Lock()
 
     @property
@@ -168,6 +166,16 @@ class ProcessEngine(Backend):
 
     def prompt_text(self, request: Request) -> str:
         return self.local.prompt_text(request)
+
+
+class ProcessEngine(RemoteEngine):
+    """One engine in a worker process of its own."""
+
+    def __init__(self, cfg: Any, rank: int):
+        super().__init__(cfg, rank)
+        self.proc: Any = None
+        self.waiting: dict[int, Future] = {}
+        self.ids = count()
 
     def _launch(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked
@@ -242,29 +250,13 @@ class ProcessEngine(Backend):
         self.proc = None
 
 
-class RayEngine(Backend):
+class RayEngine(RemoteEngine):
     """One engine in a Ray actor; each request is one remote call, so results come back one
     by one (a kill loses only what was in flight)."""
 
     def __init__(self, cfg: Any, rank: int):
-        super().__init__(cfg)
-        from hinttune.core.backends import make_backend
-
-        self.local = make_backend(single(cfg))
-        self.name, self.rank = self.local.name, rank
+        super().__init__(cfg, rank)
         self.actor: Any = None
-        self.dead: str | None = None
-        self.lock = threading.Lock()
-
-    @property
-    def slots(self) -> int:  # type: ignore[override]
-        return self.local.slots
-
-    def identity(self) -> dict[str, Any]:
-        return self.local.identity()
-
-    def prompt_text(self, request: Request) -> str:
-        return self.local.prompt_text(request)
 
     def _launch(self) -> None:
         try:
