@@ -54,6 +54,7 @@ def test_a_problem_stays_on_its_engine_and_new_problems_go_to_the_least_loaded()
     for pid in ("a", "b", "c", "d"):
         engines.submit(requests(1)[0], pid)
     assert [len(r.got) for r in engines.replicas] == [2, 2]  # spread by load
+    assert engines.in_flight == 4 and engines.idle() == 4  # what the look-ahead fills
     home = dict(engines.home)
     for _ in range(2):
         for pid in ("a", "b", "c", "d"):

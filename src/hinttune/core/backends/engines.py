@@ -55,6 +55,10 @@ class Engines(Backend):
     def slots(self) -> int:  # type: ignore[override]
         return sum(r.slots for r in self._alive())
 
+    @property
+    def in_flight(self) -> int:  # type: ignore[override]
+        return sum(r.in_flight for r in self.replicas)
+
     def idle(self) -> int:
         return sum(r.idle() for r in self._alive())
 
