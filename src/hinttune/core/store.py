@@ -12,6 +12,7 @@ Each stage also writes its *plan* (which keys it needs for which problem, role a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
@@ -181,8 +182,6 @@ class RunStore:
         if plan is not None:
             self._pending_plan.setdefault(plan[:2], []).extend(plan[2])
         self._pending_grades.extend(grades)
-        import asyncio
-
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
