@@ -183,3 +183,13 @@ def test_run_jobs_keeps_what_came_back_before_a_kill(tmp_path):
         with pytest.raises(KeyboardInterrupt):
             run_jobs(store, backend, "s", "r", jobs(4), run_seed=0)
         assert store.count("ok") == 2
+
+
+def test_a_request_a_batch_backend_never_answers_fails_instead_of_hanging(tmp_path):
+    backend = make_backend(FakeModel(backend="fake", model="f"))
+    real = backend.generate
+    backend.generate = lambda requests: (item for item in real(requests) if item[0] != 0)
+    with RunStore(tmp_path) as store:
+        out = run_jobs(store, backend, "s", "r", jobs(3), run_seed=0)
+    assert out[("p0", 0)].status == "failed" and "no result" in out[("p0", 0)].error
+    assert out[("p1", 0)].status == "ok" and out[("p2", 0)].status == "ok"

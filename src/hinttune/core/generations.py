@@ -54,16 +54,15 @@ def _request_summary(request: Request) -> dict[str, Any]:
 
 
 def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: list[Job],
-             run_seed: int, label: str | None = None,
-             grow_plan: bool = False) -> dict[tuple[str, int], GenerationRecord]:
+             run_seed: int, label: str | None = None) -> dict[tuple[str, int], GenerationRecord]:
     """Run ``jobs`` (resuming), then return their records by (problem_id, sample).
 
-    The jobs become the plan of (stage, role) - or are added to it with ``grow_plan``. Every
+    The jobs become the plan of (stage, role). Every
     request goes to the backend at once; each result is stored as it comes back (what came
     back together, in one transaction), so a kill loses only what was in flight."""
     keys = plan_keys(backend, jobs, run_seed)
     rows = [(j.problem_id, j.sample, k) for j, k in zip(jobs, keys)]
-    (store.add_plan if grow_plan else store.set_plan)(stage, role, rows)
+    store.set_plan(stage, role, rows)
     done = store.done_keys(keys)
     todo: dict[str, Job] = {}
     for job, key in zip(jobs, keys):
@@ -72,7 +71,7 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
     if done:
         log.info("%s/%s: %d of %d already done", stage, role, len(set(keys) & done), len(set(keys)))
     if todo:
-        with stage_progress(label or f"{stage} · {role}", len(todo), transient=grow_plan) as bar:
+        with stage_progress(label or f"{stage} · {role}", len(todo), transient=False) as bar:
             backend.token_hook = bar.live
             futures = {backend.submit(job.request, job.problem_id): (key, job) for key, job in todo.items()}
             held: list[GenerationRecord] = []

@@ -169,6 +169,8 @@ class Backend(ABC):
             try:
                 for index, gens in self.generate([r for r, _ in live]):
                     live[index][1].set_result(gens)
+                for request, future in live:  # a request it never answered fails (retried)
+                    settle(future, [failed("the backend returned no result for this request")] * request.n)
             except BaseException as exc:  # the backend itself broke: whoever waits is told
                 log.debug("batch failed", exc_info=True)
                 for _, future in live:
