@@ -36,6 +36,23 @@ from engines import outcome  # noqa: E402  (bench/engines.py: the scripted outco
 __version__ = "0.0-sim"
 
 
+def _counted(method):
+    """The simulated engine's own CPU time (its steps, its waits for the driver, reading a
+    prompt back), which the bench subtracts from hinttune's."""
+    import functools
+    import threading
+
+    @functools.wraps(method)
+    def counted(*args, **kwargs):
+        cpu = time.thread_time()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            thread = threading.current_thread()
+            thread.sim_cpu = getattr(thread, "sim_cpu", 0.0) + time.thread_time() - cpu
+    return counted
+
+
 @dataclass
 class TokensPrompt(dict):
     prompt_token_ids: list = field(default_factory=list)
@@ -68,6 +85,7 @@ class _Engine:
         self.steps: list[tuple[float, float, float, int]] = []  # start, end, busy slots, tokens
         self.engine_core = self
 
+    @_counted
     def add_request(self, rid, prompt, params):
         ids = prompt["prompt_token_ids"]
         text = "".join(map(chr, ids))
@@ -101,10 +119,11 @@ class _Engine:
                 return
             last = now
 
+    @_counted
     def step(self):
         if self.finished_last:
             self._wait_for_the_caller()
-        started, cpu = time.monotonic(), time.thread_time()
+        started = time.monotonic()
         while self.waiting and len(self.running) < self.slots:
             seq = self.waiting.popleft()
             self.running[seq.rid] = seq
@@ -117,10 +136,6 @@ class _Engine:
             if seq.done >= seq.length:
                 del self.running[seq.rid]
                 finished.append(seq)
-        import threading
-
-        thread = threading.current_thread()  # what the bench subtracts from hinttune's own CPU
-        thread.sim_cpu = getattr(thread, "sim_cpu", 0.0) + time.thread_time() - cpu
         self.finished_last = bool(finished)
         self.steps.append((started, time.monotonic(), busy, tokens))
         return [SimpleNamespace(request_id=s.rid, finished=True, prompt_token_ids=s.prompt_ids,

@@ -9,6 +9,9 @@ We render the generation prompt ourselves and append the partial turn, instead o
 from __future__ import annotations
 
 import importlib.util
+import json
+import weakref
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -66,13 +69,39 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, str]], continuation: 
     if not getattr(tokenizer, "chat_template", None):
         raise HinttuneError(f"the tokenizer of {getattr(tokenizer, 'name_or_path', '?')!r} has no "
                             "chat template")
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                         **(template_kwargs or {}))
-    return text + (continuation or "")
+    return _template(tokenizer, messages, template_kwargs) + (continuation or "")
+
+
+_RENDERED: "weakref.WeakKeyDictionary[Any, OrderedDict[str, str]]" = weakref.WeakKeyDictionary()
+
+
+def _template(tokenizer: Any, messages: list[dict[str, str]], template_kwargs: dict[str, Any] | None) -> str:
+    # A problem's probe prompts differ only in the continuation: its template is rendered once
+    # (Jinja costs more than the rest of a request's bookkeeping together).
+    key = json.dumps([messages, template_kwargs], sort_keys=True, default=str)
+    try:
+        cache = _RENDERED.setdefault(tokenizer, OrderedDict())
+    except TypeError:  # not weak-referenceable: no cache
+        cache = OrderedDict()
+    text = cache.get(key)
+    if text is None:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                             **(template_kwargs or {}))
+        cache[key] = text
+        if len(cache) > 4096:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return text
 
 
 def encode_prompt(tokenizer: Any, text: str) -> list[int]:
     # The rendered template already holds any BOS token: adding special tokens would double it.
+    backend = getattr(tokenizer, "_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    if backend is not None and hasattr(backend, "encode_batch"):
+        # the Rust tokenizer itself (what the call below ends in, without its Python wrapping;
+        # the batch call releases the GIL, so the event loop runs meanwhile)
+        return backend.encode_batch([text], add_special_tokens=False)[0].ids
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
