@@ -30,6 +30,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from hinttune.core.answers import stated_answer
 from hinttune.core.backends import BackendPool
 from hinttune.core.backends.base import Request
 from hinttune.core.config import GradingConfig, ModelBase, RunConfig, Sampling
@@ -83,54 +84,10 @@ def is_short_gold(gold: str, limit: int) -> bool:
 
 # Part of every math verdict's cache key: bump it when the extraction rules change, so stored
 # verdicts made by older rules are graded again instead of reused.
-MATH_RULES = 2
-
-_ANSWER_IS = re.compile(r"\b(?:final\s+answer|answer)\s*(?:is|:|=|would be|will be)\s*:?\s*(.+)",
-                        re.I)
-_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
-_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?")
-
-
-def _clean_candidate(text: str) -> str:
-    """The mathematical part of a stated answer: up to the end of its sentence or line, the
-    right-hand side of an equation ("12 + 9 = 21" -> 21), a leading number without its unit
-    ("42 apples" -> 42), LaTeX kept in math delimiters."""
-    text = text.strip().splitlines()[0] if text.strip() else ""
-    text = re.split(r"(?<![\d\\])\.(?:\s|$)|[;!?]\s", text + " ", maxsplit=1)[0].strip()
-    text = text.strip(" *_`").rstrip(".,")
-    if "=" in text and "$" not in text:
-        text = text.rsplit("=", 1)[1].strip()
-    if "$" in text or "\\" in text:
-        return text if "$" in text else f"${text}$"
-    number = _NUMBER.match(text)
-    if number and not re.match(r"\s*[-+*/^=(]", text[number.end():]):
-        return number.group(0).replace(",", "")
-    return text
-
-
-def stated_answers(text: str) -> list[str]:
-    """The final answer a reply states in words, as candidates in this order: a closing "the
-    answer is X", the last formula in math delimiters, the right-hand side of the last
-    equation, the last number - first in the last line, then in the whole reply. Math-Verify's
-    own search takes the first expression it can read, which for "12 + 30 = 32" is the
-    restated sum (42), not the answer (32)."""
-    candidates: list[str] = []
-    said = list(_ANSWER_IS.finditer(text))
-    if said:
-        candidates.append(_clean_candidate(said[-1].group(1)))
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    for scope in (lines[-1:] if lines else [], lines):
-        block = "\n".join(scope)
-        spans = [next(g for g in m.groups() if g is not None) for m in _MATH_SPAN.finditer(block)]
-        if spans:  # the last formula written in math delimiters
-            candidates.append(f"${spans[-1].rsplit('=', 1)[-1].strip()}$")
-        equations = [line for line in scope if "=" in line]
-        if equations:
-            candidates.append(_clean_candidate(equations[-1].rsplit("=", 1)[1]))
-        numbers = _NUMBER.findall(block)
-        if numbers:
-            candidates.append(numbers[-1].replace(",", "").replace(" ", ""))
-    return [c for c in dict.fromkeys(candidates) if c and c != "$$"]
+MATH_RULES = 3
+# A verdict's detail starts with this when the answer was read from a reply with no clear final
+# statement (answers.py): ``hybrid`` asks the judge about it instead.
+UNSURE = "unsure"
 
 
 def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | None]:
@@ -153,19 +110,24 @@ def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | No
         return "bad_gold", "gold is a worked solution with no final answer", None
     if not gold_parsed:
         return "bad_gold", "gold answer could not be parsed", None
-    answer_parsed = None
+    answer_parsed, doubt = None, ""
     if "\\boxed" not in answer and "\\fbox" not in answer:  # a boxed answer is Math-Verify's own case
-        for candidate in stated_answers(answer):
+        stated = stated_answer(answer)
+        doubt = stated.why if not stated.sure else ""
+        for candidate in stated.candidates:
             answer_parsed = parse(candidate, parsing_timeout=None)
             if answer_parsed:
                 break
+        if not answer_parsed:
+            doubt = doubt or "no stated answer Math-Verify can read"
     if not answer_parsed:
         answer_parsed = parse(answer, parsing_timeout=None)
     if not answer_parsed:
         return "no_answer", "no answer found in the output", None
     ok = verify(gold_parsed, answer_parsed, timeout_seconds=None)
     extracted = str(answer_parsed[-1])
-    return ("correct" if ok else "wrong"), f"gold {gold_parsed[-1]!s:.40} vs {extracted:.40}", extracted
+    detail = f"gold {gold_parsed[-1]!s:.40} vs {extracted:.40}"
+    return ("correct" if ok else "wrong"), (f"{UNSURE} ({doubt}): {detail}" if doubt else detail), extracted
 
 
 def _worker_main(conn: Any, check: Any) -> None:
@@ -474,7 +436,8 @@ class Grader:
             rows = []
             for item, (status, detail, _) in zip(todo, checks):
                 decisive = status in ("correct", "wrong") or (status == "no_answer" and self.kind == "math")
-                if self.kind == "hybrid" and not (decisive and is_short_gold(item.gold, limit)):
+                sure = not detail.startswith(UNSURE)  # else the judge reads it, where there is one
+                if self.kind == "hybrid" and not (decisive and sure and is_short_gold(item.gold, limit)):
                     to_judge.append(item)
                     continue
                 verdict = Verdict(True if status == "correct" else False if decisive else None,

@@ -1,0 +1,67 @@
+"""What a reply states as its final answer (no \\boxed{}): the final statement after revisions,
+not a check, a restated question or the last number written."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from hinttune.core.answers import stated_answer
+
+GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks" / "gsm8k.jsonl"
+
+
+@pytest.mark.parametrize("reply, first, sure", [
+    ("Therefore, the answer is:\n\\[\n6\n\\]", "$6$", True),          # display math after "is:"
+    ("The answer is: \\[6\\]", "$6$", True),
+    ("So the answer is: \\[\\frac{1}{2}.\\]", "$\\frac{1}{2}$", True),
+    ("The answer is 5.\nWait, actually it is 7.", "7", False),        # revised: 7, and unsure
+    ("Each box holds 3, so 15 in total.\nDouble-check: 15 / 5 = 3.", "15", True),  # a check
+    ("Let me verify: 15 / 5 = 3, which matches. So the answer is 15.", "15", True),
+    ("x = 3 or x = -3", "$3, -3$", False),                            # several solutions
+    ("So x = ±3.", "$\\pm 3$", True),
+    ("So the probability is 1/6 ≈ 0.167.", "1/6", True),              # the exact form
+    ("It costs $18 and the tax is $2, so $20", "20", True),            # money, not math
+    ("She spends $204 + $160 + $330 = $694 in total.", "694", True),
+    ("4 * 6 = 24 boxes.\n\nTherefore, there are 24 eggs in 4 boxes.", "24", True),  # restated
+    ("32 is the answer to 12 + 30", "32", True),
+    ("so she has 6 left out of 10", "6", True),
+    ("Adding 2 + 3 gives 5, so the answer is 6.", "6", True),
+    ("The final answer: 1,234.", "1234", True),
+    ("The answer is 42 apples.", "42", True),
+    ("so the length is $3\\sqrt{13}$", "$3\\sqrt{13}$", True),
+    ("12 + 30 = 32\n\nI hope this helps!", "32", False),              # no final statement
+    ("The total is 5 and 7.", "7", False),                             # several numbers
+])
+def test_the_final_statement_is_the_answer(reply, first, sure):
+    stated = stated_answer(reply)
+    assert stated.candidates and stated.candidates[0] == first, stated
+    assert stated.sure is sure, stated
+    assert stated.sure or stated.why  # an unsure reading says why
+
+
+def test_a_reply_with_no_value_states_nothing():
+    assert stated_answer("I am not sure.").candidates == ()
+    assert not stated_answer("I am not sure.").sure
+
+
+@pytest.mark.skipif(not GSM8K.exists(), reason="needs the shared GSM8K file (../shared/data)")
+def test_gsm8k_solutions_without_their_final_line_are_read_right():
+    """GSM8K's reference solutions are worked replies in words; with the "#### N" line and the
+    calculator notes removed, the answer is what their last sentences state. Measured: 98.9%
+    of first candidates right, and 3 of 1,319 read as sure and wrong (cents against dollars
+    in the labels)."""
+    from math_verify import parse, verify
+
+    right = sure_wrong = total = 0
+    for line in GSM8K.read_text().splitlines():
+        solution, gold = json.loads(line)["answer"].split("####")
+        gold = gold.strip().replace(",", "")
+        stated = stated_answer(re.sub(r"<<[^>]*>>", "", solution).strip())
+        good = bool(stated.candidates) and (stated.candidates[0].strip("$") == gold or bool(
+            verify(parse(f"\\boxed{{{gold}}}"), parse(stated.candidates[0]))))
+        right += good
+        sure_wrong += stated.sure and not good
+        total += 1
+    assert right / total >= 0.98 and sure_wrong <= 5, (right, sure_wrong, total)
