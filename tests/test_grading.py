@@ -48,6 +48,18 @@ def verifier():
     ("3\\sqrt{13}", "so the length is $3$", "wrong"),
     ("\\frac{1}{2}", "\\boxed{\\frac{1}{3}}", "wrong"),
     ("5", "I am not sure.", "no_answer"),
+    # what a reply finally states (answers.py): display math, a revision, a check, a restatement
+    ("6", "Therefore, the answer is:\n\\[\n6\n\\]", "correct"),
+    ("\\frac{1}{2}", "The answer is: \\[\\frac{1}{2}.\\]", "correct"),
+    ("5", "The answer is 5.\nWait, actually it is 7.", "wrong"),
+    ("15", "Each box holds 3, so 15 in total.\nDouble-check: 15 / 5 = 3.", "correct"),
+    ("3, -3", "x = 3 or x = -3", "correct"),
+    ("\\pm 3", "x = 3 or x = -3", "correct"),
+    ("\\frac{1}{6}", "So the probability is 1/6 ≈ 0.167.", "correct"),
+    ("20", "It costs $18 and the tax is $2, so $20", "correct"),
+    ("24", "4 * 6 = 24 boxes.\n\nTherefore, there are 24 eggs in 4 boxes.", "correct"),
+    ("32", "32 is the answer to 12 + 30", "correct"),
+    ("6", "so she has 6 left out of 10", "correct"),
     ("\\left(", "\\boxed{3}", "bad_gold"),
     ("yellow", "\\boxed{3}", "bad_gold"),  # text answers go to the judge
 ])
@@ -159,6 +171,26 @@ def test_hybrid_uses_math_for_short_golds_and_the_judge_otherwise(tmp_path):
         judge_calls = store.count()
         again = grader.grade(items)  # cached: no new judge generation
         assert again == v and store.count() == judge_calls == 3
+        grader.close()
+
+
+def test_hybrid_asks_the_judge_when_the_stated_answer_is_unsure(tmp_path):
+    """A revision, several numbers or no final statement: the judge decides, not a guess;
+    under ``math`` alone the rules' best reading is the verdict, marked unsure."""
+    revised = "The answer is 5.\nWait, actually it is 7. ATTEMPT-A"
+    items = [GradeItem("k1", "q", "7", revised), GradeItem("k2", "q", "7", "The answer is 7.")]
+    with RunStore(tmp_path / "h") as store, BackendPool() as pool:
+        grader = Grader(config(tmp_path / "h", "hybrid", judge_answers={"ATTEMPT-A": "Right.\nYes"}), store, pool)
+        v = grader.grade(items)
+        assert (v["k1"].correct, v["k1"].grader) == (True, "judge")
+        assert (v["k2"].correct, v["k2"].grader) == (True, "math")  # sure: no judge call
+        assert store.count() == 1
+        grader.close()
+    with RunStore(tmp_path / "m") as store, BackendPool() as pool:
+        grader = Grader(config(tmp_path / "m", "math"), store, pool)
+        v = grader.grade(items[:1])
+        assert (v["k1"].correct, v["k1"].grader) == (True, "math")
+        assert "unsure (the stated answer is revised after it)" in v["k1"].detail
         grader.close()
 
 
