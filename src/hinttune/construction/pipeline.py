@@ -10,9 +10,10 @@ from typing import Any
 
 from hinttune.construction import first_correct, probe_memo
 from hinttune.construction.attempts import run_attempts
+from hinttune.construction.audit import run_audit
 from hinttune.construction.export import export_dataset, export_official_layout
 from hinttune.construction.planning import read_plan
-from hinttune.construction.probing import ProbeOutcome, ProbeTarget, run_probes
+from hinttune.construction.probing import ProbeOutcome, ProbeTarget, graded_part, run_probes
 from hinttune.construction.result import RunResult, attempt_text, facts_of, probe_statistics, record_meta
 from hinttune.construction.segmentation import trace_episodes
 from hinttune.construction.states import assign
@@ -49,6 +50,7 @@ def _grade_attempts(cfg: RunConfig, grader: Grader, result: RunResult,
             # keyed by generation and problem: twin problems can share one generation
             items.append(GradeItem(f"{rec.key}/{pid}", by_id[pid].problem, by_id[pid].gold_answer, text))
         graded = grader.grade(items, label=f"attempts:{role}")
+        result.graded += [(item.key.rsplit("/", 1)[1], item) for item in items]
         verdicts.update({key.rsplit("/", 1)[1]: v for key, v in graded.items()})
         result.verdicts[role] = verdicts
 
@@ -123,6 +125,13 @@ def probe_runs(cfg: RunConfig) -> dict[str, tuple[str, RunConfig]]:
             for name, model in named.items()}
 
 
+def _probe_items(cfg: RunConfig, result: RunResult) -> list[tuple[str, GradeItem]]:
+    by_id = {p.id: p for p in result.problems}
+    return [(pid, GradeItem(f"{a.key}/{pid}", by_id[pid].problem, by_id[pid].gold_answer,
+                            a.text if cfg.official else graded_part(a.text)))
+            for pid, outcome in result.probes.items() for a in outcome.attempts]
+
+
 def build(cfg: RunConfig, until: str = "summary") -> RunResult:
     """Run the construction up to and including stage ``until``."""
     stop = STAGES.index(until)
@@ -168,6 +177,9 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
                 result.self_probes = probe(first_correct.self_probe_config(cfg), store, grader, pool,
                                            first_correct.targets(cfg, result.problems, result.episodes),
                                            first_correct.ROLE)
+            if cfg.grading.audit:
+                result.audit = run_audit(cfg, store, pool, grader, result.graded + _probe_items(cfg, result), run_dir)
+                result.files["grading_audit"] = run_dir / "grading_audit.jsonl"
         finally:
             for each in graders.values():
                 each.close()
@@ -194,6 +206,8 @@ def build(cfg: RunConfig, until: str = "summary") -> RunResult:
     if baselines:
         extra["baselines"] = {"hint-tuning": policy_stats(result.assignments, meta),
                               **{name: policy_stats(a, m) for name, (a, m) in baselines.items()}}
+    if result.audit is not None:
+        extra["grading_audit"] = result.audit
     summary(result, meta, probe_stats, run_dir, extra)
     return result
 

@@ -49,6 +49,10 @@ def stage_report(result: Any) -> list[Any]:
             from hinttune.construction.probe_comparison import probes_table
 
             tables.append(probes_table(result.summary))
+        if "grading_audit" in result.summary:
+            from hinttune.construction.audit import describe
+
+            tables.append(describe(result.summary["grading_audit"]))
         return [*tables, f"written:\n{files}"]
     if result.assignments:
         states = Counter(a.state for a in result.assignments)

@@ -36,6 +36,9 @@ class RunResult:
     think_samples: dict[str, list[ThinkSample]] = field(default_factory=dict)
     self_probes: dict[str, ProbeOutcome] = field(default_factory=dict)
     baselines: dict[str, list[Assignment]] = field(default_factory=dict)  # as exported
+    # what was graded, by problem id (the grading audit samples from it)
+    graded: list[tuple[str, Any]] = field(default_factory=list)
+    audit: dict[str, Any] | None = None
 
 
 def attempt_text(result: RunResult, role: str, pid: str) -> str:

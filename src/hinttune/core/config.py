@@ -177,6 +177,8 @@ class GradingConfig(Strict):
     math_workers: int = Field(2, ge=1)
     short_gold_chars: int = Field(100, ge=1, description="gold answers up to this long (and with "
                                   "no line breaks) count as short final answers")
+    audit: int = Field(0, ge=0, description="grade this many sampled replies (short golds) with both "
+                       "the math rules and the judge; agreement in the summary, items in grading_audit.jsonl")
 
 
 class SegmentConfig(Strict):
