@@ -74,3 +74,37 @@ def test_a_prefix_that_is_not_the_traces_own_is_an_error(exported, tmp_path):
     path.write_text(json.dumps(k_prefix))
     with pytest.raises(HinttuneError, match=rf"results\[{hit}\]: field 'prefix'.*--keywords"):
         import_official(folder, tmp_path / "imp")
+
+
+def test_a_grading_file_shorter_than_the_traces_is_refused(exported, tmp_path):
+    folder = copy_of(exported, tmp_path)
+    grading = json.loads((folder / "llm_grading_think.json").read_text())
+    (folder / "llm_grading_think.json").write_text(json.dumps(grading[:-1]))
+    with pytest.raises(HinttuneError, match="llm_grading_think.json has 6 records and think_results.json 7"):
+        import_official(folder, tmp_path / "imp")
+
+
+def test_a_problem_with_no_prefix_result_is_skipped_as_merge_py_does(exported, tmp_path):
+    from test_official_oracle import MERGE, run_merge
+
+    folder = copy_of(exported, tmp_path)
+    k_path = folder / "instruct-model" / "k_prefix.json"
+    k_prefix = json.loads(k_path.read_text())
+    dropped = k_prefix["results"].pop(0)  # its search raised: no entry
+    k_path.write_text(json.dumps(k_prefix))
+    cli = CliRunner().invoke(app, ["import-official", str(folder), "-o", str(tmp_path / "imp")])
+    assert cli.exit_code == 0, cli.output
+    assert "1 problem graded wrong with no k_prefix.json entry" in " ".join(cli.output.split())
+    records = json.loads((tmp_path / "imp" / "export" / "hint_tuning.json").read_text())
+    assert dropped["problem"] not in {r["instruction"] for r in records} and len(records) == 6
+    excluded = [json.loads(line) for line in (tmp_path / "imp" / "export" / "excluded.jsonl").open()]
+    assert [e["problem"] for e in excluded] == [dropped["problem"]] and "merge.py skips" in excluded[0]["reason"]
+    if MERGE.exists():  # the official merge makes the same records of the same files
+        from hinttune.construction.states import FULL_MARKER, SPARSE_MARKER
+
+        openers = [r["output"].split("\n")[1] for r in records
+                   if not r["output"].startswith((f"<think>\n{SPARSE_MARKER.strip()}", f"<think>\n{FULL_MARKER.strip()}"))]
+        merged = tmp_path / "merged.json"
+        done = run_merge(folder, openers, merged)
+        assert done.returncode == 0, done.stderr
+        assert merged.read_bytes() == (tmp_path / "imp" / "export" / "hint_tuning.json").read_bytes()

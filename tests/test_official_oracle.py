@@ -38,12 +38,12 @@ INSTRUCT = {
 }
 
 
-def official_run(tmp_path: Path, **extra):
+def official_run(tmp_path: Path, problems=PROBLEMS, instruct=INSTRUCT, **extra):
     src = tmp_path / "problems.json"
-    src.write_text(json.dumps([{"problem": p, "gold_answer": g} for p, g, _ in PROBLEMS]))
+    src.write_text(json.dumps([{"problem": p, "gold_answer": g} for p, g, _ in problems]))
     data = {"run_dir": str(tmp_path / "run"), "problems": {"source": str(src)},
-            "think": {"backend": "fake", "model": "think", "answers": {f"{p}\n": t for p, _, t in PROBLEMS}},
-            "instruct": {"backend": "fake", "model": "org/instruct-model", "answers": INSTRUCT,
+            "think": {"backend": "fake", "model": "think", "answers": {f"{p}\n": t for p, _, t in problems}},
+            "instruct": {"backend": "fake", "model": "org/instruct-model", "answers": instruct,
                          "default_reply": "The answer is 0."},
             "grading": {"grader": "math"}, "assemble": {"policy": "official"},
             "export": {"official_layout": True}, **extra}
@@ -147,3 +147,52 @@ def test_official_segmentation_reads_to_the_last_close_tag():
     text = "<think>\nA. Wait, B.\n</think>\nWait, C.\n</think>\n\nanswer"
     assert trace_episodes(text, SegmentConfig(), official=True) == ["A. ", "Wait, B.\n</think>\n", "Wait, C."]
     assert trace_episodes(text, SegmentConfig()) == ["A. ", "Wait, B."]
+
+
+# traces merge.py cuts at the first </think> of the whole output, and attempts that failed
+ODD = [
+    ("alpha: 1+1", "2", f"<think>\n{TRACE}\n</think>\n\nThe answer is 2."),            # No-Hint
+    ("beta: 2+2", "4", f"<think>\n{TRACE}\n</think>\n\nThe answer is 4."),             # instruct fails
+    ("theta: 8+8", "16", "A. Wait, B.</think>\n<think>\nC.</think>\n\nThe answer is 0."),  # <think> after
+    ("iota: 9+9", "18", "X. Wait, Y.</think>Z<think>W"),                                   # </think> first
+    ("kappa: 1+2", "3", "<think>\nQ. Wait, R.\n</think>\n\nThe answer is 0."),          # Full-Hint
+]
+
+
+@pytest.mark.skipif(not MERGE.exists(), reason="the official scripts are not beside the project")
+def test_malformed_traces_and_failed_attempts_as_merge_py_has_them(tmp_path):
+    instruct = {"<|user|>alpha: 1+1\n<|assistant|>": "The answer is 2.", "<|user|>beta: 2+2\n<|assistant|>": "!fail"}
+    result = official_run(tmp_path, problems=ODD, instruct=instruct)
+    states = {a.problem.split(":")[0]: a.state for a in result.assignments}
+    assert states == {"alpha": "No-Hint", "beta": "incomplete", "theta": "Full-Hint",
+                      "iota": "Full-Hint", "kappa": "Full-Hint"}
+    official = tmp_path / "run" / "export" / "official"
+    for name in ("think_results.json", "instruct_results.json", "instruct-model/k_prefix.json"):
+        text = (official / name).read_text()
+        assert "partial output" not in text and "beta: 2+2" not in text  # the failed one: nowhere
+    markers = [a.thinking for a in result.assignments if a.state == NO_HINT]
+    merged = tmp_path / "merged.json"
+    done = run_merge(official, markers, merged)
+    assert done.returncode == 0, done.stderr
+    ours = tmp_path / "run" / "export" / "hint_tuning.json"
+    assert merged.read_bytes() == ours.read_bytes()
+    records = {r["instruction"].split(":")[0]: r["output"] for r in json.loads(ours.read_text())}
+    assert records["theta"].endswith("A. Wait, B.\n</think>\n\n<think>\nC.</think>\n\nThe answer is 0.")
+    assert records["iota"].endswith("X. Wait, Y.\n</think>\n\nZ<think>W")
+
+
+@pytest.mark.skipif(not PIPELINE.exists(), reason="the official scripts are not beside the project")
+def test_keywords_that_overlap_segment_in_the_official_order():
+    from hinttune.construction.segmentation import trace_episodes
+    from hinttune.core.config import SegmentConfig
+
+    source = PIPELINE.read_text(encoding="utf-8")
+    namespace: dict = {"List": list, "re": __import__("re")}
+    exec(source[source.index("class TextProcessor"):source.index("def create_cumulative_prefixes")], namespace)
+    keywords = ["wait", "wait, wait", "hmm"]
+    text = "A. Wait, wait, B. Hmm C. wait, waitD"
+    theirs = namespace["TextProcessor"](keywords).split_by_reflection(text)
+    ours = trace_episodes(f"<think>\n{text}\n</think>", SegmentConfig(keywords=keywords), official=True)
+    assert ours == theirs and len(ours) == 6
+    # the paper policy: the longest keyword wins where both match
+    assert len(trace_episodes(f"<think>\n{text}\n</think>", SegmentConfig(keywords=keywords))) == 4

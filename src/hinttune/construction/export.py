@@ -77,7 +77,7 @@ def export_dataset(assignments: list[Assignment], meta: dict[str, dict[str, Any]
 def _official_result(problem: Any, rec: Any) -> dict[str, Any]:
     prompt, completion = ((rec.prompt_tokens or 0), (rec.completion_tokens or 0)) if rec else (0, 0)
     return {"problem": problem.problem, "gold_answer": problem.gold_answer,
-            "model_response": (rec.text or "") if rec else "",
+            "model_response": (rec.text or "") if rec is not None and rec.status == "ok" else "",
             "metrics": {"prompt_tokens": prompt, "solution_tokens": completion,
                         "total_tokens": prompt + completion}}
 
@@ -91,12 +91,16 @@ def export_official_layout(result: Any, cfg: Any, out_dir: Path) -> dict[str, Pa
     """The official scripts' four intermediate files, in their shapes, keys and places
     (``k_prefix.json`` under the instruct model's name, as their prefix step writes it), so
     users of those scripts can carry on with their own tools (e.g. their ``merge.py``).
-    Indices are positions in ``problems.jsonl``. A probe that could not finish is left out,
-    as the official scripts leave out a problem whose search raised."""
+    A problem that is incomplete (a failed generation, an undecided grade) is in none of the
+    files: merge.py would make a training record of whatever they held for it. Indices are
+    positions among the problems written. A failed attempt's partial text is never written."""
     import time
 
+    from hinttune.construction.states import INCOMPLETE
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    problems = result.problems
+    incomplete = {a.problem_id for a in result.assignments if a.state == INCOMPLETE}
+    problems = [p for p in result.problems if p.id not in incomplete]
     think = [_official_result(p, result.attempts["think"].get((p.id, 0))) for p in problems]
     instruct = [_official_result(p, result.attempts["instruct"].get((p.id, 0))) for p in problems]
     grading = [{"question_id": i, "is_correct": bool(getattr(result.verdicts["think"].get(p.id), "correct", False))}

@@ -53,7 +53,7 @@ def stage_report(result: Any) -> list[Any]:
             from hinttune.construction.audit import describe
 
             tables.append(describe(result.summary["grading_audit"]))
-        return [*tables, f"written:\n{files}"]
+        return [*tables, *result.notes, f"written:\n{files}"]
     if result.assignments:
         states = Counter(a.state for a in result.assignments)
         line = ", ".join(f"{state}: {n}" for state, n in states.items())

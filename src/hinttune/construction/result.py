@@ -39,6 +39,7 @@ class RunResult:
     # what was graded, by problem id (the grading audit samples from it)
     graded: list[tuple[str, Any]] = field(default_factory=list)
     audit: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)  # said after the stage's table
 
 
 def attempt_text(result: RunResult, role: str, pid: str) -> str:

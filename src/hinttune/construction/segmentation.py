@@ -16,12 +16,14 @@ from typing import Any
 from hinttune.core.config import DEFAULT_KEYWORDS, OFFICIAL_KEYWORDS, SegmentConfig
 
 
-def keyword_pattern(keywords: list[str], whole_words: bool) -> re.Pattern[str]:
-    # Longest first, so "let me reconsider" wins over a shorter keyword at the same place.
-    # Whole-word matching also lets a phrase span any whitespace; substring matching is the
-    # official scripts' plain ``in`` test, so it stays literal.
+def keyword_pattern(keywords: list[str], whole_words: bool, longest_first: bool = True) -> re.Pattern[str]:
+    # Longest first, so "let me reconsider" wins over a shorter keyword at the same place (a
+    # match consumes its text, so which one wins decides where the next split can be); the
+    # official scripts keep the config's order. Whole-word matching also lets a phrase span
+    # any whitespace; substring matching is the official scripts' plain ``in`` test, so it
+    # stays literal.
     escaped = [re.escape(k).replace(r"\ ", r"\s+") if whole_words else re.escape(k) for k in keywords]
-    body = "|".join(sorted(escaped, key=len, reverse=True))
+    body = "|".join(sorted(escaped, key=len, reverse=True) if longest_first else escaped)
     return re.compile(rf"\b(?:{body})\b" if whole_words else f"(?:{body})", re.IGNORECASE)
 
 
@@ -30,8 +32,9 @@ def _cut(text: str, starts: list[int]) -> list[str]:
     return [text[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
-def split_keywords(text: str, keywords: list[str], whole_words: bool = True) -> list[str]:
-    return _cut(text, [m.start() for m in keyword_pattern(keywords, whole_words).finditer(text)])
+def split_keywords(text: str, keywords: list[str], whole_words: bool = True,
+                   longest_first: bool = True) -> list[str]:
+    return _cut(text, [m.start() for m in keyword_pattern(keywords, whole_words, longest_first).finditer(text)])
 
 
 def split_paragraphs(text: str) -> list[str]:
@@ -56,7 +59,7 @@ def episodes(reasoning: str, cfg: SegmentConfig, official: bool = False,
         keywords = cfg.keywords if cfg.keywords is not None else (
             OFFICIAL_KEYWORDS if official else DEFAULT_KEYWORDS)
         whole = cfg.whole_words if cfg.whole_words is not None else not official
-        pieces = split_keywords(reasoning, keywords, whole)
+        pieces = split_keywords(reasoning, keywords, whole, longest_first=not official)
     elif cfg.method == "paragraphs":
         pieces = split_paragraphs(reasoning)
     else:

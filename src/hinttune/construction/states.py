@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from hinttune.construction.probing import ProbeOutcome, continuation_parts
 from hinttune.core.grading import NO_VERDICT
-from hinttune.core.reasoning import split_think
+from hinttune.core.reasoning import split_think, split_think_official
 from hinttune.core.store import REFUSED, stable_hash
 
 NO_HINT_MARKERS = ("Let me think.", "Hmm,", "OK,", "Let's see.", "")
@@ -99,8 +99,8 @@ def _sparse(f: ProblemFacts, base: Assignment, official: bool = False) -> Assign
     return base
 
 
-def _full(f: ProblemFacts, base: Assignment, keep_unverified: bool) -> Assignment:
-    trace = split_think(f.think_text)
+def _full(f: ProblemFacts, base: Assignment, keep_unverified: bool, official: bool = False) -> Assignment:
+    trace = split_think_official(f.think_text) if official else split_think(f.think_text)
     verified = bool(f.think_correct) and trace.closed
     if not verified and not keep_unverified:
         base.state = UNSOLVED
@@ -194,9 +194,13 @@ def _assign_official(f: ProblemFacts, base: Assignment, seed: int) -> Assignment
         return _incomplete(base, f.probe.incomplete)
     if f.probe is not None and f.probe.k_star is not None:
         return _sparse(f, base, official=True)
-    if not split_think(f.think_text).closed:
+    if f.probe is None:  # merge.py: "not in think_correct and no prefix result — skipping"
+        base.note = ("the think answer was graded wrong and there is no prefix-search result "
+                     "(the official merge.py skips it)")
+        return base
+    if not split_think_official(f.think_text).closed:
         # merge.py would cut at find() == -1 and write a garbled target: not reproduced
         base.note = ("no hint worked, and the think trace has no answer (no </think>; the "
                      "official merge.py writes a garbled target here)")
         return base
-    return _full(f, base, keep_unverified=True)
+    return _full(f, base, keep_unverified=True, official=True)

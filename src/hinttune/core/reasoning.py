@@ -2,7 +2,13 @@
 With no ``<think>`` (templates such as Qwen3-Thinking-2507 put it in the prompt) the reasoning
 starts at the beginning; with no ``</think>`` (cut by the length limit) it runs to the end.
 The reasoning ends at the first ``</think>``; ``last_close`` ends it at the last one instead,
-as the official scripts' prefix search does (their merge.py cuts at the first)."""
+as the official scripts' prefix search does (their merge.py cuts at the first).
+
+The official merge.py reads a Full-Hint target differently (``split_think_official``): the
+reasoning is everything before the first ``</think>`` of the whole output, after a ``<think>``
+only if one comes before that ``</think>``. The two differ on malformed traces only:
+``A</think>\n<think>\nB</think>C`` is reasoning "\nB" here and "A" there, and ``X</think>Y<think>Z``
+has no closed reasoning here (no ``</think>`` after its ``<think>``) and reasoning "X" there."""
 
 from __future__ import annotations
 
@@ -26,3 +32,14 @@ def split_think(text: str, last_close: bool = False) -> ThinkSplit:
     if end < 0:
         return ThinkSplit(body, "", start >= 0, False)
     return ThinkSplit(body[:end], body[end + len(CLOSE):], start >= 0, True)
+
+
+def split_think_official(text: str) -> ThinkSplit:
+    """merge.py's cut of a Full-Hint target (``--policy official``)."""
+    end = text.find(CLOSE)
+    if end < 0:
+        return ThinkSplit(text, "", OPEN in text, False)
+    head = text[:end]
+    start = head.find(OPEN)
+    return ThinkSplit(head[start + len(OPEN):] if start >= 0 else head, text[end + len(CLOSE):].strip(),
+                      start >= 0, True)

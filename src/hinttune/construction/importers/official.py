@@ -14,6 +14,8 @@ were not kept) stays unknown, never invented.
 
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from hinttune.core.store import GenerationRecord
 
 SOURCE = "official scripts"
 GRADER = "judge (official scripts)"
+log = logging.getLogger(__name__)
 FILES = ("think_results.json", "instruct_results.json", "llm_grading_think.json")
 
 
@@ -87,6 +90,9 @@ def read_official(folder: Path, model: str | None = None) -> OfficialFiles:
     if len(think) != len(instruct):
         raise HinttuneError(f"{folder}: think_results.json has {len(think)} records and "
                             f"instruct_results.json {len(instruct)}: they must be the same problems")
+    if len(grading) != len(think):
+        raise HinttuneError(f"{folder}: llm_grading_think.json has {len(grading)} records and "
+                            f"think_results.json {len(think)}: the grading step grades every think trace")
     k_path = find_k_prefix(folder, model)
     k_prefix = _load(k_path)
     if not isinstance(k_prefix, dict) or not isinstance(k_prefix.get("results"), list):
@@ -207,8 +213,15 @@ def import_official(folder: Path, run_dir: Path, model: str | None = None,
     # the official scan: one k at a time from 0, stopped at the first success
     probe_stats = {**probe_statistics(ProbeConfig(), result.probes), "strategy": "official scan (imported)"}
     summary(result, meta, probe_stats, run_dir)
+    skipped = [a.problem_id for a in result.assignments if a.problem_id not in result.probes
+               and not getattr(result.verdicts["think"].get(a.problem_id), "correct", False)]
+    if skipped:
+        result.notes.append(f"{len(skipped)} problem{'s' * (len(skipped) != 1)} graded wrong with no "
+                            "k_prefix.json entry (the search raised, or the prefix step did not "
+                            "finish): left out, as merge.py skips them (export/excluded.jsonl)")
+        log.warning(result.notes[-1])
     result.files["source"] = write_json(run_dir / "imported.json", {
         "source": SOURCE, "folder": str(Path(folder).resolve()), "k_prefix": str(files.k_prefix_path.resolve()),
         "instruct_model": files.k_prefix.get("metadata", {}).get("instruct_model"),
-        "problems": len(result.problems), "seed": seed})
+        "problems": len(result.problems), "seed": seed, "skipped_no_prefix_result": skipped})
     return result
