@@ -139,6 +139,8 @@ LayoutOpt = typer.Option(None, "--layout", help="'official' also writes the offi
 KeepOpt = typer.Option(None, "--keep-unverified/--drop-unverified", help="Keep Full-Hint targets "
                        "whose think answer was not graded correct (sets assemble.keep_unverified).")
 
+ShardOpt = typer.Option(None, "--shard", help="I/N: build only shard I of N of the problems (by a "
+                        "hash of each id), in RUN_DIR/shards/I-of-N; join them with `hinttune merge`.")
 RetryRejectedOpt = typer.Option(False, "--retry-rejected", help="Send again the requests the "
                                 "backend refused for good (e.g. prompts over max_model_len, after raising it).")
 RetryUndecidedOpt = typer.Option(False, "--retry-undecided", help="Ask the judge again where its "
@@ -194,13 +196,16 @@ def _stage_command(name: str) -> None:
                 run_dir: Optional[Path] = RunDirOpt, problems: Optional[str] = ProblemsOpt,
                 policy: Optional[str] = PolicyOpt, keep_unverified: Optional[bool] = KeepOpt,
                 layout: Optional[str] = LayoutOpt, retry_rejected: bool = RetryRejectedOpt,
-                retry_undecided: bool = RetryUndecidedOpt, verbose: bool = VerboseOpt) -> None:
+                retry_undecided: bool = RetryUndecidedOpt, shard: Optional[str] = ShardOpt,
+                verbose: bool = VerboseOpt) -> None:
         from hinttune.construction.pipeline import build
         from hinttune.construction.report import stage_report
         from hinttune.construction.result import failure_causes
         from hinttune.core.rundir import run_lock, setup_logging
 
         extra = [f"assemble.policy={policy}"] if policy else []
+        if shard:
+            extra.append(f"problems.shard={shard}")
         if layout is not None:
             if layout not in ("official", "default"):
                 raise HinttuneError(f"--layout {layout!r}: use 'official' or 'default'")
@@ -227,6 +232,32 @@ def _stage_command(name: str) -> None:
 
 for _name in STAGE_HELP:
     _stage_command(_name)
+
+
+@app.command("merge")
+@friendly
+def merge_command(run_dirs: List[Path] = typer.Argument(..., help="The shards' run directories."),
+                  output: Path = typer.Option(..., "--output", "-o", help="The merged run directory."),
+                  verbose: bool = VerboseOpt) -> None:
+    """Join shards (`run --shard I/N`) into one run: union their stores, check they share
+    their configuration, then assemble, export and summarize - nothing is generated.
+
+    Example: [cyan]hinttune merge runs/big/shards/*-of-3 -o runs/big[/]
+    """
+    from hinttune.construction.report import stage_report
+    from hinttune.construction.result import failure_causes
+    from hinttune.construction.shards import merge
+    from hinttune.core.rundir import run_lock, setup_logging
+
+    with run_lock(output):
+        setup_logging(output, verbose)
+        result = merge(run_dirs, output)
+    for renderable in stage_report(result):
+        console.print(renderable, soft_wrap=isinstance(renderable, str), highlight=False)
+    causes = failure_causes(result)
+    if causes:
+        report_incomplete(causes)
+        raise typer.Exit(EXIT_INCOMPLETE)
 
 
 @app.command("import-official")
@@ -261,16 +292,24 @@ def import_official_command(
 
 @app.command()
 @friendly
-def status(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
-    """Per-stage progress of a run (works while it is running).
+def status(run_dirs: List[Path] = typer.Argument(..., help="A run directory, or several (shards).")) -> None:
+    """Per-stage progress of a run (works while it is running); of a sharded or merged run,
+    or of several run directories, each one's progress side by side.
 
-    Example: [cyan]hinttune status runs/demo[/]
+    Example: [cyan]hinttune status runs/demo[/]  ·  [cyan]hinttune status runs/big[/] (its shards too)
     """
-    from hinttune.construction.report import status_table
+    from hinttune.construction.report import shards_table, status_table
+    from hinttune.construction.shards import shard_dirs
     from hinttune.core.store import RunStore
 
-    if not (run_dir / "store.sqlite").exists():
-        raise HinttuneError(f"{run_dir}: not a run directory (no store.sqlite)")
+    for run_dir in run_dirs:
+        if not (run_dir / "store.sqlite").exists() and not shard_dirs(run_dir):
+            raise HinttuneError(f"{run_dir}: not a run directory (no store.sqlite)")
+    several = [d for run_dir in run_dirs for d in [run_dir, *shard_dirs(run_dir)] if (d / "store.sqlite").exists()]
+    if len(several) > 1:
+        console.print(shards_table(several))
+        return
+    run_dir = several[0]
     with RunStore(run_dir, readonly=True) as store:
         table = status_table(store.status())
         counts = store.counts()

@@ -132,14 +132,15 @@ def _probe_items(cfg: RunConfig, result: RunResult) -> list[tuple[str, GradeItem
             for pid, outcome in result.probes.items() for a in outcome.attempts]
 
 
-def build(cfg: RunConfig, until: str = "summary") -> RunResult:
-    """Run the construction up to and including stage ``until``."""
+def build(cfg: RunConfig, until: str = "summary", frozen: str | None = None) -> RunResult:
+    """Run the construction up to and including stage ``until``; with ``frozen``, from the
+    store alone (a merge of shards): every request that is not there fails with that reason."""
     stop = STAGES.index(until)
     store, loaded = open_run(cfg)
     run_dir = Path(cfg.run_dir)
     counter = TokenCounter(cfg.think)  # think-model tokens: windows and token counts
     runs = probe_runs(cfg)
-    with store, BackendPool() as pool:
+    with store, BackendPool(frozen) as pool:
         roles = {"think": cfg.think, **{role: c.instruct for role, c in runs.values()}}
         attempts = run_attempts(cfg, store, loaded.problems, pool, roles)
         results = {name: RunResult(loaded.problems, {"think": attempts["think"], "instruct": attempts[role]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from statistics import mean
 from typing import Any
 
@@ -101,4 +102,42 @@ def plan_table(plan: dict[str, Any]) -> Table:
                       f"{stage['prompt_tokens']:,.0f}", str(stage["rounds"]), f"{stage['hours']:.2f}")
     table.caption = (f"{plan['episodes']}; mean N = {plan['mean_episodes']:.1f}; grader "
                      f"{plan['grader']}")
+    return table
+
+
+def shards_table(run_dirs: list[Path]) -> Table:
+    """Progress of several runs side by side (the shards of one, or a merge and its shards):
+    per stage, generations done of planned; failed; records exported."""
+    import json
+
+    from hinttune.core.store import RunStore
+
+    rows, stages = [], []
+    for run_dir in run_dirs:
+        with RunStore(run_dir, readonly=True) as store:
+            status = store.status()
+        per_stage: dict[str, list[int]] = {}
+        for r in status:
+            done = per_stage.setdefault(r.stage, [0, 0])
+            done[0], done[1] = done[0] + r.ok, done[1] + r.planned
+            if r.stage not in stages:
+                stages.append(r.stage)
+        problems = run_dir / "problems.jsonl"
+        count = sum(1 for _ in problems.open(encoding="utf-8")) if problems.exists() else 0
+        summary = run_dir / "summary.json"
+        exported = json.loads(summary.read_text(encoding="utf-8")).get("records") if summary.exists() else None
+        rows.append((run_dir, count, per_stage, sum(r.failed for r in status), exported))
+    import os
+
+    common = Path(os.path.commonpath([str(d.resolve()) for d in run_dirs]))
+    table = Table(title=f"runs in {common}")
+    for column in ("run", "problems", *stages, "failed", "records"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for run_dir, count, per_stage, failed, exported in rows:
+        cells = []
+        for stage in stages:
+            done, planned = per_stage.get(stage, (0, 0))
+            cells.append(f"{done}/{planned}" + (f" ({100 * done / planned:.0f}%)" if planned else ""))
+        name = str(run_dir.resolve().relative_to(common)) if run_dir.resolve() != common else "."
+        table.add_row(name, str(count), *cells, str(failed), "-" if exported is None else str(exported))
     return table

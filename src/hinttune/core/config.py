@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hinttune.core.errors import HinttuneError
 
@@ -153,6 +153,21 @@ class ProblemsConfig(Strict):
     skip_invalid: bool = Field(False, description="skip malformed records (listed in the run log) "
                                "instead of stopping")
     limit: int | None = Field(None, ge=1, description="use only the first N problems")
+    shard: str | None = Field(None, pattern=r"^[1-9]\d*/[1-9]\d*$", description="I/N: build only the "
+                              "problems in shard I of N (by a hash of each problem's id), in "
+                              "RUN_DIR/shards/I-of-N; `hinttune merge` joins the shards")
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_in_range(cls, value: str | None) -> str | None:
+        if value is not None:
+            index, count = map(int, value.split("/"))
+            if index > count:
+                raise ValueError(f"shard {value}: I must be between 1 and N")
+        return value
+
+    def shard_parts(self) -> tuple[int, int] | None:
+        return tuple(map(int, self.shard.split("/"))) if self.shard else None  # type: ignore[return-value]
 
 
 class AttemptsConfig(Strict):
@@ -286,6 +301,15 @@ class RunConfig(Strict):
                 name, n = f"{base}-{n}", n + 1
             named[name] = model
         return named
+
+    @model_validator(mode="after")
+    def _shard_has_its_own_directory(self) -> "RunConfig":
+        parts = self.problems.shard_parts()
+        if parts is not None:
+            folder = f"{parts[0]}-of-{parts[1]}"
+            if not (self.run_dir.name == folder and self.run_dir.parent.name == "shards"):
+                self.run_dir = self.run_dir / "shards" / folder
+        return self
 
     @model_validator(mode="after")
     def _probe_names_are_unique(self) -> "RunConfig":

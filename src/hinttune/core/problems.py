@@ -40,6 +40,7 @@ class LoadedProblems:
     source: str
     skipped: list[str] = field(default_factory=list)  # one message per skipped record
     duplicates: list[str] = field(default_factory=list)  # one message per repeated problem
+    shard: str | None = None  # "I/N" when only shard I of N was kept
 
 
 def problem_id(problem: str, gold_answer: str) -> str:
@@ -227,6 +228,12 @@ def _check(record: Any, index: str, where: str, cfg: ProblemsConfig) -> tuple[st
     return values[0], values[1]
 
 
+def shard_of(problem_id: str, count: int) -> int:
+    """The shard (1..count) a problem belongs to: a hash of its id, so shards are balanced and
+    do not depend on the order of the file (nor on what else is in it)."""
+    return int(hashlib.sha256(f"shard/{problem_id}".encode()).hexdigest()[:16], 16) % count + 1
+
+
 def load_problems(cfg: ProblemsConfig) -> LoadedProblems:
     records, where, places = read_records(cfg.source, cfg.split)
     if not records:
@@ -260,6 +267,10 @@ def load_problems(cfg: ProblemsConfig) -> LoadedProblems:
             break
     if not result.problems:
         raise HinttuneError(f"{where}: no valid records ({len(result.skipped)} skipped)")
+    shard = cfg.shard_parts()
+    if shard is not None:
+        result.problems = [p for p in result.problems if shard_of(p.id, shard[1]) == shard[0]]
+        result.shard = cfg.shard
     for message in result.skipped:
         log.warning("skipped %s", message)
     for message in result.duplicates:

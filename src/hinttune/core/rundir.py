@@ -93,6 +93,8 @@ def open_run(cfg: RunConfig) -> tuple[RunStore, LoadedProblems]:
     if previous is not None and previous != text:
         log.info("configuration changed since the last run: work whose inputs changed is redone")
     loaded = load_problems(cfg.problems)
+    if loaded.shard is not None:
+        seed_shard_store(run_dir)
     if previous != text:
         write_text(config_path, text)
     write_jsonl(run_dir / "problems.jsonl", ({"id": p.id, "index": p.index, "problem": p.problem,
@@ -101,10 +103,31 @@ def open_run(cfg: RunConfig) -> tuple[RunStore, LoadedProblems]:
              loaded.source, len(loaded.skipped), len(loaded.duplicates))
     console.print(f"[bold]{len(loaded.problems)}[/] problems from {loaded.source}"
                   + (f", {len(loaded.skipped)} skipped (see run.log)" if loaded.skipped else "")
+                  + (f" (shard {loaded.shard})" if loaded.shard else "")
                   + f" → {run_dir}", highlight=False)
     console.print(f"think: {_model_line(cfg.think)} · instruct: {_model_line(cfg.instruct)}",
                   highlight=False)
     return RunStore(run_dir), loaded
+
+
+def seed_shard_store(shard_dir: Path) -> None:
+    """A new shard of a run that has a store (a merged run, split again) starts from a copy of
+    it: what is done is never generated again, and a straggler can be split further."""
+    parent = shard_dir.parent.parent / "store.sqlite"
+    mine = shard_dir / "store.sqlite"
+    if mine.exists() or not parent.exists():
+        return
+    import sqlite3
+
+    log.info("shard %s starts from the store of %s", shard_dir.name, parent.parent)
+    tmp = mine.with_name(".store.sqlite.tmp")
+    source, target = sqlite3.connect(parent), sqlite3.connect(tmp)
+    try:
+        source.backup(target)  # consistent even while the parent's store is open
+    finally:
+        source.close()
+        target.close()
+    os.replace(tmp, mine)
 
 
 def _model_line(model: object) -> str:

@@ -381,6 +381,40 @@ class RunStore:
                                 [(stage, pid, fingerprint, json.dumps(body, ensure_ascii=False))
                                  for pid, fingerprint, body in rows])
 
+    # --- merging (shards) ------------------------------------------------------------------
+    def merge_from(self, path: Path) -> dict[str, int]:
+        """Add another run's store (a shard) to this one, in one transaction: records are keyed
+        by content, so nothing conflicts; an ok generation replaces a failed one, never the
+        reverse, and a final verdict replaces one that is not. Counters add up. Returns the
+        rows each table gained."""
+        self.flush()
+        columns = [r["name"] for r in self.db.execute("PRAGMA table_info(generations)")]
+        updates = ", ".join(f"{c}=excluded.{c}" for c in columns if c != "key")
+        before = {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in MERGED}
+        self.db.execute("ATTACH DATABASE ? AS shard", (str(Path(path)),))  # only read
+        try:
+            grade_columns = {r["name"] for r in self.db.execute("PRAGMA shard.table_info(grades)")}
+            final = "final" if "final" in grade_columns else "1"
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.execute(f"INSERT INTO generations SELECT {', '.join(columns)} FROM shard.generations "
+                                f"WHERE true ON CONFLICT(key) DO UPDATE SET {updates} "
+                                "WHERE generations.status != 'ok' AND excluded.status = 'ok'")
+                self.db.execute("INSERT OR IGNORE INTO plan SELECT stage, role, problem_id, sample, key "
+                                "FROM shard.plan ORDER BY rowid")
+                self.db.execute("INSERT INTO grades (key, subject, correct, grader, detail, created, final) "
+                                f"SELECT key, subject, correct, grader, detail, created, {final} FROM shard.grades "
+                                "WHERE true ON CONFLICT(key) DO UPDATE SET correct=excluded.correct, "
+                                "grader=excluded.grader, detail=excluded.detail, created=excluded.created, "
+                                "final=excluded.final WHERE grades.final = 0 AND excluded.final = 1")
+                self.db.execute("INSERT OR IGNORE INTO stage_results SELECT * FROM shard.stage_results")
+                self.db.execute("INSERT OR IGNORE INTO messages SELECT * FROM shard.messages")
+                self.db.execute("INSERT INTO counters SELECT name, value FROM shard.counters WHERE true "
+                                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
+        finally:
+            self.db.execute("DETACH DATABASE shard")
+        return {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] - before[t] for t in MERGED}
+
     # --- counters (retries, and other events of a run that no record shows) -------------
     def add_counts(self, counts: dict[str, int]) -> None:
         with self.db:
@@ -447,6 +481,9 @@ def damaged_message(path: Path | str, exc: BaseException) -> str:
     return (f"{path}: the run store is damaged ({exc}). Move it aside to start this run over "
             f"(`mv {path} {path}.damaged`; generations are then made again), or try to rescue "
             f"it with `sqlite3 {path} .recover | sqlite3 recovered.sqlite`")
+
+
+MERGED = ("generations", "plan", "grades", "stage_results", "messages")
 
 
 def _open_readonly(path: Path) -> sqlite3.Connection:

@@ -36,6 +36,36 @@ def engine_key(cfg: ModelBase) -> str:
     return cfg.model_dump_json(exclude=per_request)
 
 
+class Frozen:
+    """A backend that renders prompts (so cached results are found) but runs nothing: each
+    request fails with ``why``, which makes its item incomplete and says what to do."""
+
+    def __init__(self, inner: Backend, why: str):
+        self.__dict__.update(inner=inner, why=why)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        setattr(self.inner, name, value)
+
+    def submit(self, request: Request, affinity: str | None = None) -> "Future[list[Generation]]":
+        from concurrent.futures import Future
+
+        from hinttune.core.backends.base import failed
+
+        future: Future = Future()
+        future.set_result([failed(self.why)] * request.n)
+        return future
+
+    def generate(self, requests: list[Request]):  # type: ignore[no-untyped-def]
+        for index, request in enumerate(requests):
+            yield index, self.submit(request).result()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 __all__ = ["Backend", "BackendPool", "Generation", "Request", "make_backend", "engine_key"]
 
 
@@ -47,8 +77,10 @@ class BackendPool:
 
     HEAVY = ("vllm", "transformers")
 
-    def __init__(self) -> None:
+    def __init__(self, frozen: str | None = None) -> None:
         self.backends: dict[str, Backend] = {}
+        self.frozen = frozen  # why nothing may be generated (a merge): every request fails so
+
 
     def get(self, cfg: ModelBase) -> Backend:
         key = engine_key(cfg)
@@ -56,7 +88,7 @@ class BackendPool:
             if cfg.backend in self.HEAVY:
                 for other in [k for k, b in self.backends.items() if b.name in self.HEAVY]:
                     self.backends.pop(other).close()
-            self.backends[key] = make_backend(cfg)
+            self.backends[key] = make_backend(cfg) if self.frozen is None else Frozen(make_backend(cfg), self.frozen)
         backend = self.backends[key]
         backend.cfg = cfg  # per-request settings (system prompt, sampling) of this role
         return backend
