@@ -9,6 +9,10 @@ by the last digit of the problem's number, so probing asks about 20 continuation
 
     python bench/scale.py                       # 1,000 problems
     python bench/scale.py --problems 1000 10000 # and 10,000 (a few minutes)
+    python bench/scale.py --problems 10000 --shards 4   # also: 4 shards, their sizes, the merge
+
+With --shards N the same problems are also built as N shards (one after another, each timed)
+and merged; the merged dataset is checked byte for byte against the single run's.
 """
 
 from __future__ import annotations
@@ -78,11 +82,28 @@ def grading_speed(pairs: int) -> tuple[float, float]:
     return pool, raw
 
 
+def shards_and_merge(hinttune: list[str], config: Path, folder: Path, count: int) -> None:
+    big = folder / "big"
+    seconds, sizes = [], []
+    for i in range(1, count + 1):
+        took, _ = timed(hinttune + ["run", "-c", str(config), "-o", str(big), "--shard", f"{i}/{count}"])
+        seconds.append(took)
+        sizes.append(len((big / "shards" / f"{i}-of-{count}" / "problems.jsonl").read_text().splitlines()))
+    dirs = [str(big / "shards" / f"{i}-of-{count}") for i in range(1, count + 1)]
+    merge_s, rss = timed(hinttune + ["merge", *dirs, "-o", str(big)])
+    same = (big / "export" / "hint_tuning.json").read_bytes() == \
+        (folder / "run" / "export" / "hint_tuning.json").read_bytes()
+    print(f"  {count} shards: problems {', '.join(f'{n:,}' for n in sizes)}; seconds each "
+          f"{', '.join(f'{t:.1f}' for t in seconds)}; merge {merge_s:.1f} s (peak {rss:.0f} MB); "
+          f"merged dataset {'identical to' if same else 'DIFFERENT from'} the single run's")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, nargs="+", default=[1000])
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--pairs", type=int, default=2000)
+    parser.add_argument("--shards", type=int, default=0, help="also build N shards and merge them")
     args = parser.parse_args()
     hinttune = [sys.executable, "-m", "hinttune"]
     print(f"{'problems':>8} {'run s':>7} {'re-run s':>9} {'status s':>9} {'peak MB':>8} "
@@ -100,6 +121,8 @@ def main() -> None:
                 gens = db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
             print(f"{n:>8,} {run_s:>7.1f} {rerun_s:>9.2f} {status_s:>9.2f} {max(rss, rss2):>8.0f} "
                   f"{store.stat().st_size / 2**20:>9.1f} {gens:>12,}")
+            if args.shards:
+                shards_and_merge(hinttune, config, Path(tmp), args.shards)
     pool, raw = grading_speed(args.pairs)
     print(f"grading {args.pairs:,} pairs: hinttune pool (2 workers) {pool:,.0f}/s, "
           f"raw Math-Verify in one process {raw:,.0f}/s ({pool / raw:.2f}x)")

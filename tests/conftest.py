@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -73,18 +74,31 @@ def smollm_hf(smollm_dir: Path) -> Path:
 def side_python(name: str, requirement: str) -> Path:
     """The python of a virtual environment beside ours, for a library whose pins conflict with
     ours (lighteval) or an older release to check compatibility with (transformers 4.x). It
-    sees our packages; what it installs itself shadows them. Built once, kept in the test cache."""
+    sees the packages of the environment running the tests - a virtual environment too, not
+    only the base interpreter's (``--system-site-packages`` would give those) - through a .pth
+    file; what it installs itself shadows them. Built once per interpreter and requirement,
+    kept in the test cache."""
+    import site
+
     venv = TEST_CACHE / name
     python = venv / "bin" / "python"
     ready = venv / ".ready"
-    if not ready.exists() or ready.read_text() != requirement:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", "--system-site-packages", str(venv)],
-                       check=True, timeout=300)
+    ours = [p for p in [*site.getsitepackages(), site.getusersitepackages()] if Path(p).is_dir()]
+    stamp = json.dumps({"requirement": requirement, "python": sys.executable, "version": sys.version,
+                        "site": ours})
+    if not ready.exists() or ready.read_text() != stamp:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
+        purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        # "import" lines of a .pth run at start-up: addsitedir also reads the .pth files there
+        # (our editable install among them); its paths come after the venv's own
+        (Path(purelib) / "zz_outer_environment.pth").write_text(
+            "".join(f"import site; site.addsitedir({p!r})\n" for p in ours))
         done = subprocess.run([str(python), "-m", "pip", "install", "-q", requirement],
                               capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             pytest.fail(f"could not install {requirement} in {venv}:\n{done.stderr[-3000:]}")
-        ready.write_text(requirement)
+        ready.write_text(stamp)
     return python
 
 
