@@ -250,3 +250,42 @@ def test_report_to_from_the_cli(tmp_path, monkeypatch):
                                           "--report-to", "wandb,tensorboard"])
     assert result.exit_code == 0, result.output
     assert seen["cfg"].report_to == ["wandb", "tensorboard"] and "last logged loss 0.5000" in result.output
+
+
+def test_with_no_gpu_training_runs_on_the_cpu_and_says_so(monkeypatch, capsys):
+    import torch
+
+    from hinttune.core.config import TrainConfig
+    from hinttune.training.sft import on_this_machine
+
+    cfg = TrainConfig(data="d.json", model="m", output_dir="o")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    moved = on_this_machine(cfg)
+    assert (moved.use_cpu, moved.bf16, moved.gradient_checkpointing) == (True, False, False)
+    assert "no GPU found: training on the CPU" in capsys.readouterr().err  # the console is stderr
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert on_this_machine(cfg) == cfg
+
+
+def test_a_model_that_cannot_be_loaded_is_one_line(tmp_path):
+    from transformers import AutoTokenizer
+
+    from hinttune.training.sft import _load
+
+    with pytest.raises(HinttuneError, match=r"could not load the tokenizer of '.*nowhere'"):
+        _load(AutoTokenizer, str(tmp_path / "nowhere"), "tokenizer")
+
+
+def test_the_disk_a_run_will_use_is_said_before_it_starts():
+    import torch
+
+    from hinttune.core.config import TrainConfig
+    from hinttune.training.sft import disk_note
+
+    model = torch.nn.Linear(1024, 1024)  # 1,049,600 fp32 parameters: 4 MB, optimizer 8 MB
+    cfg = TrainConfig(data="d.json", model="m", output_dir="out", num_train_epochs=5, global_batch_size=16)
+    note = disk_note(cfg, model, rows=14)  # one step an epoch: five saves, two kept
+    assert note.startswith("5 steps; 5 checkpoint(s) (epoch) of 0.0 GB") and "2 kept" in note
+    big = torch.nn.Linear(16384, 16384)  # 1 GB of weights, 2 GB of optimizer state
+    assert "of 3.0 GB each (weights 1.0 GB + optimizer state 2.0 GB), 2 kept: up to 6.0 GB" in \
+        disk_note(cfg, big, rows=14)

@@ -24,6 +24,7 @@ from hinttune.core.errors import HinttuneError, missing_extra
 from hinttune.core.files import read_json, read_jsonl, write_text
 from hinttune.core.fingerprint import record_digest
 from hinttune.core.plots import pyplot, save
+from hinttune.core.progress import console
 from hinttune.training.augment import augment_records
 from hinttune.training.checkpoints import make_portable
 
@@ -144,7 +145,7 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, SFTData]:
         per_record = len(augment_records(records[:1], copies=cfg.augment_copies))
         records = augment_records(records, copies=cfg.augment_copies, seed=cfg.seed)
         ids = [rid if k == 0 else f"{rid}~{k}" for rid in ids for k in range(per_record)]
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    tokenizer = _load(AutoTokenizer, cfg.model, "tokenizer")
     if not getattr(tokenizer, "chat_template", None):
         raise HinttuneError(f"{cfg.model}: the tokenizer has no chat template")
     rows = [prompt_completion(r) for r in records]
@@ -178,7 +179,8 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, SFTData]:
     model_kwargs: dict[str, Any] = {"dtype": cfg.torch_dtype}
     if cfg.attn_implementation:
         model_kwargs["attn_implementation"] = cfg.attn_implementation
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, **model_kwargs)
+    model = _load(AutoModelForCausalLM, cfg.model, "model", **model_kwargs)
+    console.print(disk_note(cfg, model, len(rows)), highlight=False)
     peft_config = None
     if cfg.lora.enabled:
         try:
@@ -190,6 +192,46 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, SFTData]:
     trainer = SFTTrainer(model=model, args=SFTConfig(**args), processing_class=tokenizer,
                          train_dataset=datasets.Dataset.from_list(rows), peft_config=peft_config)
     return trainer, data
+
+
+def on_this_machine(cfg: TrainConfig) -> TrainConfig:
+    """With no GPU here, train on the CPU (fp32, no gradient checkpointing) instead of failing
+    deep inside transformers; said once."""
+    if cfg.use_cpu:
+        return cfg
+    import torch
+
+    if torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        return cfg
+    console.print("no GPU found: training on the CPU in fp32 (pass --cpu to say so; on a GPU machine "
+                  "check that `python -c 'import torch; print(torch.cuda.is_available())'` prints True)",
+                  highlight=False, markup=False)
+    return cfg.model_copy(update={"use_cpu": True, "bf16": False, "gradient_checkpointing": False})
+
+
+def _load(cls: Any, name: str, what: str, **kwargs: Any) -> Any:
+    try:
+        return cls.from_pretrained(name, **kwargs)
+    except OSError as exc:  # not found, not a model folder, no network for a hub id
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HinttuneError(f"could not load the {what} of {name!r}: {first}") from None
+
+
+def disk_note(cfg: TrainConfig, model: Any, rows: int) -> str:
+    """What the run will write: checkpoints (weights and, to resume, optimizer state) and
+    how many are kept, then the final model."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    optimizer = 8 * trainable  # AdamW: two fp32 moments per trained parameter
+    each = weights + optimizer
+    steps_per_epoch = max(1, -(-rows // cfg.global_batch_size))
+    steps = cfg.max_steps if cfg.max_steps > 0 else int(steps_per_epoch * cfg.num_train_epochs)
+    saves = {"no": 0, "epoch": -(-steps // steps_per_epoch), "steps": steps // cfg.save_steps}[cfg.save_strategy]
+    kept = min(saves, cfg.save_total_limit) if cfg.save_total_limit else saves
+    gb = 2 ** 30
+    return (f"{steps} steps; {saves} checkpoint(s) ({cfg.save_strategy}) of {each / gb:.1f} GB each "
+            f"(weights {weights / gb:.1f} GB + optimizer state {optimizer / gb:.1f} GB), {kept} kept: "
+            f"up to {kept * each / gb:.1f} GB in {cfg.output_dir}, then the final model ({weights / gb:.1f} GB)")
 
 
 def report_to(wanted: list[str]) -> list[str]:
@@ -296,6 +338,7 @@ Prompt format at inference: the problem as the user turn, e.g.
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
+    cfg = on_this_machine(cfg)
     trainer, data = build_trainer(cfg)
     checkpoint = last_checkpoint(Path(cfg.output_dir)) if cfg.resume else None
     start_step = 0
