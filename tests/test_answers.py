@@ -19,7 +19,8 @@ GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks" /
     ("The answer is 5.\nWait, actually it is 7.", "7", False),        # revised: 7, and unsure
     ("Each box holds 3, so 15 in total.\nDouble-check: 15 / 5 = 3.", "15", True),  # a check
     ("Let me verify: 15 / 5 = 3, which matches. So the answer is 15.", "15", True),
-    ("x = 3 or x = -3", "$3, -3$", False),                            # several solutions
+    ("x = 3 or x = -3", "$3, -3$", True),                             # several solutions
+    ("It is 4.", "4", True),
     ("So x = ±3.", "$\\pm 3$", True),
     ("So the probability is 1/6 ≈ 0.167.", "1/6", True),              # the exact form
     ("It costs $18 and the tax is $2, so $20", "20", True),            # money, not math
@@ -31,7 +32,7 @@ GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks" /
     ("The final answer: 1,234.", "1234", True),
     ("The answer is 42 apples.", "42", True),
     ("so the length is $3\\sqrt{13}$", "$3\\sqrt{13}$", True),
-    ("12 + 30 = 32\n\nI hope this helps!", "32", False),              # no final statement
+    ("12 + 30 = 32\n\nI hope this helps!", "32", True),               # an equation's result
     ("The total is 5 and 7.", "7", False),                             # several numbers
 ])
 def test_the_final_statement_is_the_answer(reply, first, sure):
@@ -50,8 +51,8 @@ def test_a_reply_with_no_value_states_nothing():
 def test_gsm8k_solutions_without_their_final_line_are_read_right():
     """GSM8K's reference solutions are worked replies in words; with the "#### N" line and the
     calculator notes removed, the answer is what their last sentences state. Measured: 98.9%
-    of first candidates right, and 3 of 1,319 read as sure and wrong (cents against dollars
-    in the labels)."""
+    of first candidates right, and 4 of 1,319 read as sure and wrong (three labels in cents
+    against solutions in dollars, one label its own solution contradicts)."""
     from math_verify import parse, verify
 
     right = sure_wrong = total = 0

@@ -183,3 +183,12 @@ def test_errors_keep_bracketed_words():
 
     result = runner.invoke(small, [])
     assert result.exit_code == 2 and "pip install 'hinttune[datasets]'" in result.output
+
+
+def test_a_rerun_says_nothing_was_left_to_generate(tmp_path):
+    config = fake_config(tmp_path)
+    first = runner.invoke(app, ["run", "--config", str(config)])
+    assert first.exit_code == 0 and "nothing left" not in first.output, first.output
+    again = runner.invoke(app, ["run", "--config", str(config)])
+    assert again.exit_code == 0, again.output
+    assert "nothing left to generate: all 4 generations were already in" in " ".join(again.output.split())

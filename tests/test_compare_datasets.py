@@ -57,3 +57,18 @@ def test_bad_inputs_are_named(run, tmp_path):
     broken.write_text(json.dumps({"id": "a", "state": "No-Hint"}) + "\n")
     with pytest.raises(Exception, match=r"broken.meta.jsonl: line 1: no field 'output_tokens'"):
         load_dataset(str(broken))
+
+
+def test_a_path_that_does_not_exist_is_said_so(tmp_path):
+    gone = runner.invoke(app, ["compare", str(tmp_path / "nowhere"), str(tmp_path / "nowhere")])
+    assert gone.exit_code == 2 and "nowhere: no such file or folder" in " ".join(gone.output.split())
+
+
+@pytest.mark.parametrize("values", [[10, 20], [1, 2, 3], [5], [1, 100, 101, 102], list(range(11))])
+def test_p90_is_never_below_the_median(values):
+    from statistics import median
+
+    from hinttune.construction.compare_datasets import percentile
+
+    assert percentile(values, 0.5) == median(values) <= percentile(values, 0.9) <= max(values)
+    assert percentile(list(range(11)), 0.9) == 9

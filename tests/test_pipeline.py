@@ -540,3 +540,25 @@ def test_sigterm_is_as_graceful_as_ctrl_c(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(records(tmp_path / "run")) == 3
+
+
+def test_a_run_directory_of_other_problems_is_refused(tmp_path, monkeypatch):
+    from hinttune.core.errors import HinttuneError
+
+    data = config_dict(tmp_path)
+    build(validate_config(data))
+    other = tmp_path / "problems.csv"
+    other.write_text("problem,gold_answer\nalpha: 1+1,2\n")
+    with pytest.raises(HinttuneError, match=r"holds a run of the problems in .*problems.json, not .*problems.csv"):
+        build(validate_config({**data, "problems": {"source": str(other)}}))
+    monkeypatch.chdir(tmp_path)  # the same file, named another way: the same run
+    build(validate_config({**data, "problems": {"source": "./problems.json"}, "seed": 1}))
+
+
+def test_baselines_no_longer_configured_leave_no_folder(tmp_path):
+    data = config_dict(tmp_path, assemble={"baselines": ["full", "two-state"]})
+    build(validate_config(data))
+    folder = tmp_path / "run" / "export" / "baselines"
+    assert {p.name for p in folder.iterdir()} == {"full", "two-state"}
+    build(validate_config({**data, "assemble": {"baselines": ["full"]}}))
+    assert {p.name for p in folder.iterdir()} == {"full"}

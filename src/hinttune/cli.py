@@ -158,6 +158,16 @@ def _forget_for_retry(run_dir: Path, rejected: bool, undecided: bool) -> None:
                           "without a verdict will be asked again")
 
 
+def _generations(run_dir: Path) -> int:
+    """Generations in a run's store (0 for a new run)."""
+    from hinttune.core.store import RunStore
+
+    if not (run_dir / "store.sqlite").exists():
+        return 0
+    with RunStore(run_dir, readonly=True) as store:
+        return store.count()
+
+
 def report_incomplete(causes: Any) -> None:
     """The incomplete problems by cause, saying which the next run retries by itself and
     what to do about the others."""
@@ -217,7 +227,11 @@ def _stage_command(name: str) -> None:
             setup_logging(Path(cfg.run_dir), verbose)
             if retry_rejected or retry_undecided:
                 _forget_for_retry(Path(cfg.run_dir), retry_rejected, retry_undecided)
+            before = _generations(Path(cfg.run_dir))
             result = build(cfg, until="summary" if name == "run" else name)
+            if before and _generations(Path(cfg.run_dir)) == before:
+                console.print(f"nothing left to generate: all {before:,} generations were already in "
+                              f"{cfg.run_dir} (outputs rebuilt from them)", highlight=False)
         for renderable in stage_report(result):
             console.print(renderable, soft_wrap=isinstance(renderable, str), highlight=False)
         causes = failure_causes(result)
@@ -574,6 +588,9 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
     labels = list(label or [])
     if labels and len(labels) != len(results):
         raise HinttuneError(f"--label given {len(labels)} times for {len(results)} results: one per result")
+    missing = [r for r in results if not Path(r).exists()]
+    if missing:
+        raise HinttuneError(f"{missing[0]}: no such file or folder")
     datasets = [sidecar(r) is not None and not (Path(r) / "results.json").exists() for r in results]
     if all(datasets):
         return _compare_datasets(results, labels, plot)

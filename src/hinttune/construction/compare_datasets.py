@@ -43,6 +43,8 @@ def sidecar(path: str) -> Path | None:
 def load_dataset(path: str, label: str | None = None) -> dict[str, Any]:
     """Meta rows and a label: the run's name for export/NAME.meta.jsonl, the folder's for
     export/probes/NAME/, export/baselines/NAME/ and export/combined/."""
+    if not Path(path).exists():
+        raise HinttuneError(f"{path}: no such file or folder")
     meta = sidecar(path)
     if meta is None:
         raise HinttuneError(f"{path}: not a dataset export (no single NAME.meta.jsonl in it or beside it)")
@@ -66,13 +68,22 @@ def agreement(first: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[
             "same_output_tokens": sum(mine[i]["output_tokens"] == theirs[i]["output_tokens"] for i in both)}
 
 
+def percentile(ordered: list[float], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default), so p50 is the median
+    and p90 never falls below it."""
+    at = q * (len(ordered) - 1)
+    low = int(at)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
+
+
 def dataset_rows(loaded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for data in loaded:
         tokens = sorted(r["output_tokens"] for r in data["rows"])
         out.append({"label": data["label"], **dataset_stats(data["rows"]),
                     "median_output_tokens": median(tokens) if tokens else 0,
-                    "p90_output_tokens": tokens[int(0.9 * (len(tokens) - 1))] if tokens else 0,
+                    "p90_output_tokens": percentile(tokens, 0.9) if tokens else 0,
                     "agreement": agreement(loaded[0]["rows"], data["rows"])})
     return out
 

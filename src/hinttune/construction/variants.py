@@ -4,6 +4,7 @@ with the statistics the summary compares them by."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from hinttune.core.chat import TokenCounter
 from hinttune.core.config import RunConfig
 from hinttune.core.grading import GradeItem, Grader
 from hinttune.core.reasoning import split_think
+
+log = logging.getLogger(__name__)
 
 
 def think_samples(cfg: RunConfig, grader: Grader, result: RunResult) -> dict[str, list[ThinkSample]]:
@@ -93,7 +96,10 @@ def k_star_agreement(by_probe: dict[str, list[Assignment]]) -> dict[str, Any]:
 
 def export_baselines(result: RunResult, cfg: RunConfig, run_dir: Path,
                      count: TokenCounter) -> dict[str, tuple[list[Assignment], dict[str, dict[str, Any]]]]:
-    """The baselines' datasets, each in export/baselines/NAME/ with its meta sidecar."""
+    """The baselines' datasets, each in export/baselines/NAME/ with its meta sidecar; the
+    folders of baselines no longer asked for are removed (stale data beside fresh data would
+    be compared and trained on as if current)."""
+    remove_stale(run_dir / "export" / "baselines", set(cfg.assemble.baselines))
     if not cfg.assemble.baselines:
         return {}
     facts = [facts_of(result, p) for p in result.problems]
@@ -112,6 +118,16 @@ def export_baselines(result: RunResult, cfg: RunConfig, run_dir: Path,
         built[name] = (assignments, meta)
         result.baselines[name] = assignments
     return built
+
+
+def remove_stale(folder: Path, wanted: set[str]) -> None:
+    import shutil
+
+    if folder.is_dir():
+        for child in folder.iterdir():
+            if child.is_dir() and child.name not in wanted:
+                log.info("removing %s: that baseline is no longer configured", child)
+                shutil.rmtree(child)
 
 
 def policy_stats(assignments: list[Assignment], meta: dict[str, dict[str, Any]]) -> dict[str, Any]:

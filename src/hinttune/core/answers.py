@@ -10,6 +10,7 @@ as sentences, from its final statement back:
   7."): then the revised value is the answer, and the reading is *unsure*;
 - otherwise the last sentence that says a value: after a conclusion word (therefore, so, in
   total ...) its first value, a trailing restatement dropped ("24 eggs in 4 boxes" is 24);
+  with no such word, its value if it holds one ("It is 4.", "12 + 30 = 32");
 - in a value: the right-hand side of an equation, the exact form before "≈", several solutions
   as a set ("x = 3 or x = -3" is {3, -3}), a leading number without its unit, dollars of money
   (not ``$...$`` math).
@@ -47,8 +48,11 @@ _CONCLUSION = re.compile(r"\b(?:therefore|thus|hence|so|consequently|in\s+total|
 # after the value: its unit, then nothing or a phrase restating the question ("in 4 boxes")
 _RESTATED = re.compile(r"^\s*(?:[A-Za-z%°'’-]+\s*){0,3}(?:$|[.,;:!)]|(?:in|out\s+of|of|for|from|to|per|with|after"
                        r"|at|on|by|than|over|each|left|remaining|total)\b)", re.I)
-_SOLUTIONS = re.compile(r"\b([a-zA-Z])\s*=\s*([-+−]?[^\s,;=]+?)(?:\s*,\s+|\s+or\s+|\s+and\s+)(?:\1\s*=\s*)?"
-                        r"([-+−]?[^\s,;=.]+)")
+_VALUE = r"[-+−]?(?:\d|\\)[^\s,;=]*?"
+_SOLUTIONS = re.compile(rf"\b([a-zA-Z])\s*=\s*({_VALUE})(?:\s*,\s+|\s+or\s+|\s+and\s+)(?:\1\s*=\s*)?({_VALUE})(?=[\s,;.]|$)")
+_NUMBER_WORD = re.compile(r"\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+                          r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|"
+                          r"forty|fifty|sixty|seventy|eighty|ninety|hundred)\b", re.I)
 _MONEY = re.compile(r"(?<!\\)\$(?=\d)")
 
 
@@ -71,9 +75,16 @@ def stated_answer(text: str) -> Stated:
                     return Stated(tuple(dict.fromkeys(revised + chosen)), False,
                                   "the stated answer is revised after it")
         return Stated(tuple(chosen), sure and bool(chosen), why or ("" if chosen else "no value stated"))
+    in_words = False  # a later sentence says a number in words ("so it took three days")
     for sentence in reversed(sentences):
-        if _CHECK.match(sentence) or sentence.rstrip().endswith("?") or not _values(sentence):
+        if _CHECK.match(sentence) or sentence.rstrip().endswith("?"):
             continue
+        if not _values(sentence):
+            in_words = in_words or bool(_NUMBER_WORD.search(sentence))
+            continue
+        if in_words:
+            chosen, _, _ = _read(sentence, lead=_CONCLUSION.search(sentence) is not None)
+            return Stated(tuple(chosen), False, "a later sentence says a number in words")
         if _REVISION.search(sentence):
             chosen, _, _ = _read(_valued_tail(_REVISION, sentence), lead=True)
             return Stated(tuple(chosen), False, "a revision, no answer stated")
@@ -81,8 +92,10 @@ def stated_answer(text: str) -> Stated:
             chosen, sure, why = _read(_valued_tail(_CONCLUSION, sentence), lead=True)
             if chosen:
                 return Stated(tuple(chosen), sure, why)
-        chosen, _, _ = _read(sentence, lead=False)  # a value, but not stated as the answer
-        return Stated(tuple(chosen), False, "no final statement")
+        # a value not stated as the answer: clear when the sentence holds one ("It is 4.",
+        # "12 + 30 = 32"), else there is no final statement to go by
+        chosen, sure, _ = _read(sentence, lead=False)
+        return Stated(tuple(chosen), sure, "" if sure else "no final statement, several values")
     return Stated((), False, "no value in the reply")
 
 
@@ -97,6 +110,8 @@ def _money_to_numbers(text: str) -> str:
             return _MONEY.sub("", text)
     if text.count("$") % 2 and _MONEY.search(text):  # one lone "$5"
         return _MONEY.sub("", text)
+    if re.search(r"\d\$(?=[\s,.;]|$)", text):  # "20$": dollars written after the number
+        return re.sub(r"(?<=\d)\$|(?<!\\)\$(?=\d)", "", text)
     return text
 
 
@@ -146,14 +161,14 @@ def _values(clause: str) -> bool:
 def _read(clause: str, lead: bool) -> tuple[list[str], bool, str]:
     """(candidates, sure, why) of a clause that states a value: its first value when ``lead``
     (a statement or a conclusion), else its last."""
-    clause = clause.strip()
+    clause = re.split(r",?\s+because\b", clause.strip(), maxsplit=1)[0]  # the value, not why
     spans = [next(g for g in m.groups() if g is not None) for m in
              list(_DISPLAY.finditer(clause)) + list(_INLINE.finditer(clause))]
     if spans:
         spans.sort(key=clause.find)
         body = (spans[0] if lead else spans[-1]).strip().rstrip(".,;").strip()
         value = _exact(_rhs(body)).rstrip(".,;").strip()
-        sure = len(spans) == 1 or lead
+        sure = (len(spans) == 1 or lead) and bool(value)
         return ([f"${value}$"] if value else []), sure, "" if sure else "several formulas"
     solutions = _SOLUTIONS.search(clause)
     if solutions:

@@ -91,6 +91,7 @@ def open_run(cfg: RunConfig) -> tuple[RunStore, LoadedProblems]:
     text = dump_config(cfg)
     previous = config_path.read_text(encoding="utf-8") if config_path.exists() else None
     if previous is not None and previous != text:
+        _refuse_other_problems(run_dir, previous, cfg)
         log.info("configuration changed since the last run: work whose inputs changed is redone")
     loaded = load_problems(cfg.problems)
     if loaded.shard is not None:
@@ -108,6 +109,28 @@ def open_run(cfg: RunConfig) -> tuple[RunStore, LoadedProblems]:
     console.print(f"think: {_model_line(cfg.think)} · instruct: {_model_line(cfg.instruct)}",
                   highlight=False)
     return RunStore(run_dir), loaded
+
+
+def _refuse_other_problems(run_dir: Path, previous: str, cfg: RunConfig) -> None:
+    """A run directory holds one set of problems: `-p a.jsonl` then `-p a.csv` both default
+    to runs/a, and the second would replace the first's dataset (and mix into its status)."""
+    import yaml
+
+    try:
+        before = (yaml.safe_load(previous) or {}).get("problems", {}).get("source")
+    except yaml.YAMLError:
+        return
+    now = cfg.problems.source
+
+    def same(a: str, b: str) -> bool:
+        if a == b:
+            return True
+        pa, pb = Path(a).expanduser(), Path(b).expanduser()
+        return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+    if before is not None and not same(str(before), now):
+        raise HinttuneError(f"{run_dir} holds a run of the problems in {before}, not {now}: give this "
+                            f"run its own directory (-o runs/NAME), or remove {run_dir} to start it over")
 
 
 def seed_shard_store(shard_dir: Path) -> None:
