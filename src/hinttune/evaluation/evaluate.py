@@ -84,7 +84,10 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: Backen
             finish = rec.finish_reason if rec else None
             samples.append({"id": p.id, "sample": i, "problem": p.problem, **p.tags, "prompt": prompt,
                             "gold": p.gold_answer, "output": text, "failed": rec is None or rec.status != "ok",
-                            "finish_reason": finish})
+                            "finish_reason": finish,
+                            # what the engine generated, as vLLM counts it (the stop token
+                            # included, the response prefix not): at most max_tokens
+                            "generated_tokens": rec.completion_tokens if rec is not None else None})
             # cut by the length limit before its reasoning closed: it has no answer (as in
             # construction), not a number picked out of the reasoning
             cut = finish == "length" and not reasoning_closed(text)
@@ -94,7 +97,8 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: Backen
         sample["correct"] = status == "correct"
         sample["extracted_answer"] = extracted
         sample["check"] = status
-        sample["output_tokens"] = count(sample["output"])
+        generated = sample.pop("generated_tokens")
+        sample["output_tokens"] = generated if generated is not None else count(sample["output"])
         sample["reasoning_tokens"], sample["think_closed"] = reasoning_tokens(sample["output"], count)
     ok = [s for s in samples if not s["failed"]]
     metrics = {

@@ -136,7 +136,9 @@ class TransformersBackend(TemplatedBackend):
                 cuts = [text.find(x) for x in s.stop if x in text]
                 if cuts:
                     text, finish = text[:min(cuts)], "stop"
-            results.append(Generation(text, finish, len(ids), len(new)))
+            # counted as vLLM counts them: the end-of-turn token the model sampled is one of
+            # its tokens (never more than max_tokens in all)
+            results.append(Generation(text, finish, len(ids), len(new) + (ended is not None)))
         self._done_tokens += sum(g.completion_tokens or 0 for g in results)
         return results
 
