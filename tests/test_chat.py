@@ -52,3 +52,12 @@ def test_the_template_is_rendered_once_per_conversation_and_the_continuation_app
                                   "ünï ₩ 12+30=32  ", "  leading spaces", ""])
 def test_prompt_ids_are_the_tokenizers_own(tokenizer, text):
     assert encode_prompt(tokenizer, text) == list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def test_a_folder_of_gguf_weights_only_asks_for_gguf_file(tmp_path):
+    from hinttune.core.chat import load_tokenizer
+    from hinttune.core.errors import HinttuneError
+
+    (tmp_path / "tiny.Q4_1.gguf").write_bytes(b"GGUF")
+    with pytest.raises(HinttuneError, match=r"GGUF weights only \(tiny.Q4_1.gguf\): set gguf_file"):
+        load_tokenizer(str(tmp_path))

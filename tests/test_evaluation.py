@@ -198,6 +198,7 @@ def test_an_output_cut_before_its_reasoning_closed_has_no_answer(tmp_path):
                        extra=["--set", "sampling.max_tokens=6"])
     samples = [json.loads(line) for line in (folder / "samples_mini.jsonl").open()]
     assert all(s["finish_reason"] == "length" for s in samples)
+    assert [s["output_tokens"] for s in samples] == [6] * 3  # what the engine generated: max_tokens
     assert [s["check"] for s in samples] == ["no_answer"] * 3 and not any(s["correct"] for s in samples)
     results = json.loads((folder / "results.json").read_text())
     assert results["benchmarks"]["mini"]["no_answer"] == 3

@@ -53,6 +53,13 @@ def load_tokenizer(name: str, gguf_file: str | None = None, trust_remote_code: b
     except ImportError:
         raise missing_extra("transformers", "tokenizer") from None
     path = resolve_model_path(name)
+    folder = Path(path)
+    if gguf_file is None and folder.is_dir() and not any(
+            (folder / f).exists() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        ggufs = sorted(p.name for p in folder.glob("*.gguf"))
+        if ggufs:  # else transformers blames a missing sentencepiece
+            raise HinttuneError(f"{name!r} holds GGUF weights only ({', '.join(ggufs)}): set the "
+                                f"model's gguf_file to one of them (gguf_file: {ggufs[0]})")
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
