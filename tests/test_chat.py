@@ -59,5 +59,5 @@ def test_a_folder_of_gguf_weights_only_asks_for_gguf_file(tmp_path):
     from hinttune.core.errors import HinttuneError
 
     (tmp_path / "tiny.Q4_1.gguf").write_bytes(b"GGUF")
-    with pytest.raises(HinttuneError, match=r"GGUF weights only \(tiny.Q4_1.gguf\): set gguf_file"):
+    with pytest.raises(HinttuneError, match=r"GGUF weights only \(tiny.Q4_1.gguf\): set the model.s gguf_file"):
         load_tokenizer(str(tmp_path))
