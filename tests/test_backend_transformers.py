@@ -58,3 +58,14 @@ def test_a_prompt_longer_than_the_context_is_rejected_at_once(model):
     assert out[0][0].finish_reason == "rejected" and out[0][0].failed
     assert "the model's context is 8192" in out[0][0].error
     assert out[1][0].finish_reason == "length" and out[1][0].completion_tokens == 3
+
+
+@pytest.mark.parametrize("cores, load, threads", [(2, 0.3, 2), (2, 3.7, 1), (16, 4.2, 12), (8, 0.0, 8), (1, 9.0, 1)])
+def test_cpu_threads_are_the_cores_not_already_busy(monkeypatch, cores, load, threads):
+    import os
+
+    from hinttune.core.backends.transformers import cpu_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert cpu_threads() == threads

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from hinttune.cli import app
 
-pytestmark = pytest.mark.slow
+# sized for a busy 2-core machine (the demo takes about 1.5 minutes on an idle one)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 runner = CliRunner()
 
 

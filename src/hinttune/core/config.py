@@ -98,6 +98,8 @@ class TransformersModel(ModelBase, Parallel):
     device: str = "auto"
     dtype: str = "auto"
     batch_size: int = Field(8, ge=1)
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch on the CPU; default: "
+                                    "the cores not already busy (load average), at least 1")
     trust_remote_code: bool = False
 
 
