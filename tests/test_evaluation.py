@@ -148,6 +148,7 @@ def test_the_official_preset_reproduces_the_task_files_settings(tmp_path, monkey
     results = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert {name: m["n"] for name, m in results["benchmarks"].items()} == {"aime24": 1, "math500": 8}
     assert results["benchmarks"]["math500"]["samples"] == 3 * 8
+    assert results["versions"]["hinttune"] and "transformers" in results["versions"]  # provenance
     # with no local file, aime24 and aime25 come from the task file's hub sets and splits
     from hinttune.core.config import read_yaml
     from hinttune.evaluation import benchmarks

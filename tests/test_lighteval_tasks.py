@@ -5,7 +5,6 @@ agree with ``hinttune eval`` on every gold of the six benchmark files."""
 import json
 import os
 import subprocess
-import types
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,30 @@ LIGHTEVAL = "lighteval[math]==0.13.0"
 BENCHMARKS = ("aime24", "aime25", "hmmt25", "math500", "amc23", "gsm8k")
 
 
-def test_tasks_prompt_and_token_metrics(monkeypatch):
-    pytest.importorskip("lighteval")
-    monkeypatch.delenv("EVAL_MODEL_PATH", raising=False)
-    from hinttune.evaluation import lighteval_tasks as lt
+TASK_CHECKS = """
+import types
+from hinttune.evaluation import lighteval_tasks as lt
 
-    assert [t.name for t in lt.TASKS_TABLE] == ["ht_" + name for name in BENCHMARKS]
-    assert lt.TASKS_TABLE[3].hf_repo == "HuggingFaceH4/MATH-500"
-    doc = lt.paper_prompt({"problem": "What is 1+1?", "answer": 2}, "ht_aime24")
-    assert doc.query == "What is 1+1?\n\nPlease reason step by step, and put your final answer within \\boxed{}."
-    assert doc.choices == ["\\boxed{2}"] and doc.gold_index == 0
-    response = types.SimpleNamespace(text=["<think>a b c</think> \\boxed{2}", "<think>a b c d e"])
-    assert lt.ReasoningTokens().compute(doc, response) == 4.0  # (3 + 5) / 2
-    assert lt.OutputTokens().compute(doc, response) == 4.5
+assert [t.name for t in lt.TASKS_TABLE] == ["ht_" + name for name in {benchmarks!r}]
+assert lt.TASKS_TABLE[3].hf_repo == "HuggingFaceH4/MATH-500"
+doc = lt.paper_prompt({{"problem": "What is 1+1?", "answer": 2}}, "ht_aime24")
+assert doc.query == "What is 1+1?\\n\\nPlease reason step by step, and put your final answer within \\\\boxed{{}}."
+assert doc.choices == ["\\\\boxed{{2}}"] and doc.gold_index == 0
+response = types.SimpleNamespace(text=["<think>a b c</think> \\\\boxed{{2}}", "<think>a b c d e"])
+assert lt.ReasoningTokens().compute(doc, response) == 4.0  # (3 + 5) / 2
+assert lt.OutputTokens().compute(doc, response) == 4.5
+print("ok")
+""".format(benchmarks=BENCHMARKS)
+
+
+@pytest.mark.slow
+def test_tasks_prompt_and_token_metrics(monkeypatch):
+    """In lighteval's own environment (its pins conflict with ours: a side environment)."""
+    monkeypatch.delenv("EVAL_MODEL_PATH", raising=False)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([str(side_python("lighteval-venv", LIGHTEVAL)), "-c", TASK_CHECKS],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
 
 
 def agreement_cases() -> list[tuple[str, dict, str]]:

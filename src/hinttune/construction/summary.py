@@ -14,6 +14,7 @@ from rich.table import Table
 from hinttune.construction.states import CUT_TRACE, FULL_HINT, FULL_TRACE, NO_HINT, SPARSE_HINT, Assignment
 from hinttune.core.files import write_json, write_text
 from hinttune.core.plots import pyplot, save
+from hinttune.core.provenance import versions
 from hinttune.core.store import stable_hash
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def summarize(assignments: list[Assignment], meta: dict[str, dict[str, Any]],
                      for a in assignments if not a.exported],
         "graders": dict(graders),
         "probing": probe_stats,
+        "versions": versions(),  # what made these numbers
     }
 
 

@@ -125,9 +125,11 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     write_text(out / "config.yaml", dump_config(cfg))
     from hinttune import __version__
     from hinttune.core.fingerprint import weights_fingerprint
+    from hinttune.core.provenance import versions
 
     results: dict[str, Any] = {"model": cfg.model.model, "backend": cfg.model.backend, "n": cfg.n,
                                "model_fingerprint": weights_fingerprint(cfg.model.model, cfg.model.gguf_file),
+                               "versions": versions(),  # results drift across engine releases
                                "revision": getattr(cfg.model, "revision", None),
                                "hinttune_version": __version__, "prompt_template": cfg.prompt_template,
                                "grader": f"math-verify (rules {MATH_RULES})",

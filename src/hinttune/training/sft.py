@@ -25,6 +25,7 @@ from hinttune.core.files import read_json, read_jsonl, write_text
 from hinttune.core.fingerprint import record_digest
 from hinttune.core.plots import pyplot, save
 from hinttune.core.progress import console
+from hinttune.core.provenance import versions
 from hinttune.training.augment import augment_records
 from hinttune.training.checkpoints import make_portable
 
@@ -326,7 +327,9 @@ targets, Fan et al., 2026, arXiv:2605.08665).
 
 Saved with transformers {_transformers_version()}; the config and tokenizer also carry the
 fields transformers 4.x reads (the RoPE base at the top level, a tokenizer class 4.x knows), so
-transformers 4.57 and 5.x (what vLLM 0.33 pins) read the same model.
+transformers 4.57 and 5.x read the same model.
+
+Trained with: {", ".join(f"{name} {version}" for name, version in versions().items())}.
 
 Prompt format at inference: the problem as the user turn, e.g.
 `{{problem}}\\n\\nPlease reason step by step, and put your final answer within \\boxed{{}}.`
