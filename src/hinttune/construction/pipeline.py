@@ -209,6 +209,12 @@ def build(cfg: RunConfig, until: str = "summary", frozen: str | None = None) -> 
                               **{name: policy_stats(a, m) for name, (a, m) in baselines.items()}}
     if result.audit is not None:
         extra["grading_audit"] = result.audit
+    if loaded.contamination is not None:
+        extra["contamination"] = loaded.contamination
+        c = loaded.contamination
+        result.notes.append(f"decontamination ({c['ngram']}-grams against {', '.join(c['benchmarks'])}): "
+                            f"{c['problems_matched']} problem(s) overlap a benchmark problem, "
+                            f"{'dropped' if c['action'] == 'drop' else 'kept'}; see {c['file']}")
     summary(result, meta, probe_stats, run_dir, extra)
     return result
 

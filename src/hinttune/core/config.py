@@ -155,6 +155,14 @@ class ProblemsConfig(Strict):
     skip_invalid: bool = Field(False, description="skip malformed records (listed in the run log) "
                                "instead of stopping")
     limit: int | None = Field(None, ge=1, description="use only the first N problems")
+    decontaminate: Literal["off", "report", "drop"] = Field(
+        "off", description="check the problems for n-gram overlap with benchmarks before building: "
+        "report lists them (contamination.jsonl, summary), drop also removes them")
+    benchmarks: list[str] = Field(default_factory=list, description="what to check against: built-in "
+                                  "benchmark names (from the hub), NAME=PATH or paths; default: the six built in")
+    ngram: int = Field(8, ge=1, description="words per n-gram for decontamination (open-r1, s1: 8)")
+    min_overlap: float = Field(0.0, ge=0, le=1, description="share of a problem's n-grams a benchmark "
+                               "problem must have to count (0: any one, the open-r1 and s1 rule)")
     shard: str | None = Field(None, pattern=r"^[1-9]\d*/[1-9]\d*$", description="I/N: build only the "
                               "problems in shard I of N (by a hash of each problem's id), in "
                               "RUN_DIR/shards/I-of-N; `hinttune merge` joins the shards")

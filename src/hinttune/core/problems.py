@@ -41,6 +41,7 @@ class LoadedProblems:
     skipped: list[str] = field(default_factory=list)  # one message per skipped record
     duplicates: list[str] = field(default_factory=list)  # one message per repeated problem
     shard: str | None = None  # "I/N" when only shard I of N was kept
+    contamination: dict[str, Any] | None = None  # the decontamination report, when asked for
 
 
 def problem_id(problem: str, gold_answer: str) -> str:

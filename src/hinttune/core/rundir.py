@@ -94,6 +94,10 @@ def open_run(cfg: RunConfig) -> tuple[RunStore, LoadedProblems]:
         _refuse_other_problems(run_dir, previous, cfg)
         log.info("configuration changed since the last run: work whose inputs changed is redone")
     loaded = load_problems(cfg.problems)
+    if cfg.problems.decontaminate != "off":  # before anything is generated for them
+        from hinttune.core.decontamination import decontaminate
+
+        loaded.problems, loaded.contamination = decontaminate(cfg.problems, loaded.problems, run_dir)
     if loaded.shard is not None:
         seed_shard_store(run_dir)
     if previous != text:

@@ -1,43 +1,14 @@
-"""Built-in benchmark definitions: where each loads from (hub by default, a local file with
-``--data-file``), which fields hold the problem and the answer, and how the answer is written."""
+"""Loading a benchmark for ``hinttune eval``: from the hub by default (the definitions are in
+``core.benchmarks``), a local file with ``--data-file``, with its fields and answer form."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Callable
-
+from hinttune.core.benchmarks import BENCHMARKS, Benchmark, gsm8k_answer
 from hinttune.core.config import EvalConfig, ProblemsConfig
 from hinttune.core.errors import HinttuneError
 from hinttune.core.problems import Problem, load_problems
 
-
-def gsm8k_answer(solution: str) -> str:
-    """GSM8K solutions end with '#### 18' (thousands may carry commas)."""
-    match = re.search(r"####\s*(.+)\s*$", solution.strip())
-    return match.group(1).replace(",", "").strip() if match else solution
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    name: str
-    hub: str
-    split: str
-    size: int  # problems in the default source
-    answer: Callable[[str], str] = str
-    note: str = ""
-
-
-BENCHMARKS = {b.name: b for b in (
-    Benchmark("aime24", "HuggingFaceH4/aime_2024", "train", 30,
-              note="AIME 2024 I+II (the official task file's 'aime24', AI-MO/aimo-validation-aime, "
-                   "holds AIME 2022-2024: 90 problems)"),
-    Benchmark("aime25", "MathArena/aime_2025", "train", 30, note="AIME 2025 I+II"),
-    Benchmark("hmmt25", "MathArena/hmmt_feb_2025", "train", 30, note="HMMT February 2025"),
-    Benchmark("math500", "HuggingFaceH4/MATH-500", "test", 500, note="MATH-500 (PRM800K split)"),
-    Benchmark("amc23", "math-ai/amc23", "test", 40, note="AMC 2023; answers are floats such as 27.0"),
-    Benchmark("gsm8k", "openai/gsm8k", "test", 1319, gsm8k_answer, note="GSM8K test (config 'main')"),
-)}
+__all__ = ["BENCHMARKS", "Benchmark", "gsm8k_answer", "load_benchmark"]
 
 
 def load_benchmark(name: str, cfg: EvalConfig) -> list[Problem]:
