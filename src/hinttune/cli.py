@@ -248,6 +248,27 @@ for _name in STAGE_HELP:
     _stage_command(_name)
 
 
+@app.command("view")
+@friendly
+def view_command(run_dir: Path = typer.Argument(..., help="A run directory."),
+                 output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the page "
+                                                       "(default: RUN_DIR/view)."),
+                 serve: bool = typer.Option(False, "--serve", help="Also serve it on localhost."),
+                 port: int = typer.Option(8765, "--port", help="The port for --serve (0: any free one).")) -> None:
+    """A page to look at a run: state mix, K* histogram, every problem with filters, and per
+    problem its trace by episode with the K* cut, every probe continuation and the target.
+
+    Example: [cyan]hinttune view runs/demo[/], then open runs/demo/view/index.html
+    """
+    from hinttune.construction.viewer import serve as serve_folder
+    from hinttune.construction.viewer import write_view
+
+    index = write_view(run_dir, output)
+    console.print(f"wrote {index} (open it in a browser)", highlight=False)
+    if serve:
+        serve_folder(index.parent, port)
+
+
 @app.command("merge")
 @friendly
 def merge_command(run_dirs: List[Path] = typer.Argument(..., help="The shards' run directories."),
