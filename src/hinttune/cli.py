@@ -269,6 +269,31 @@ def view_command(run_dir: Path = typer.Argument(..., help="A run directory."),
         serve_folder(index.parent, port)
 
 
+@app.command("push")
+@friendly
+def push_command(run_dir: Path = typer.Argument(..., help="A run directory with an export."),
+                 repo_id: str = typer.Argument(..., help="The dataset repository, e.g. me/hint-tuning-1k."),
+                 private: bool = typer.Option(False, "--private", help="Create the repository private."),
+                 revision: Optional[str] = typer.Option(None, "--revision", help="A branch to push to (created if needed)."),
+                 token_env: str = typer.Option("HF_TOKEN", "--token-env", help="Environment variable holding "
+                                               "the token (default: HF_TOKEN, else huggingface-cli login).")) -> None:
+    """Upload a run's dataset to the Hugging Face Hub with a generated dataset card.
+
+    Example: [cyan]hinttune push runs/paper me/hint-tuning-1k --private[/]; then
+    [cyan]hinttune train -d hf://me/hint-tuning-1k ...[/]
+    """
+    import os
+
+    from hinttune.construction.hub import push
+    from hinttune.core.secrets import register
+
+    token = os.environ.get(token_env) or None
+    if token:
+        register(token)  # never in a log line or an error message
+    url = push(run_dir, repo_id, private=private, revision=revision, token=token)
+    console.print(f"pushed {run_dir} to {repo_id}: {url}", highlight=False)
+
+
 @app.command("merge")
 @friendly
 def merge_command(run_dirs: List[Path] = typer.Argument(..., help="The shards' run directories."),

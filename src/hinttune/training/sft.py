@@ -67,6 +67,15 @@ def _read_messages(path: Path) -> list[dict[str, Any]]:
 
 
 def load_sft_data(data: str) -> SFTData:
+    if str(data).startswith("hf://"):  # a dataset `hinttune push` uploaded
+        from hinttune.construction.hub import fetch
+
+        folder = fetch(str(data))
+        info_path = folder / "dataset_info.json"
+        if not info_path.exists():
+            raise HinttuneError(f"{data}: no dataset_info.json in the repository (not pushed by hinttune?)")
+        name, entry = next(iter(json.loads(info_path.read_text()).items()))
+        data = str(folder / entry["file_name"])
     path = Path(data)
     if path.is_dir():  # a run directory: its exported dataset
         info_path = path / "export" / "dataset_info.json"
