@@ -48,7 +48,7 @@ def test_the_sample_is_seeded_and_bounded(tmp_path):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     first = build(audited(tmp_path / "a", 3)).summary["grading_audit"]
     second = build(audited(tmp_path / "b", 3)).summary["grading_audit"]
-    assert first["items"] == 3
+    assert first["items"] == second["items"] == 3
     keys = [[json.loads(line)["key"] for line in (tmp_path / d / "run" / "grading_audit.jsonl").open()]
             for d in ("a", "b")]
     assert keys[0] == keys[1]

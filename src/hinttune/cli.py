@@ -168,6 +168,19 @@ def _generations(run_dir: Path) -> int:
         return store.count()
 
 
+def report_result(result: Any) -> None:
+    """What a stage built, then its incomplete problems by cause (exit 3 when there are any)."""
+    from hinttune.construction.report import stage_report
+    from hinttune.construction.result import failure_causes
+
+    for renderable in stage_report(result):
+        console.print(renderable, soft_wrap=isinstance(renderable, str), highlight=False)
+    causes = failure_causes(result)
+    if causes:
+        report_incomplete(causes)
+        raise typer.Exit(EXIT_INCOMPLETE)
+
+
 def report_incomplete(causes: Any) -> None:
     """The incomplete problems by cause, saying which the next run retries by itself and
     what to do about the others."""
@@ -209,8 +222,6 @@ def _stage_command(name: str) -> None:
                 retry_undecided: bool = RetryUndecidedOpt, shard: Optional[str] = ShardOpt,
                 verbose: bool = VerboseOpt) -> None:
         from hinttune.construction.pipeline import build
-        from hinttune.construction.report import stage_report
-        from hinttune.construction.result import failure_causes
         from hinttune.core.rundir import run_lock, setup_logging
 
         extra = [f"assemble.policy={policy}"] if policy else []
@@ -232,12 +243,7 @@ def _stage_command(name: str) -> None:
             if before and _generations(Path(cfg.run_dir)) == before:
                 console.print(f"nothing left to generate: all {before:,} generations were already in "
                               f"{cfg.run_dir} (outputs rebuilt from them)", highlight=False)
-        for renderable in stage_report(result):
-            console.print(renderable, soft_wrap=isinstance(renderable, str), highlight=False)
-        causes = failure_causes(result)
-        if causes:
-            report_incomplete(causes)
-            raise typer.Exit(EXIT_INCOMPLETE)
+        report_result(result)
 
     command.__doc__ = (f"{STAGE_HELP[name]}\n\nExample: [cyan]hinttune {name} --config demo[/]"
                        "  ·  re-run the same command to resume.")
@@ -304,20 +310,13 @@ def merge_command(run_dirs: List[Path] = typer.Argument(..., help="The shards' r
 
     Example: [cyan]hinttune merge runs/big/shards/*-of-3 -o runs/big[/]
     """
-    from hinttune.construction.report import stage_report
-    from hinttune.construction.result import failure_causes
     from hinttune.construction.shards import merge
     from hinttune.core.rundir import run_lock, setup_logging
 
     with run_lock(output):
         setup_logging(output, verbose)
         result = merge(run_dirs, output)
-    for renderable in stage_report(result):
-        console.print(renderable, soft_wrap=isinstance(renderable, str), highlight=False)
-    causes = failure_causes(result)
-    if causes:
-        report_incomplete(causes)
-        raise typer.Exit(EXIT_INCOMPLETE)
+    report_result(result)
 
 
 @app.command("import-official")

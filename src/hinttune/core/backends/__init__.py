@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 from hinttune.core.backends.base import Backend, Generation, Request
 from hinttune.core.config import ModelBase
 
@@ -50,8 +52,6 @@ class Frozen:
         setattr(self.inner, name, value)
 
     def submit(self, request: Request, affinity: str | None = None) -> "Future[list[Generation]]":
-        from concurrent.futures import Future
-
         from hinttune.core.backends.base import failed
 
         future: Future = Future()
