@@ -48,3 +48,17 @@ def test_plan_counts_the_judge_and_prompt_tokens(tmp_path):
     assert "judge" not in estimate(validate_config(config_dict(tmp_path)), 100.0)["stages"]  # math
     with pytest.raises(HinttuneError, match="must be positive"):
         estimate(cfg, throughput=0)
+
+
+def test_the_plan_table_ends_with_the_total(tmp_path):
+    from rich.console import Console
+
+    from hinttune.construction.report import plan_table
+    from test_pipeline import config_dict
+
+    plan = estimate(validate_config(config_dict(tmp_path)), throughput=100.0)
+    console = Console(record=True, width=140)
+    console.print(plan_table(plan))
+    total = next(line for line in console.export_text().splitlines() if line.strip("│ ").startswith("total"))
+    hours = sum(s["hours"] for s in plan["stages"].values())
+    assert f"{hours:.2f}" in total

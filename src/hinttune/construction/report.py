@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from statistics import mean
@@ -100,6 +101,10 @@ def plan_table(plan: dict[str, Any]) -> Table:
     for name, stage in plan["stages"].items():
         table.add_row(name, f"{stage['generations']:,.0f}", f"{stage['tokens']:,.0f}",
                       f"{stage['prompt_tokens']:,.0f}", str(stage["rounds"]), f"{stage['hours']:.2f}")
+    stages = plan["stages"].values()
+    table.add_section()
+    table.add_row("total", f"{sum(s['generations'] for s in stages):,.0f}", f"{sum(s['tokens'] for s in stages):,.0f}",
+                  f"{sum(s['prompt_tokens'] for s in stages):,.0f}", "", f"{sum(s['hours'] for s in stages):.2f}")
     table.caption = (f"{plan['episodes']}; mean N = {plan['mean_episodes']:.1f}; grader "
                      f"{plan['grader']}")
     return table
@@ -127,8 +132,6 @@ def shards_table(run_dirs: list[Path]) -> Table:
         summary = run_dir / "summary.json"
         exported = json.loads(summary.read_text(encoding="utf-8")).get("records") if summary.exists() else None
         rows.append((run_dir, count, per_stage, sum(r.failed for r in status), exported))
-    import os
-
     common = Path(os.path.commonpath([str(d.resolve()) for d in run_dirs]))
     table = Table(title=f"runs in {common}")
     for column in ("run", "problems", *stages, "failed", "records"):
