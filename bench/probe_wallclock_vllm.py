@@ -54,7 +54,7 @@ def main() -> None:
 
     shared = BackendPool()  # one engine for every schedule: load it once
     shared_close, shared.close = shared.close, lambda: None
-    pipeline.BackendPool = lambda: shared
+    pipeline.BackendPool = lambda frozen=None: shared
     base = load_config("demo", overrides + [f"run_dir={work / 'base'}"])
     pipeline.build(base, until="segment")
 
