@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS grades (
     correct INTEGER,
     grader TEXT NOT NULL,
     detail TEXT,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    final INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS stage_results (
     stage TEXT NOT NULL,
@@ -166,7 +167,11 @@ class RunStore:
         self.db.executescript(SCHEMA)
         columns = {row["name"] for row in self.db.execute("PRAGMA table_info(grades)")}
         if "final" not in columns:  # stores written before undecided grades were retried
-            self.db.execute("ALTER TABLE grades ADD COLUMN final INTEGER NOT NULL DEFAULT 1")
+            try:
+                self.db.execute("ALTER TABLE grades ADD COLUMN final INTEGER NOT NULL DEFAULT 1")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc):
+                    raise
 
     def close(self) -> None:
         self.flush()
