@@ -83,12 +83,6 @@ def _handler(hub: Hub, base: list[str]) -> type[BaseHTTPRequestHandler]:
             return self._reply(200, {"commitUrl": f"{base[0]}/datasets/{repo_id}/commit/{oid}", "commitOid": oid,
                                      "pullRequestUrl": None})
 
-        def _files(self, repo_id: str, revision: str) -> dict | None:
-            repo = self._repo(repo_id)
-            if repo is None:
-                return None
-            return repo["branches"].get(revision) or repo["branches"]["main"]
-
         def _branch(self, repo_id: str, revision: str) -> dict | None:
             """A branch's files, by its name or the commit sha the revision endpoint gave."""
             repo = self._repo(repo_id)
@@ -103,7 +97,7 @@ def _handler(hub: Hub, base: list[str]) -> type[BaseHTTPRequestHandler]:
             match = re.match(r"^/api/datasets/(.+?)/revision/(.+)$", path)
             if match:
                 repo_id, revision = match.groups()
-                files = self._files(repo_id, revision)
+                files = self._branch(repo_id, revision)
                 if files is None:
                     return self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
                 sha = hashlib.sha1(f"{repo_id}@{revision}".encode()).hexdigest()

@@ -93,9 +93,9 @@ def _at(config: dict[str, Any], path: str) -> Any:
     return value
 
 
-def check_shared_config(sources: list[Path]) -> dict[str, Any]:
-    """The configuration the runs share; a difference in anything that decides outputs is one
-    error naming the field and both values."""
+def check_shared_config(sources: list[Path]) -> list[dict[str, Any]]:
+    """Each run's configuration, once it is clear they share what decides outputs; a
+    difference is one error naming the field and both values."""
     configs = [read_config(s) for s in sources]
     base = what_decides(configs[0])
     for source, config in zip(sources[1:], configs[1:]):
@@ -105,7 +105,7 @@ def check_shared_config(sources: list[Path]) -> dict[str, Any]:
                 f"{source}: {field} is {_at(config, field)!r} there and {_at(configs[0], field)!r} in "
                 f"{sources[0]}: shards of one dataset must share their configuration (models, "
                 "sampling, grading, policy); only run_dir, shard and where engines run may differ")
-    return configs[0]
+    return configs
 
 
 def merge(sources: list[Path], out: Path) -> Any:
@@ -121,8 +121,8 @@ def merge(sources: list[Path], out: Path) -> Any:
         raise HinttuneError("merge: name at least one run directory")
     if any(s.resolve() == out.resolve() for s in sources):
         raise HinttuneError(f"merge: {out} is also a source; write the merge elsewhere")
-    config = check_shared_config(sources)
-    config = {**config, "run_dir": str(out), "problems": {**config.get("problems", {}), "shard": None}}
+    configs = check_shared_config(sources)
+    config = {**configs[0], "run_dir": str(out), "problems": {**configs[0].get("problems", {}), "shard": None}}
     cfg = validate_config(config)
     started = time.monotonic()
     gained: dict[str, dict[str, int]] = {}
@@ -131,7 +131,7 @@ def merge(sources: list[Path], out: Path) -> Any:
             gained[str(source)] = store.merge_from(source / "store.sqlite")
             log.info("merged %s: %s", source, gained[str(source)])
     write_text(out / "config.yaml", dump_config(cfg))
-    labels = [read_config(s).get("problems", {}).get("shard") for s in sources]
+    labels = [c.get("problems", {}).get("shard") for c in configs]
     write_json(out / MERGED_FILE, {"sources": [str(s.resolve()) for s in sources], "shards": labels,
                                    "rows_added": gained, "seconds": round(time.monotonic() - started, 2)})
     result = build(cfg, frozen=FROZEN)
