@@ -3,15 +3,18 @@
 instruct model as judge, against a simulated engine that stands in for the vLLM API the backend
 uses (``bench/sim_vllm``: S sequence slots, ``tokens_per_step`` tokens per running sequence per
 step, requests past S waiting, virtual time: after a step that finished requests the engine
-waits until hinttune's process is idle, as a GPU's step gives it time to react).
+waits until hinttune (the driver's threads, and a data-parallel worker's own) is idle, as a
+GPU's step gives it time to react).
 
 Outcomes follow bench/probe_cost.py's difficulty model (N = 40 episodes; 15% solved unaided,
 40% with a hint, 45% by no prefix, which walk all 39 k); continuation lengths are lognormal
 (median 2,000 tokens, sigma 1, capped at 16,384), judge replies 256 tokens. The tokenizer is a
 character-level stand-in (so the engine can read the prompt back); everything else is what a
 GPU run executes. Printed: each engine's busy share over the probe stage (slots generating /
-slots, per step, over the stage's steps), the stage's makespan in steps against the lower
-bound tokens / (slots x tokens per step), the share of probe tokens generated past K* (asked
+slots, per step, over the stage's steps); the busy share each engine would reach on the
+requests it finished had they all been queued when the stage began (the best a scheduler that
+cannot foresee lengths does: the stage ends draining to its last long requests); the stage's
+makespan in steps against the lower bound tokens / (slots x tokens per step), the share of probe tokens generated past K* (asked
 ahead and not needed), and hinttune's own CPU time per finished request (the main process,
 the simulated engine's own work subtracted) - the last is the machine's, the others are not.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import heapq
 import json
 import math
 import os
@@ -121,13 +125,15 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
     finally:
         pipeline.run_probes = real
     start, end = window["start"], window["end"]
-    per_engine, makespan, tokens, capacity = [], 0, 0, 0
+    per_engine, reference, makespan, tokens, capacity = [], [], 0, 0, 0
     for path in sorted(stats.glob("*.json")):
         data = json.loads(path.read_text())
         steps = [s for s in data["steps"] if s[0] >= start and s[1] <= end]
-        per_engine.append(sum(b for _, _, b, _ in steps) / (data["slots"] * max(1, len(steps))))
+        per_engine.append(sum(s[2] for s in steps) / (data["slots"] * max(1, len(steps))))
+        reference.append(queued_at_start([n for added, n in data["finished"] if start <= added <= end],
+                                         data["slots"], data["per_step"]))
         makespan = max(makespan, len(steps))
-        tokens += sum(t for *_, t in steps)
+        tokens += sum(s[3] for s in steps)
         capacity += data["slots"] * data["per_step"]
     ideal = tokens / capacity if capacity else 0
     with RunStore(work / "run") as store:
@@ -141,10 +147,23 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
                and int(pid_k.rsplit("#k", 1)[1]) > k_star[pid_k.split("#k")[0]])
     probe_tokens = sum(t or 0 for _, t in rows)
     finished = len(rows) + judged
-    return {"busy": per_engine, "makespan": makespan / ideal if ideal else 0,
+    return {"busy": per_engine, "reference": reference, "makespan": makespan / ideal if ideal else 0,
             "past": past / probe_tokens if probe_tokens else 0,
             "ms_per_request": 1000 * max(0.0, window["cpu"] - window["sim_cpu"]) / max(1, finished),
             "seconds": end - start, "requests": finished, "probed": len(result.probes)}
+
+
+def queued_at_start(lengths: list[int], slots: int, per_step: int) -> float:
+    """The busy share an engine would reach on the requests it finished had they all been in
+    its queue when the stage began, in the order they came (no request waiting on another's
+    verdict, nor on hinttune): what a scheduler that cannot know lengths before generating
+    reaches at best on this work - the stage still ends with the slots draining to the last
+    long requests, and only knowing lengths ahead (longest first) would avoid that."""
+    free = [0] * slots
+    for n in lengths:
+        heapq.heappush(free, heapq.heappop(free) + -(-n // per_step))
+    span = max(free, default=0)
+    return sum(lengths) / (per_step * slots * span) if span else 0.0
 
 
 def _sim_cpu() -> float:
@@ -167,15 +186,16 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-engines-"))
     args.tokenizer = make_tokenizer(root / "tokenizer")
     print(f"{args.problems} problems, N = {N}; {args.tokens_per_step} tokens per sequence per step\n")
-    print("| engines x slots | grader | probe busy per engine | makespan vs tokens/slots | "
-          "past K* | hinttune ms per request | probe seconds |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    print("| engines x slots | grader | probe busy per engine | all queued at the start | "
+          "makespan vs tokens/slots | past K* | hinttune ms per request | probe seconds |")
+    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: |")
     for row in args.rows:
         shape, grader = row.split(":")
         engines, slots = map(int, shape.split("x"))
         found = run_row(root / row.replace(":", "-"), args.problems, engines, slots, grader, args)
         busy = ", ".join(f"{100 * b:.0f}%" for b in found["busy"])
-        print(f"| {engines} x {slots} | {grader} | {busy} | {found['makespan']:.2f}x | "
+        reference = ", ".join(f"{100 * b:.0f}%" for b in found["reference"])
+        print(f"| {engines} x {slots} | {grader} | {busy} | {reference} | {found['makespan']:.2f}x | "
               f"{100 * found['past']:.1f}% | {found['ms_per_request']:.2f} | {found['seconds']:.1f} |",
               flush=True)
 

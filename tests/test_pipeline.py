@@ -366,6 +366,51 @@ def test_look_ahead_keeps_linears_k_star_on_many_problems(tmp_path):
     assert stats["beyond_linear"] > 0  # the window asked past K*, and says so
 
 
+def test_look_ahead_never_holds_more_than_its_limit(tmp_path, monkeypatch):
+    """Slots are counted when granted, not when the request reaches the engine: searches woken
+    together cannot all take the same free slots (each search may ask up to its window, here
+    7, so three of them used to hold up to 21 requests for 5 slots), and every granted slot
+    comes back, k abandoned past K* included."""
+    import hinttune.construction.probing as probing
+    from hinttune.core.generations import AsyncJobs
+
+    made, running, peak = [], [0], [0]
+
+    class Watched(probing.LookAhead):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    async def run(self, job, affinity=None):
+        running[0] += 1
+        peak[0] = max(peak[0], running[0])
+        try:
+            return await real_run(self, job, affinity)
+        finally:
+            running[0] -= 1
+
+    real_run = AsyncJobs.run
+    monkeypatch.setattr(probing, "LookAhead", Watched)
+    monkeypatch.setattr(AsyncJobs, "run", run)
+    episodes = "".join(f"Step {i}. Wait, " for i in range(1, 9)) + "done."
+    problems = [{"problem": f"p{i}: {i}+{i}", "gold_answer": str(2 * i)} for i in range(1, 4)]
+    (tmp_path / "problems.json").write_text(json.dumps(problems))
+    data = {"run_dir": str(tmp_path / "run"), "problems": {"source": str(tmp_path / "problems.json")},
+            "think": {"backend": "fake", "model": "think", "default_reply":
+                      f"<think>\n{episodes}\n</think>\n\nThe answer is 0."},
+            "instruct": {"backend": "fake", "model": "instruct", "delay": 0.01,
+                         "answers": {"p1: 1+1\n<|assistant|>Step 1. Wait, Step 2. Wait, Step 3.": "so 2."},
+                         "default_reply": "The answer is 0."},
+            "grading": {"grader": "math"}, "segment": {"keywords": ["wait"]}, "probe": {"fill_batch": 4}}
+    result = build(validate_config(data))
+    (ahead,) = made
+    # 5 slots; a search whose k are all settled asks its next one even when none is free
+    assert ahead.limit == 5 and 5 <= peak[0] <= ahead.limit + len(problems) - 1
+    assert ahead.taken == 0 and result.summary["probing"]["beyond_linear"] > 0
+    assert {a.problem.split(":")[0]: a.k_star for a in result.assignments} == \
+        {"p1": 3, "p2": None, "p3": None}
+
+
 def test_baseline_policies_from_the_same_store(tmp_path):
     """full: every verified think trace, no marker; two-state: Sparse-Hint becomes Full-Hint
     where the think answer is right; each exported with its meta, compared in the summary."""

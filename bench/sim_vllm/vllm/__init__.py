@@ -15,7 +15,8 @@ Prompts are character-level token ids (the bench's tokenizer maps a character to
 point), so the engine reads the prompt text back: the problem (``Problem N``), k (how many
 ``Step`` episodes the prefix holds), and whether it is a judge call (``## Attempt``). Outcomes
 come from bench/engines.py's difficulty model, rebuilt from the environment in every process
-(data-parallel engines run in worker processes). Each engine writes what it did per step to
+(data-parallel engines run in worker processes). Each engine writes what it did per step, and
+when each request it finished was added and how long it was, to
 ``$SIM_VLLM_STATS/<pid>.json`` when it is shut down.
 """
 
@@ -72,6 +73,7 @@ class _Seq:
     text: str
     length: int
     done: float = 0.0
+    added: float = 0.0
 
 
 class _Engine:
@@ -84,6 +86,7 @@ class _Engine:
         self.running: dict[str, _Seq] = {}
         self.steps: list[tuple[float, float, float, int]] = []  # start, end, busy slots, tokens
         self.engine_core = self
+        self.finished: list[tuple[float, int]] = []  # (when added, tokens) of each finished request
 
     @_counted
     def add_request(self, rid, prompt, params):
@@ -91,7 +94,7 @@ class _Engine:
         text = "".join(map(chr, ids))
         length, reply = outcome(text)
         length = max(1, min(length, params.max_tokens))
-        self.waiting.append(_Seq(rid, ids, reply, length))
+        self.waiting.append(_Seq(rid, ids, reply, length, added=time.monotonic()))
 
     def abort_request(self, rids):
         for rid in rids:
@@ -99,16 +102,32 @@ class _Engine:
         self.waiting = deque(s for s in self.waiting if s.rid not in rids)
 
     def _wait_for_the_caller(self):
-        """Until the driver's main thread (its event loop) ran under 0.2 ms in 10 ms, 2 s at
-        most: it has done what the finished requests led to. /proc's schedstat counts the
-        thread's run time in nanoseconds (stat's ticks are too coarse for this)."""
+        """Until hinttune ran under 0.2 ms in 10 ms, 2 s at most: it has done what the finished
+        requests led to. hinttune is every thread of the driver ($SIM_VLLM_DRIVER: its event
+        loop, the threads reading engine results) and the other threads of this process (a
+        data-parallel worker's thread that takes requests off the pipe). /proc's schedstat
+        counts a thread's run time in nanoseconds (stat's ticks are too coarse for this)."""
+        import threading
+
         driver = os.environ.get("SIM_VLLM_DRIVER")
         if not driver:
             return
-        stat = Path(f"/proc/{driver}/task/{driver}/schedstat")
+        me = str(threading.get_native_id())
+        folders = [Path(f"/proc/{driver}/task")]
+        if str(os.getpid()) != driver:
+            folders.append(Path(f"/proc/{os.getpid()}/task"))
 
         def ran():
-            return int(stat.read_text().split()[0])
+            total = 0
+            for folder in folders:
+                for task in folder.iterdir():
+                    if task.name == me:
+                        continue
+                    try:
+                        total += int((task / "schedstat").read_text().split()[0])
+                    except (OSError, ValueError):  # a thread that ended
+                        pass
+            return total
 
         deadline = time.monotonic() + 2.0
         last = ran()
@@ -136,6 +155,7 @@ class _Engine:
             if seq.done >= seq.length:
                 del self.running[seq.rid]
                 finished.append(seq)
+                self.finished.append((seq.added, seq.length))
         self.finished_last = bool(finished)
         self.steps.append((started, time.monotonic(), busy, tokens))
         return [SimpleNamespace(request_id=s.rid, finished=True, prompt_token_ids=s.prompt_ids,
@@ -147,7 +167,8 @@ class _Engine:
         folder = os.environ.get("SIM_VLLM_STATS")
         if folder:
             Path(folder, f"{os.getpid()}-{id(self)}.json").write_text(json.dumps(
-                {"slots": self.slots, "per_step": self.per_step, "steps": self.steps}))
+                {"slots": self.slots, "per_step": self.per_step, "steps": self.steps,
+                 "finished": self.finished}))
 
 
 class LLM:

@@ -15,8 +15,9 @@ verdict, tokens) is stored as it completes, so a killed run resumes from there.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
-from collections import deque
+from itertools import count
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,35 +112,72 @@ class Tried:
 
 class LookAhead:
     """Idle engine slots, handed to linear searches that may ask further k ahead of their
-    lowest unsettled one: when a request finishes and slots are free (up to ``limit`` in
-    flight), that many waiting searches are woken, one slot each, so a long chain is never the
-    only thing running while slots idle. What is asked past K* is counted, not used."""
+    lowest unsettled one: when a generation finishes and slots are free (up to ``limit`` in
+    flight), that many waiting searches are woken, one slot each, those with the most k left
+    first - the longest chains set the end of the stage, so they are started early and the
+    engines do not drain to them. What is asked past K* is counted, not used.
 
-    def __init__(self, backend: Any, limit: int):
-        self.backend, self.limit = backend, min(limit, backend.slots) if limit else 0
-        self.waiters: deque[asyncio.Future] = deque()
+    A slot is taken when it is granted, not when the request reaches the engine (a granted k
+    is a task that sends its request on a later turn of the loop): counting only what the
+    engine holds let every search woken in one turn see the same free slots, and bursts of
+    thousands of requests queued on one engine while the others idled."""
+
+    def __init__(self, backend: Any, limit: int, judges: "AsyncJobs | None" = None):
+        # a quarter more than the slots, queued in the engines: a slot whose sequence finishes
+        # is refilled in the same step, not after hinttune has heard of it (bench/engines.py:
+        # 78% busy per engine on 4 x 256 with none queued, 82% with a quarter, 83% with half)
+        self.backend, self.limit = backend, min(limit, backend.slots) * 5 // 4 if limit else 0
+        self.judges = judges  # judge calls on the same engines take slots too
+        self.waiters: list[tuple[int, int, asyncio.Future]] = []  # (-k left, arrival, waiter)
+        self.arrivals = count()
         self.open = 0  # searches not finished
+        self.taken = 0  # probe requests granted and not yet generated
 
-    def grant(self, running: int) -> bool:
-        """May a search with ``running`` k in flight ask one more? While slots are idle, up to
-        four times its even share of them (searches close at different times: an even share
-        alone leaves the slots of those with fewer k left idle; bench/engines.py measured
-        2x and 4x: 80% and 81% busy at 1,024 slots, 1.1% and 1.9% of tokens past K*)."""
-        window = max(4, -(-4 * self.limit // max(1, self.open)))
-        return bool(self.limit) and running < window and self.backend.in_flight < self.limit
+    def busy(self) -> int:
+        return self.taken + (len(self.judges.sending) if self.judges is not None else 0)
 
-    def room(self) -> asyncio.Future:
+    def grant(self, running: int, n: int) -> "Slots | None":
+        """Slots for one more k (``n`` requests) of a search with ``running`` k in flight, if
+        any are idle: up to four times its even share of them (searches close at different
+        times: an even share alone leaves the slots of those with fewer k left idle)."""
+        return self.take(n) if self.wants(running) and self.busy() < self.limit else None
+
+    def wants(self, running: int) -> bool:
+        """Whether a search with ``running`` k in flight is under its window (and so waits
+        for room: a slot handed to a search at its window would stay idle)."""
+        return bool(self.limit) and running < max(4, -(-4 * self.limit // max(1, self.open)))
+
+    def take(self, n: int) -> "Slots":
+        self.taken += n
+        return Slots(self, n)
+
+    def room(self, left: int) -> asyncio.Future:
+        """A future set when a slot is free for a search with ``left`` k still to ask."""
         waiter = asyncio.get_running_loop().create_future()
-        self.waiters.append(waiter)
+        heapq.heappush(self.waiters, (-left, next(self.arrivals), waiter))
         return waiter
 
     def offer(self) -> None:
-        free = self.limit - self.backend.in_flight
+        free = self.limit - self.busy()
         while free > 0 and self.waiters:
-            waiter = self.waiters.popleft()
+            waiter = heapq.heappop(self.waiters)[2]
             if not waiter.done():
                 waiter.set_result(None)
                 free -= 1
+
+
+class Slots:
+    """The slots one k's requests hold, freed once: when they are generated (their verdicts
+    may still be on their way), or when the k is abandoned, before or after it started."""
+
+    def __init__(self, ahead: LookAhead, n: int):
+        self.ahead, self.n = ahead, n
+
+    def free(self) -> None:
+        if self.n:
+            self.ahead.taken -= self.n
+            self.n = 0
+            self.ahead.offer()
 
 
 class Probing:
@@ -167,7 +205,7 @@ class Probing:
             self.jobs = AsyncJobs(self.store, self.backend, STAGE, self.role, self.cfg.seed, bar)
             self.judge_jobs = (AsyncJobs(self.store, self.judge_backend, "grade", "judge:probe", self.cfg.seed)
                                if self.judge_backend is not None else None)
-            self.ahead = LookAhead(self.backend, self.probe.fill_batch)
+            self.ahead = LookAhead(self.backend, self.probe.fill_batch, self.judge_jobs)
             self.ahead.open = len(targets)
             self.backend.token_hook = bar.live
             try:
@@ -206,13 +244,19 @@ class Probing:
         next_k = search.first
         try:
             while True:
-                while next_k <= search.last and (not running or self.ahead.grant(len(running))):
-                    running[next_k] = asyncio.ensure_future(self.try_k(target, next_k))
+                while next_k <= search.last:
+                    # a search's lowest k is always asked; further k only into idle slots
+                    slots = self.ahead.grant(len(running), self.spp) if running else self.ahead.take(self.spp)
+                    if slots is None:
+                        break
+                    task = running[next_k] = asyncio.ensure_future(self.try_k(target, next_k, slots))
+                    task.add_done_callback(lambda _, slots=slots: slots.free())
                     outcome.rounds += 1
                     next_k += 1
                 low = min(running)
-                if next_k <= search.last and not running[low].done():  # woken by room, or by k
-                    room = self.ahead.room()
+                if next_k <= search.last and not running[low].done() and self.ahead.wants(len(running)):
+                    # woken by room, or by k
+                    room = self.ahead.room(search.last - next_k + 1)
                     await asyncio.wait({running[low], room}, return_when=asyncio.FIRST_COMPLETED)
                     room.cancel()
                     if not running[low].done():
@@ -227,8 +271,9 @@ class Probing:
                 task.cancel()
             await asyncio.gather(*running.values(), return_exceptions=True)
 
-    async def try_k(self, target: ProbeTarget, k: int) -> Tried:
-        """The samples_per_prefix continuations of P_k, generated and graded."""
+    async def try_k(self, target: ProbeTarget, k: int, slots: Slots | None = None) -> Tried:
+        """The samples_per_prefix continuations of P_k, generated and graded (``slots``: those
+        the look-ahead granted them, freed when they are generated)."""
         pid = target.problem.id
         base = self.tries.get((pid, k), 0) * self.spp
         self.tries[(pid, k)] = self.tries.get((pid, k), 0) + 1
@@ -239,10 +284,15 @@ class Probing:
         jobs = [Job(f"{pid}#k{k}", base + j, request, salt=salt) for j in range(self.spp)]
         try:
             records = await asyncio.gather(*(self.jobs.run(job, pid) for job in jobs))
-            items = [self.item(target, rec) for rec in records if rec.status == "ok"]
-            verdicts = await self.grader.agrade(items, "probe", self.judge_jobs, pid)
         finally:
-            self.ahead.offer()
+            if slots is not None:
+                slots.free()
+        items = [self.item(target, rec) for rec in records if rec.status == "ok"]
+        try:
+            verdicts = await self.grader.agrade(items, "probe", self.judge_jobs, pid)
+        finally:  # a judge call's slot
+            if slots is not None:
+                slots.ahead.offer()
         tried = Tried(k, [])
         outcome_verdicts: list[bool | None] = []
         for j, rec in zip(range(base, base + self.spp), records):
