@@ -54,6 +54,12 @@ def _counted(method):
     return counted
 
 
+def _sim_cpu() -> float:
+    import threading
+
+    return sum(getattr(t, "sim_cpu", 0.0) for t in threading.enumerate())
+
+
 @dataclass
 class TokensPrompt(dict):
     prompt_token_ids: list = field(default_factory=list)
@@ -84,7 +90,7 @@ class _Engine:
         self.finished_last = False
         self.waiting: deque[_Seq] = deque()
         self.running: dict[str, _Seq] = {}
-        self.steps: list[tuple[float, float, float, int]] = []  # start, end, busy slots, tokens
+        self.steps: list[tuple] = []  # start, end, busy slots, tokens, process CPU, simulation CPU
         self.engine_core = self
         self.finished: list[tuple[float, int]] = []  # (when added, tokens) of each finished request
 
@@ -157,7 +163,9 @@ class _Engine:
                 finished.append(seq)
                 self.finished.append((seq.added, seq.length))
         self.finished_last = bool(finished)
-        self.steps.append((started, time.monotonic(), busy, tokens))
+        # the process's CPU time and the simulated engines' share of it, for the bench to
+        # count a data-parallel worker's own work (what hinttune does in it) over the stage
+        self.steps.append((started, time.monotonic(), busy, tokens, time.process_time(), _sim_cpu()))
         return [SimpleNamespace(request_id=s.rid, finished=True, prompt_token_ids=s.prompt_ids,
                                 outputs=[SimpleNamespace(text=s.text, finish_reason="stop",
                                                          token_ids=range(int(s.length)))])
@@ -167,7 +175,7 @@ class _Engine:
         folder = os.environ.get("SIM_VLLM_STATS")
         if folder:
             Path(folder, f"{os.getpid()}-{id(self)}.json").write_text(json.dumps(
-                {"slots": self.slots, "per_step": self.per_step, "steps": self.steps,
+                {"pid": os.getpid(), "slots": self.slots, "per_step": self.per_step, "steps": self.steps,
                  "finished": self.finished}))
 
 

@@ -9,7 +9,6 @@ We render the generation prompt ourselves and append the partial turn, instead o
 from __future__ import annotations
 
 import importlib.util
-import json
 import weakref
 from collections import OrderedDict
 from functools import lru_cache
@@ -110,13 +109,14 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, str]], continuation: 
     return _template(tokenizer, messages, template_kwargs) + (continuation or "")
 
 
-_RENDERED: "weakref.WeakKeyDictionary[Any, OrderedDict[str, str]]" = weakref.WeakKeyDictionary()
+_RENDERED: "weakref.WeakKeyDictionary[Any, OrderedDict[tuple, str]]" = weakref.WeakKeyDictionary()
 
 
 def _template(tokenizer: Any, messages: list[dict[str, str]], template_kwargs: dict[str, Any] | None) -> str:
     # A problem's probe prompts differ only in the continuation: its template is rendered once
     # (Jinja costs more than the rest of a request's bookkeeping together).
-    key = json.dumps([messages, template_kwargs], sort_keys=True, default=str)
+    key = (tuple(tuple(sorted(m.items())) for m in messages),
+           repr(sorted(template_kwargs.items())) if template_kwargs else "")
     try:
         cache = _RENDERED.setdefault(tokenizer, OrderedDict())
     except TypeError:  # not weak-referenceable: no cache

@@ -143,6 +143,11 @@ class RunStore:
         self._pending_grades: list[tuple] = []
         self._flush_scheduled = False
         self._read_messages: dict[str, Any] = {}
+        # keys of the rows this store holds, read once: a fresh run asks for every request's
+        # record and verdict before sending it, and a set answers "not there" without a query
+        # (one process writes a run's store: the run's lock)
+        self._generation_keys: set[str] | None = None
+        self._final_grade_keys: set[str] | None = None
         try:
             self._open(readonly)
         except sqlite3.DatabaseError as exc:
@@ -255,6 +260,8 @@ class RunStore:
             if body is not None:
                 new_messages[request["messages_id"]] = body
         self.db.executemany("INSERT OR IGNORE INTO messages VALUES (?, ?)", new_messages.items())
+        if self._generation_keys is not None:
+            self._generation_keys.update(rec.key for rec in records)
         self.db.executemany(
             """INSERT INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(key) DO UPDATE SET
@@ -313,6 +320,10 @@ class RunStore:
     def get(self, key: str) -> GenerationRecord | None:
         if key in self._pending_records:  # written behind, not committed yet
             return self._pending_records[key]
+        if self._generation_keys is None:
+            self._generation_keys = {k for (k,) in self.db.execute("SELECT key FROM generations")}
+        if key not in self._generation_keys:
+            return None
         row = self.db.execute("SELECT * FROM generations WHERE key=?", (key,)).fetchone()
         return self._record(row) if row else None
 
@@ -335,6 +346,7 @@ class RunStore:
                    WHERE grades.grader='judge' AND grades.correct IS NULL""").fetchall()
             self.db.executemany("DELETE FROM grades WHERE key=?", [(g,) for g, _ in rows])
             self.db.executemany("DELETE FROM generations WHERE key=?", [(k,) for _, k in rows])
+            self._forget_keys()
             return len({k for _, k in rows})
 
     def count(self, status: str | None = None) -> int:
@@ -356,8 +368,15 @@ class RunStore:
             self.db.execute("BEGIN")
             self._insert_grades(rows)
 
+    def _forget_keys(self) -> None:
+        """Rows came or went behind the key sets' back: read them again when next needed."""
+        self._generation_keys = self._final_grade_keys = None
+
     def _insert_grades(self, rows: list[tuple[str, str, bool | None, str, str, bool]]) -> None:
         now = time.time()
+        if self._final_grade_keys is not None:
+            for key, *_, final in rows:
+                (self._final_grade_keys.add if final else self._final_grade_keys.discard)(key)
         self.db.executemany(
             "INSERT OR REPLACE INTO grades (key, subject, correct, grader, detail, created, "
             "final) VALUES (?,?,?,?,?,?,?)",
@@ -366,6 +385,11 @@ class RunStore:
 
     def grades(self, keys: list[str]) -> dict[str, tuple[bool | None, str, str]]:
         """(correct, grader, detail) by grade key, final verdicts only."""
+        if self._final_grade_keys is None:
+            self._final_grade_keys = {k for (k,) in self.db.execute("SELECT key FROM grades WHERE final=1")}
+        keys = [k for k in keys if k in self._final_grade_keys]
+        if not keys:
+            return {}
         return {r["key"]: (None if r["correct"] is None else bool(r["correct"]), r["grader"], r["detail"] or "")
                 for r in self._rows("grades", keys, " AND final=1")}
 
@@ -418,6 +442,7 @@ class RunStore:
                                 "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
         finally:
             self.db.execute("DETACH DATABASE shard")
+            self._forget_keys()
         return {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] - before[t] for t in MERGED}
 
     # --- counters (retries, and other events of a run that no record shows) -------------

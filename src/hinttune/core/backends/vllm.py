@@ -3,8 +3,9 @@ ourselves and hand vLLM token ids (``TokensPrompt``), so the text the model sees
 ``prompt_text`` - including a partial assistant turn to continue - with no second BOS.
 
 One thread owns the engine and steps it (``add_request`` / ``step`` / ``abort_request``, the
-request-level API ``LLM.generate`` itself uses): ``submit`` hands it a request from any thread
-and returns a future at once; the thread adds what arrived before each step, and resolves each
+request-level API ``LLM.generate`` itself uses): ``submit`` hands a request from any thread to
+a tokenizer thread, which hands the ids to the engine thread, and returns a future at once; the
+engine thread adds what arrived before each step, and resolves each
 request's future the moment the step that finished it returns. So the engine never drains to
 its slowest sequence before taking more work (vLLM's scheduler batches whatever is in flight;
 prefix caching shares a problem's growing prefixes), and whoever waits on a result - probing,
@@ -25,7 +26,7 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import count
 from typing import Any
 
@@ -52,6 +53,8 @@ class VLLMBackend(TemplatedBackend):
         self._stepped = time.monotonic()
         self.occupancy: list[int] = []  # requests in the engine, sampled at every step
         self._load_lock = threading.Lock()
+        # one thread: the tokenizer's Python wrapper is not safe to call from several at once
+        self._tokenizing: ThreadPoolExecutor | None = None
 
     @property
     def slots(self) -> int:  # type: ignore[override]
@@ -115,14 +118,30 @@ class VLLMBackend(TemplatedBackend):
         if self._broken:
             future.set_result([failed(self._broken)] * request.n)
             return future
-        ids = encode_prompt(self.tokenizer(), self.prompt_text(request))  # in the caller's thread
-        if self.cfg.max_model_len and len(ids) >= self.cfg.max_model_len:
-            future.set_result([rejected(f"prompt has {len(ids)} tokens, max_model_len is "
-                                        f"{self.cfg.max_model_len}")] * request.n)
-            return future
-        self._inbox.put(("add", future, request, ids))
+        text = self.prompt_text(request)  # rendered here: the template cache is not thread-safe
+        with self._load_lock:
+            if self._tokenizing is None:
+                self._tokenizing = ThreadPoolExecutor(1, thread_name_prefix="hinttune-tokenize")
+        self._tokenizing.submit(self._encode, future, request, text)
         future.add_done_callback(lambda f: f.cancelled() and self._inbox.put(("cancel", f, None, None)))
         return future
+
+    def _encode(self, future: Future, request: Request, text: str) -> None:
+        """Token ids for the engine, off the caller's thread: a long prefix costs about a
+        microsecond per character, and the Rust tokenizer releases the GIL, so the event loop
+        goes on reacting to results meanwhile."""
+        if future.done():  # abandoned before it was read
+            return
+        try:
+            ids = encode_prompt(self.tokenizer(), text)
+        except Exception as exc:  # a tokenizer that cannot read the text fails the request
+            settle(future, [failed(f"tokenizing the prompt failed: {type(exc).__name__}: {exc}")] * request.n)
+            return
+        if self.cfg.max_model_len and len(ids) >= self.cfg.max_model_len:
+            settle(future, [rejected(f"prompt has {len(ids)} tokens, max_model_len is "
+                                     f"{self.cfg.max_model_len}")] * request.n)
+            return
+        self._inbox.put(("add", future, request, ids))
 
     # --- the engine thread ---------------------------------------------------------------
     def _serve(self) -> None:
@@ -211,6 +230,9 @@ class VLLMBackend(TemplatedBackend):
     def close(self) -> None:
         if self.llm is None:
             return
+        if self._tokenizing is not None:
+            self._tokenizing.shutdown(wait=True)  # what it read reaches the engine, then fails below
+            self._tokenizing = None
         if self._thread is not None:
             self._inbox.put(("stop", None, None, None))
             self._thread.join(timeout=60)
