@@ -132,6 +132,7 @@ class LookAhead:
         self.arrivals = count()
         self.open = 0  # searches not finished
         self.taken = 0  # probe requests granted and not yet generated
+        self.promised = 0  # searches woken for a free slot that have not yet run
 
     def busy(self) -> int:
         return self.taken + (len(self.judges.sending) if self.judges is not None else 0)
@@ -158,12 +159,23 @@ class LookAhead:
         return waiter
 
     def offer(self) -> None:
-        free = self.limit - self.busy()
+        """Wake a waiting search per free slot not already promised to one woken before it
+        ran (several generations finishing in one turn of the loop would otherwise wake
+        searches for the same slots, most of which find none and wait again)."""
+        free = self.limit - self.busy() - self.promised
         while free > 0 and self.waiters:
             waiter = heapq.heappop(self.waiters)[2]
             if not waiter.done():
                 waiter.set_result(None)
+                self.promised += 1
                 free -= 1
+
+    def woken(self, room: asyncio.Future) -> None:
+        """A search is done waiting on ``room``: a slot promised to it is its to take now."""
+        if room.done() and not room.cancelled():
+            self.promised -= 1
+        else:
+            room.cancel()
 
 
 class Slots:
@@ -257,8 +269,10 @@ class Probing:
                 if next_k <= search.last and not running[low].done() and self.ahead.wants(len(running)):
                     # woken by room, or by k
                     room = self.ahead.room(search.last - next_k + 1)
-                    await asyncio.wait({running[low], room}, return_when=asyncio.FIRST_COMPLETED)
-                    room.cancel()
+                    try:
+                        await asyncio.wait({running[low], room}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        self.ahead.woken(room)
                     if not running[low].done():
                         continue
                 tried = await running.pop(low)

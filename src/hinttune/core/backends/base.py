@@ -41,6 +41,10 @@ class Request:
     # rendering a chat template twice for every long hint prompt is wasted work
     rendered: tuple[int, str] | None = field(default=None, repr=False, compare=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # sent to an engine process, whose tokenizer renders it again: no need to carry the text
+        return {**self.__dict__, "rendered": None}
+
 
 @dataclass
 class Generation:
