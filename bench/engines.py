@@ -110,11 +110,13 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
                      "max_in_flight": slots, "data_parallel_size": engines, "engine_timeout": None},
         "grading": {"grader": grader}, "segment": {"keywords": ["wait"]},
         "probe": {"max_tokens": 16384, "fill_batch": engines * slots}})))
+    from vllm import sim_cpu  # the stand-in (bench/sim_vllm comes first on the path)
+
     window = {}
     real = pipeline.run_probes
 
     def timed(*a, **k):
-        sim_cpu_before = _sim_cpu()
+        sim_cpu_before = sim_cpu()
         window["loop"], window["cpu"] = time.thread_time(), time.process_time()
         window["start"] = time.monotonic()
         try:
@@ -122,7 +124,7 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
         finally:
             window["end"], window["cpu"] = time.monotonic(), time.process_time() - window["cpu"]
             window["loop"] = time.thread_time() - window["loop"]
-            window["sim_cpu"] = _sim_cpu() - sim_cpu_before
+            window["sim_cpu"] = sim_cpu() - sim_cpu_before
 
     pipeline.run_probes = timed
     try:
@@ -173,13 +175,6 @@ def queued_at_start(lengths: list[int], slots: int, per_step: int) -> float:
         heapq.heappush(free, heapq.heappop(free) + -(-n // per_step))
     span = max(free, default=0)
     return sum(lengths) / (per_step * slots * span) if span else 0.0
-
-
-def _sim_cpu() -> float:
-    """CPU time the in-process simulated engines spent (their thread's steps)."""
-    import threading
-
-    return sum(getattr(t, "sim_cpu", 0.0) for t in threading.enumerate())
 
 
 def main() -> None:

@@ -54,7 +54,8 @@ def _counted(method):
     return counted
 
 
-def _sim_cpu() -> float:
+def sim_cpu() -> float:
+    """CPU time the simulated engines of this process spent (their threads' counted work)."""
     import threading
 
     return sum(getattr(t, "sim_cpu", 0.0) for t in threading.enumerate())
@@ -165,7 +166,7 @@ class _Engine:
         self.finished_last = bool(finished)
         # the process's CPU time and the simulated engines' share of it, for the bench to
         # count a data-parallel worker's own work (what hinttune does in it) over the stage
-        self.steps.append((started, time.monotonic(), busy, tokens, time.process_time(), _sim_cpu()))
+        self.steps.append((started, time.monotonic(), busy, tokens, time.process_time(), sim_cpu()))
         return [SimpleNamespace(request_id=s.rid, finished=True, prompt_token_ids=s.prompt_ids,
                                 outputs=[SimpleNamespace(text=s.text, finish_reason="stop",
                                                          token_ids=range(int(s.length)))])
