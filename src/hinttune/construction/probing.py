@@ -122,7 +122,7 @@ class LookAhead:
     engine holds let every search woken in one turn see the same free slots, and bursts of
     thousands of requests queued on one engine while the others idled."""
 
-    def __init__(self, backend: Any, limit: int, judges: "AsyncJobs | None" = None):
+    def __init__(self, backend: Any, limit: int, judges: AsyncJobs | None = None):
         # a quarter more than the slots, queued in the engines: a slot whose sequence finishes
         # is refilled in the same step, not after hinttune has heard of it (bench/engines.py:
         # 78% busy per engine on 4 x 256 with none queued, 82% with a quarter, 83% with half)
@@ -135,7 +135,7 @@ class LookAhead:
         self.promised = 0  # searches woken for a free slot that have not yet run
 
     def busy(self) -> int:
-        return self.taken + (len(self.judges.sending) if self.judges is not None else 0)
+        return self.taken + (self.judges.in_flight if self.judges is not None else 0)
 
     def grant(self, running: int, n: int) -> "Slots | None":
         """Slots for one more k (``n`` requests) of a search with ``running`` k in flight, if
@@ -306,7 +306,7 @@ class Probing:
             verdicts = await self.grader.agrade(items, "probe", self.judge_jobs, pid)
         finally:  # a judge call's slot
             if slots is not None:
-                slots.ahead.offer()
+                self.ahead.offer()
         tried = Tried(k, [])
         outcome_verdicts: list[bool | None] = []
         for j, rec in zip(range(base, base + self.spp), records):

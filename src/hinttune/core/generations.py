@@ -182,6 +182,11 @@ class AsyncJobs:
         mine.set_result(record)
         return record
 
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered."""
+        return len(self.sending)
+
     def close(self) -> None:
         self.store.flush()
         _save_counts(self.store, self.backend, self.stage, self.role)

@@ -91,6 +91,7 @@ class VLLMBackend(TemplatedBackend):
                                     f"{type(exc).__name__}: {exc}") from None
             self.engine = self.llm.llm_engine
             log.info("vLLM engine for %s ready in %.1fs", self.cfg.model, time.time() - started)
+            self._tokenizing = ThreadPoolExecutor(1, thread_name_prefix="hinttune-tokenize")
             self._thread = threading.Thread(target=self._serve, daemon=True, name="hinttune-vllm")
             self._thread.start()
             if self.cfg.engine_timeout:
@@ -119,9 +120,6 @@ class VLLMBackend(TemplatedBackend):
             future.set_result([failed(self._broken)] * request.n)
             return future
         text = self.prompt_text(request)  # rendered here: the template cache is not thread-safe
-        with self._load_lock:
-            if self._tokenizing is None:
-                self._tokenizing = ThreadPoolExecutor(1, thread_name_prefix="hinttune-tokenize")
         self._tokenizing.submit(self._encode, future, request, text)
         future.add_done_callback(lambda f: f.cancelled() and self._inbox.put(("cancel", f, None, None)))
         return future
