@@ -60,16 +60,27 @@ def _length(text: str) -> int:
     return int(min(16384, rng.lognormvariate(math.log(2000), 1.0)))
 
 
-def outcome(prompt: str) -> tuple[int, str]:
+FILLER = "Let me check that step again. "
+LETTERS = "abcdefghijklmnop"
+
+
+def outcome(prompt: str, seed: int | None = None) -> tuple[int, str]:
     """(tokens, reply) the simulated engine gives a prompt: a judge call says Yes to a right
-    answer; a probe continuation of P_k is right iff the difficulty model says k solves it."""
+    answer; a probe continuation of P_k is right iff the difficulty model says k solves it.
+    A continuation reads like a real one to the code that handles it: about 4 characters of
+    reasoning per token (what the store writes), then after </think> an answer of its own (what
+    Math-Verify or the judge reads: no two requests share a verdict's cache entry)."""
     if "## Attempt" in prompt:
-        attempt = prompt.split("## Attempt", 1)[1].split("## Correct answer", 1)[0]
+        # the last one: the judge's system prompt shows the layout with placeholders first
+        attempt = prompt.rsplit("## Attempt", 1)[1].split("## Correct answer", 1)[0]
         return JUDGE_TOKENS, "Checked.\nYes" if "answer is 7" in attempt else "Checked.\nNo"
     problem = int(prompt.split("Problem ", 1)[1].split(":", 1)[0])
     k = prompt.rsplit("<|assistant|>", 1)[-1].count("Step ")
     right = k in _wins()[problem]
-    return _length(prompt), "The answer is 7." if right else "The answer is 0."
+    tokens = _length(prompt)
+    draft = "".join(LETTERS[b % 16] for b in hashlib.blake2b(f"{seed}{prompt}".encode(), digest_size=6).digest())
+    reasoning = FILLER * (4 * tokens // len(FILLER))
+    return tokens, f"{reasoning}\n</think>\n\nDraft {draft}. The answer is {7 if right else 0}."
 
 
 def make_tokenizer(folder: Path) -> Path:
@@ -152,6 +163,10 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
         judged = store.db.execute("SELECT COUNT(*) FROM generations WHERE stage='grade' "
                                   "AND role='judge:probe'").fetchone()[0]
     k_star = {pid: o.k_star for pid, o in result.probes.items()}
+    # the scripted outcomes decide K*: the first k whose continuation the model gets right
+    index = {p.id: int(p.problem.split("Problem ", 1)[1].split(":", 1)[0]) for p in result.problems}
+    wrong = sum(k != min((w for w in _wins()[index[pid]] if w >= 1), default=None)
+                for pid, k in k_star.items())
     past = sum(t or 0 for pid_k, t in rows
                if k_star.get(pid_k.split("#k")[0]) is not None
                and int(pid_k.rsplit("#k", 1)[1]) > k_star[pid_k.split("#k")[0]])
@@ -161,7 +176,8 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
             "past": past / probe_tokens if probe_tokens else 0,
             "ms_per_request": 1000 * max(0.0, window["cpu"] - window["sim_cpu"] + workers_cpu) / max(1, finished),
             "loop_ms_per_request": 1000 * window["loop"] / max(1, finished),
-            "seconds": end - start, "requests": finished, "probed": len(result.probes)}
+            "seconds": end - start, "requests": finished, "probed": len(result.probes),
+            "wrong_k_star": wrong, "incomplete": sum(o.incomplete is not None for o in result.probes.values())}
 
 
 def queued_at_start(lengths: list[int], slots: int, per_step: int) -> float:
@@ -198,6 +214,9 @@ def main() -> None:
         shape, grader = row.split(":")
         engines, slots = map(int, shape.split("x"))
         found = run_row(root / row.replace(":", "-"), args.problems, engines, slots, grader, args)
+        if found["wrong_k_star"] or found["incomplete"]:
+            sys.exit(f"{row}: {found['wrong_k_star']} of {found['probed']} K* differ from the scripted "
+                     f"outcomes, {found['incomplete']} searches incomplete")
         busy = ", ".join(f"{100 * b:.0f}%" for b in found["busy"])
         reference = ", ".join(f"{100 * b:.0f}%" for b in found["reference"])
         print(f"| {engines} x {slots} | {grader} | {busy} | {reference} | {found['makespan']:.2f}x | "

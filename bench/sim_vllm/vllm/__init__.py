@@ -99,7 +99,7 @@ class _Engine:
     def add_request(self, rid, prompt, params):
         ids = prompt["prompt_token_ids"]
         text = "".join(map(chr, ids))
-        length, reply = outcome(text)
+        length, reply = outcome(text, getattr(params, "seed", None))
         length = max(1, min(length, params.max_tokens))
         self.waiting.append(_Seq(rid, ids, reply, length, added=time.monotonic()))
 
