@@ -163,9 +163,10 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
         judged = store.db.execute("SELECT COUNT(*) FROM generations WHERE stage='grade' "
                                   "AND role='judge:probe'").fetchone()[0]
     k_star = {pid: o.k_star for pid, o in result.probes.items()}
-    # the scripted outcomes decide K*: the first k whose continuation the model gets right
+    # the scripted outcomes decide K*: the first k the model gets right (k = N, the whole
+    # trace, is no hint)
     index = {p.id: int(p.problem.split("Problem ", 1)[1].split(":", 1)[0]) for p in result.problems}
-    wrong = sum(k != min((w for w in _wins()[index[pid]] if w >= 1), default=None)
+    wrong = sum(k != min((w for w in _wins()[index[pid]] if 1 <= w < N), default=None)
                 for pid, k in k_star.items())
     past = sum(t or 0 for pid_k, t in rows
                if k_star.get(pid_k.split("#k")[0]) is not None
