@@ -129,23 +129,34 @@ def breaking_after(n, error=KeyboardInterrupt):
 
 
 def test_awaited_jobs_are_stored_behind_in_one_transaction_per_turn(tmp_path):
-    """An awaited job's record is committed when the event loop's turn ends (readable from
-    the store before that); what came back together goes in one transaction; an identical
-    request is sent once."""
+    """An awaited job's record goes to the store's writer thread when the event loop's turn
+    ends and is committed there (readable from the store all along); what came back together
+    goes in one transaction; an identical request is sent once."""
     import asyncio
+    import threading
 
     backend = make_backend(FakeModel(backend="fake", model="f"))
-    groups = []
+    groups, writers = [], set()
     with RunStore(tmp_path) as store:
         real = store._insert_records
-        store._insert_records = lambda records: groups.append(len(records)) or real(records)
+
+        def insert(db, records):
+            groups.append(len(records))
+            writers.add(threading.current_thread().name)
+            real(db, records)
+
+        store._insert_records = insert
         runner = AsyncJobs(store, backend, "probe", "instruct", 0)
 
         async def main():
             first = await runner.run(jobs(1, text="alone")[0])
             assert committed(tmp_path) == 0 and store.get(first.key).text == first.text
-            await asyncio.sleep(0)
-            assert committed(tmp_path) == 1  # the turn ended: committed
+            await asyncio.sleep(0)  # the turn ended: handed to the writer
+            for _ in range(200):
+                if committed(tmp_path) == 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert committed(tmp_path) == 1 and store.get(first.key).text == first.text
             return await asyncio.gather(*(runner.run(job) for job in jobs(5) + jobs(2)))
 
         records = asyncio.run(main())
@@ -153,6 +164,7 @@ def test_awaited_jobs_are_stored_behind_in_one_transaction_per_turn(tmp_path):
         assert [r.problem_id for r in records] == [f"p{i}" for i in range(5)] + ["p0", "p1"]
         assert committed(tmp_path) == 6 and sum(groups) == 6  # the twins were generated once
         assert len(groups) <= 3  # one transaction per turn, not one per record
+        assert writers == {"hinttune-store_0"}  # not the event loop's thread
         again = fake()
         asyncio.run(AsyncJobs(store, again, "probe", "instruct", 0).run(jobs(1)[0]))
         assert again.sent == []  # answered from the store

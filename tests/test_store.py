@@ -8,7 +8,8 @@ import time
 import pytest
 import yaml
 
-from hinttune.core.store import GenerationRecord, RunStore, stable_hash
+from hinttune.core.errors import HinttuneError
+from hinttune.core.store import GenerationRecord, RunStore, canonical_json, hash_of_json, stable_hash
 
 
 def record(key, status="ok", text="t", finish="stop"):
@@ -72,6 +73,71 @@ def test_plan_and_status(tmp_path):
 def test_stable_hash_is_order_insensitive_for_dicts():
     assert stable_hash({"a": 1, "b": 2}, "x") == stable_hash({"b": 2, "a": 1}, "x")
     assert stable_hash({"a": 1}, "x") != stable_hash({"a": 1}, "y")
+
+
+def test_a_hash_of_encoded_parts_is_the_hash_of_the_parts():
+    settings = {"judge": {"model": "q", "sampling": {"top_p": 0.9, "n": 1}}, "kind": "hybrid"}
+    assert hash_of_json(canonical_json("k/é"), canonical_json("7"), canonical_json(settings)) == \
+        stable_hash("k/é", "7", settings)
+
+
+def committed(tmp_path):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "store.sqlite") as db:
+        return db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+
+
+def test_what_is_written_behind_is_read_back_before_and_after_its_commit(tmp_path):
+    """Records handed to the writer thread are found by get() while it writes them, and every
+    other read (and write) waits until they are committed."""
+    import asyncio
+    import threading
+
+    release = threading.Event()
+    with RunStore(tmp_path) as store:
+        real = store._insert_records
+
+        def slow(db, records):
+            release.wait(10)
+            real(db, records)
+
+        store._insert_records = slow
+
+        async def main():
+            store.defer([record(f"k{i}", text=f"text {i}") for i in range(3)])
+            await asyncio.sleep(0)  # the turn ended: handed over, not committed
+            assert committed(tmp_path) == 0
+            assert store.get("k1").text == "text 1" and store.get("k9") is None
+            release.set()
+            assert store.count() == 3  # waited for the writer
+
+        asyncio.run(main())
+        assert committed(tmp_path) == 3 and store.get("k2").text == "text 2"
+
+
+def test_a_failed_write_behind_stops_the_stage_naming_the_store(tmp_path):
+    import asyncio
+    import sqlite3
+
+    store = RunStore(tmp_path)
+
+    def full(db, batch):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    store._commit = full
+
+    async def main():
+        store.defer([record("a")])
+        await asyncio.sleep(0)
+        store._writer._last.result()  # the writer has tried
+        store.defer([record("b")])  # the next task to store something stops
+
+    with pytest.raises(HinttuneError, match="store.sqlite: writing the run store failed .*disk is full"):
+        asyncio.run(main())
+    with pytest.raises(HinttuneError, match="disk is full"):
+        store.close()
+    assert committed(tmp_path) == 0
 
 
 def _config(tmp_path, problems, delay):

@@ -36,7 +36,7 @@ from hinttune.core.backends.base import Request
 from hinttune.core.config import GradingConfig, ModelBase, RunConfig, Sampling
 from hinttune.core.errors import HinttuneError, missing_extra
 from hinttune.core.generations import AsyncJobs, Job
-from hinttune.core.store import RunStore, stable_hash
+from hinttune.core.store import RunStore, canonical_json, hash_of_json
 
 log = logging.getLogger(__name__)
 
@@ -398,6 +398,7 @@ class Grader:
                          "judge": self.judge.model_dump(mode="json") if self.kind != "math" else None}
         if cfg.official and self.kind != "math":  # the official prompt's bytes: other verdicts
             self.settings["judge_prompt"] = "official"
+        self._settings_json = canonical_json(self.settings)  # a part of every grade's key
 
     def close(self) -> None:
         if self.math is not None and self.lender is None:
@@ -421,7 +422,8 @@ class Grader:
         """``grade`` for a task that awaits its verdicts while others run: Math-Verify checks
         go to the workers, judge calls to the judge's engine (through ``judge_jobs`` when the
         caller holds one, e.g. the probe stage sharing the instruct engine), like any request."""
-        keys = {item.key: stable_hash(item.key, item.gold, self.settings) for item in items}
+        keys = {item.key: hash_of_json(canonical_json(item.key), canonical_json(item.gold), self._settings_json)
+                for item in items}  # = stable_hash(item.key, item.gold, self.settings)
         verdicts = {k: Verdict(*v) for k, v in self.store.grades(list(keys.values())).items()}
         out = {item.key: verdicts[keys[item.key]] for item in items if keys[item.key] in verdicts}
         todo = [item for item in items if item.key not in out]

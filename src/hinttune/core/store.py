@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from hinttune.core.errors import HinttuneError
+from hinttune.core.write_behind import WriteBehind
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
@@ -82,9 +83,18 @@ REJECTED = "rejected"  # finish_reason of a request the backend refuses for good
 REFUSED = "refused for good"  # how such a request is named in causes (see retry_hint)
 
 
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def stable_hash(*parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return hash_of_json(*map(canonical_json, parts))
+
+
+def hash_of_json(*encoded: str) -> str:
+    """``stable_hash`` of parts given as their ``canonical_json``: a part every key shares
+    (the grader's settings) is encoded once, not once per key."""
+    return hashlib.sha256(("[" + ",".join(encoded) + "]").encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -148,6 +158,7 @@ class RunStore:
         # (one process writes a run's store: the run's lock)
         self._generation_keys: set[str] | None = None
         self._final_grade_keys: set[str] | None = None
+        self._writer: WriteBehind | None = None
         try:
             self._open(readonly)
         except sqlite3.DatabaseError as exc:
@@ -157,14 +168,14 @@ class RunStore:
 
     def _open(self, readonly: bool) -> None:
         if readonly:  # status of a run, also on a read-only disk: never writes
-            self.db = _open_readonly(self.path)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # reads the header
+            self._db = _open_readonly(self.path)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # reads the header
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we open transactions ourselves, so each record is one commit.
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
-        self.db.row_factory = sqlite3.Row
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
+        self._db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable against process crashes (SIGKILL) in WAL mode; only a power loss
         # can drop the last commits, which a re-run regenerates.
@@ -178,16 +189,31 @@ class RunStore:
                 if "duplicate column" not in str(exc):
                     raise
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The store's connection, once what was written behind is committed (every read and
+        write but ``get``'s, which finds what was handed over in memory, sees it)."""
+        if self._writer is not None and self._writer.busy:
+            self._writer.wait()
+        return self._db
+
     def close(self) -> None:
-        self.flush()
-        self.db.close()
+        try:
+            self.flush()
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+            self._db.close()
 
     # --- written behind: what tasks of one event-loop turn produced, in one transaction ----
     def defer(self, records: list[GenerationRecord] = (), plan: tuple[str, str, list] | None = None,
               grades: list[tuple] = ()) -> None:
-        """Queue writes; inside a running event loop they are committed together when the
-        loop's current turn ends (a kill loses what was in flight, never what a task has
-        seen committed), outside one at once."""
+        """Queue writes; inside a running event loop they are handed to the writer thread
+        together when the loop's current turn ends, and committed there in one transaction
+        (a kill loses what was in flight or not committed yet, which the next run generates
+        again), outside one at once."""
+        if self._writer is not None:
+            self._writer.check()  # the writer failed: stop the stage (retried by the next run)
         self._pending_records.update((r.key, r) for r in records)
         if plan is not None:
             self._pending_plan.setdefault(plan[:2], []).extend(plan[2])
@@ -199,23 +225,36 @@ class RunStore:
             return
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self.flush)
+            loop.call_soon(self._write_behind)
 
     def flush(self) -> None:
-        """Commit what ``defer`` queued, in one transaction."""
+        """Commit what ``defer`` queued, and wait until the writer has committed it all."""
+        self._write_behind()
+        if self._writer is not None:
+            self._writer.wait()
+
+    def _write_behind(self) -> None:
+        """Hand what ``defer`` queued to the writer thread, as one transaction."""
         self._flush_scheduled = False
         records, plans, grades = self._pending_records, self._pending_plan, self._pending_grades
         if not (records or plans or grades):
             return
         self._pending_records, self._pending_plan, self._pending_grades = {}, {}, []
-        with self.db:
-            self.db.execute("BEGIN")
-            if records:
-                self._insert_records(list(records.values()))
-            for (stage, role), rows in plans.items():
-                self._insert_plan(stage, role, rows)
-            if grades:
-                self._insert_grades(grades)
+        self._note_records(records.values())
+        self._note_grades(grades)
+        if self._writer is None:
+            self._writer = WriteBehind(self.path, self._commit)
+        self._writer.submit((list(records.values()), plans, grades), records)
+
+    def _commit(self, db: sqlite3.Connection, batch: tuple) -> None:
+        """Write one batch of ``_write_behind`` (on the writer's connection, in its thread)."""
+        records, plans, grades = batch
+        if records:
+            self._insert_records(db, records)
+        for (stage, role), rows in plans.items():
+            self._insert_plan(db, stage, role, rows)
+        if grades:
+            self._insert_grades(db, grades)
 
     def __enter__(self) -> "RunStore":
         return self
@@ -249,9 +288,14 @@ class RunStore:
         """Insert records in one transaction: a kill leaves all of them or none."""
         with self.db:
             self.db.execute("BEGIN")
-            self._insert_records(records)
+            self._insert_records(self.db, records)
+        self._note_records(records)
 
-    def _insert_records(self, records: list[GenerationRecord]) -> None:
+    def _note_records(self, records: Iterable[GenerationRecord]) -> None:
+        if self._generation_keys is not None:
+            self._generation_keys.update(rec.key for rec in records)
+
+    def _insert_records(self, db: sqlite3.Connection, records: list[GenerationRecord]) -> None:
         now = time.time()
         requests, new_messages = [], {}
         for rec in records:
@@ -259,10 +303,8 @@ class RunStore:
             requests.append(request)
             if body is not None:
                 new_messages[request["messages_id"]] = body
-        self.db.executemany("INSERT OR IGNORE INTO messages VALUES (?, ?)", new_messages.items())
-        if self._generation_keys is not None:
-            self._generation_keys.update(rec.key for rec in records)
-        self.db.executemany(
+        db.executemany("INSERT OR IGNORE INTO messages VALUES (?, ?)", new_messages.items())
+        db.executemany(
             """INSERT INTO generations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(key) DO UPDATE SET
                  stage=excluded.stage, role=excluded.role, problem_id=excluded.problem_id,
@@ -291,7 +333,8 @@ class RunStore:
 
     def _messages(self, message_id: str) -> Any:
         if message_id not in self._read_messages:
-            found = self.db.execute("SELECT body FROM messages WHERE id=?", (message_id,)).fetchone()
+            # a committed row's messages are committed (with it or before): no wait for the writer
+            found = self._db.execute("SELECT body FROM messages WHERE id=?", (message_id,)).fetchone()
             self._read_messages[message_id] = json.loads(found[0]) if found else None
         return self._read_messages[message_id]
 
@@ -318,13 +361,18 @@ class RunStore:
         return out
 
     def get(self, key: str) -> GenerationRecord | None:
-        if key in self._pending_records:  # written behind, not committed yet
+        if key in self._pending_records:  # written behind, not handed to the writer yet
             return self._pending_records[key]
+        if self._writer is not None:  # handed over, not committed yet
+            handed = self._writer.records.get(key)
+            if handed is not None:
+                return handed
         if self._generation_keys is None:
             self._generation_keys = {k for (k,) in self.db.execute("SELECT key FROM generations")}
         if key not in self._generation_keys:
             return None
-        row = self.db.execute("SELECT * FROM generations WHERE key=?", (key,)).fetchone()
+        # not in memory: committed, so readable without waiting for the writer
+        row = self._db.execute("SELECT * FROM generations WHERE key=?", (key,)).fetchone()
         return self._record(row) if row else None
 
     def retry_rejected(self) -> int:
@@ -366,18 +414,22 @@ class RunStore:
         """Store (key, subject, correct, grader, detail, final) verdicts in one transaction."""
         with self.db:
             self.db.execute("BEGIN")
-            self._insert_grades(rows)
+            self._insert_grades(self.db, rows)
+        self._note_grades(rows)
 
     def _forget_keys(self) -> None:
         """Rows came or went behind the key sets' back: read them again when next needed."""
         self._generation_keys = self._final_grade_keys = None
 
-    def _insert_grades(self, rows: list[tuple[str, str, bool | None, str, str, bool]]) -> None:
-        now = time.time()
+    def _note_grades(self, rows: list[tuple]) -> None:
         if self._final_grade_keys is not None:
             for key, *_, final in rows:
                 (self._final_grade_keys.add if final else self._final_grade_keys.discard)(key)
-        self.db.executemany(
+
+    @staticmethod
+    def _insert_grades(db: sqlite3.Connection, rows: list[tuple[str, str, bool | None, str, str, bool]]) -> None:
+        now = time.time()
+        db.executemany(
             "INSERT OR REPLACE INTO grades (key, subject, correct, grader, detail, created, "
             "final) VALUES (?,?,?,?,?,?,?)",
             [(key, subject, None if correct is None else int(correct), grader, detail, now,
@@ -472,11 +524,14 @@ class RunStore:
         """Add (problem_id, sample, key) rows to a plan that grows (e.g. probe rounds)."""
         with self.db:
             self.db.execute("BEGIN")
-            self._insert_plan(stage, role, rows)
+            self._insert_plan(self.db, stage, role, rows)
 
-    def _insert_plan(self, stage: str, role: str, rows: Iterable[tuple[str, int, str]]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO plan VALUES (?,?,?,?,?)",
-                            ((stage, role, pid, sample, key) for pid, sample, key in rows))
+    @staticmethod
+    def _insert_plan(db: sqlite3.Connection, stage: str, role: str, rows: Iterable[tuple[str, int, str]]) -> None:
+        # a row already there is left alone (a resumed stage plans what it planned before)
+        db.executemany("INSERT INTO plan VALUES (?,?,?,?,?) ON CONFLICT(stage, role, problem_id, sample) "
+                       "DO UPDATE SET key=excluded.key WHERE plan.key != excluded.key",
+                       ((stage, role, pid, sample, key) for pid, sample, key in rows))
 
     def planned(self, stage: str, role: str) -> Iterator[tuple[str, int, GenerationRecord | None]]:
         """(problem_id, sample, record-or-None) for every planned item, in plan order."""

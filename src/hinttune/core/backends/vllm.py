@@ -26,7 +26,7 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from itertools import count
 from typing import Any
 
@@ -54,7 +54,8 @@ class VLLMBackend(TemplatedBackend):
         self.occupancy: list[int] = []  # requests in the engine, sampled at every step
         self._load_lock = threading.Lock()
         # one thread: the tokenizer's Python wrapper is not safe to call from several at once
-        self._tokenizing: ThreadPoolExecutor | None = None
+        self._to_encode: queue.SimpleQueue = queue.SimpleQueue()
+        self._tokenizing: threading.Thread | None = None
 
     @property
     def slots(self) -> int:  # type: ignore[override]
@@ -91,7 +92,8 @@ class VLLMBackend(TemplatedBackend):
                                     f"{type(exc).__name__}: {exc}") from None
             self.engine = self.llm.llm_engine
             log.info("vLLM engine for %s ready in %.1fs", self.cfg.model, time.time() - started)
-            self._tokenizing = ThreadPoolExecutor(1, thread_name_prefix="hinttune-tokenize")
+            self._tokenizing = threading.Thread(target=self._tokenize, daemon=True, name="hinttune-tokenize")
+            self._tokenizing.start()
             self._thread = threading.Thread(target=self._serve, daemon=True, name="hinttune-vllm")
             self._thread.start()
             if self.cfg.engine_timeout:
@@ -120,9 +122,16 @@ class VLLMBackend(TemplatedBackend):
             future.set_result([failed(self._broken)] * request.n)
             return future
         text = self.prompt_text(request)  # rendered here: the template cache is not thread-safe
-        self._tokenizing.submit(self._encode, future, request, text)
+        self._to_encode.put((future, request, text))
         future.add_done_callback(lambda f: f.cancelled() and self._inbox.put(("cancel", f, None, None)))
         return future
+
+    def _tokenize(self) -> None:
+        while (item := self._to_encode.get()) is not None:
+            try:
+                self._encode(*item)
+            except Exception as exc:  # never leaves the thread: later requests would hang
+                settle(item[0], [failed(f"{type(exc).__name__}: {exc}")] * item[1].n)
 
     def _encode(self, future: Future, request: Request, text: str) -> None:
         """Token ids for the engine, off the caller's thread: a long prefix costs about a
@@ -228,8 +237,9 @@ class VLLMBackend(TemplatedBackend):
     def close(self) -> None:
         if self.llm is None:
             return
-        if self._tokenizing is not None:
-            self._tokenizing.shutdown(wait=True)  # what it read reaches the engine, then fails below
+        if self._tokenizing is not None:  # what it holds reaches the engine, then fails below
+            self._to_encode.put(None)
+            self._tokenizing.join()
             self._tokenizing = None
         if self._thread is not None:
             self._inbox.put(("stop", None, None, None))
