@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import threading
 from concurrent.futures import Future
 from itertools import count
@@ -180,6 +181,7 @@ class ProcessEngine(RemoteEngine):
         self.proc: Any = None
         self.waiting: dict[int, Future] = {}
         self.ids = count()
+        self.outgoing: queue.SimpleQueue = queue.SimpleQueue()  # to the worker, in order
 
     def _launch(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked
@@ -192,6 +194,25 @@ class ProcessEngine(RemoteEngine):
         self.proc.start()
         child.close()
         threading.Thread(target=self._read, daemon=True, name=f"hinttune-engine-{self.rank}-results").start()
+        self.sender = threading.Thread(target=self._send, daemon=True, name=f"hinttune-engine-{self.rank}-requests")
+        self.sender.start()
+
+    def _send(self) -> None:
+        """Requests and cancels to the worker in the order they were made, off the caller's
+        thread: pickling a request, and writing it to a pipe the busy worker has not read yet,
+        would hold up the event loop (on 4 engines it was a third of the loop's time)."""
+        while True:
+            message = self.outgoing.get()
+            try:
+                self.pipe.send(message)
+            except (OSError, ValueError) as exc:  # the worker is gone: what it held fails in _read
+                if message is not None and message[0] == "add":
+                    future = self.waiting.pop(message[1], None)
+                    if future is not None:
+                        settle(future, [failed(f"engine process {self.rank}: {type(exc).__name__}: {exc}")]
+                               * message[2].n)
+            if message is None:
+                return
 
     def _read(self) -> None:
         """Results as they come back; if the process dies, its requests fail (retried)."""
@@ -227,27 +248,20 @@ class ProcessEngine(RemoteEngine):
                 return future
             rid = next(self.ids)
             self.waiting[rid] = future
-            self.pipe.send(("add", rid, request))
+            self.outgoing.put(("add", rid, request))
         future.add_done_callback(lambda f: f.cancelled() and self._cancel(rid))
         return future
 
     def _cancel(self, rid: int) -> None:
         self.waiting.pop(rid, None)
         if not self.dead:
-            try:
-                with self.lock:
-                    self.pipe.send(("cancel", rid, None))
-            except OSError:
-                pass
+            self.outgoing.put(("cancel", rid, None))
 
     def close(self) -> None:
         if self.proc is None:
             return
-        try:
-            with self.lock:
-                self.pipe.send(None)
-        except OSError:
-            pass
+        self.outgoing.put(None)  # after what was sent before it
+        self.sender.join(timeout=60)
         self.proc.join(timeout=60)
         if self.proc.is_alive():
             self.proc.kill()
