@@ -8,7 +8,9 @@ GPU's step gives it time to react).
 
 Outcomes follow bench/probe_cost.py's difficulty model (N = 40 episodes; 15% solved unaided,
 40% with a hint, 45% by no prefix, which walk all 39 k); continuation lengths are lognormal
-(median 2,000 tokens, sigma 1, capped at 16,384), judge replies 256 tokens. The tokenizer is a
+(median 2,000 tokens, sigma 1, capped at 16,384), judge replies 256 tokens; a continuation's text
+has about 4 characters per token and an answer of its own after </think>, and the bench stops
+if a K* differs from the scripted outcomes. The tokenizer is a
 character-level stand-in (so the engine can read the prompt back); everything else is what a
 GPU run executes. Printed: each engine's busy share over the probe stage (slots generating /
 slots, per step, over the stage's steps); the busy share each engine would reach on the
