@@ -137,6 +137,8 @@ def test_a_failed_write_behind_stops_the_stage_naming_the_store(tmp_path):
         asyncio.run(main())
     with pytest.raises(HinttuneError, match="disk is full"):
         store.close()
+    with pytest.raises(Exception, match="closed"):  # closed all the same
+        store._db.execute("SELECT 1")
     assert committed(tmp_path) == 0
 
 

@@ -200,10 +200,12 @@ class RunStore:
     def close(self) -> None:
         try:
             self.flush()
-        finally:
-            if self._writer is not None:
-                self._writer.close()
-            self._db.close()
+        finally:  # a failed write is raised, and everything is closed all the same
+            try:
+                if self._writer is not None:
+                    self._writer.close()
+            finally:
+                self._db.close()
 
     # --- written behind: what tasks of one event-loop turn produced, in one transaction ----
     def defer(self, records: list[GenerationRecord] = (), plan: tuple[str, str, list] | None = None,
