@@ -201,7 +201,6 @@ class MathVerifier:
         self._thread: threading.Thread | None = None
         self._broken: BaseException | None = None
         self._lock = threading.Lock()
-        self._woken = False  # a wake-up is written and not yet read: checks put since ride on it
 
     def _context(self) -> Any:
         if self._ctx is None:
@@ -231,9 +230,7 @@ class MathVerifier:
                 self._thread = threading.Thread(target=self._serve, daemon=True, name="hinttune-math")
                 self._thread.start()
         self._inbox.put((item, future))
-        if not self._woken:  # one write per wake-up, not per check (a syscall on the event loop)
-            self._woken = True
-            self._wake_w.send_bytes(b".")
+        self._wake_w.send_bytes(b".")
         return future
 
     def check_many(self, items: list[tuple[str, str, bool]]) -> list[tuple[str, str, str | None]]:
@@ -268,7 +265,6 @@ class MathVerifier:
                 handles = [self._wake_r] + [w.conn for w in self.workers] + [w.process.sentinel for w in self.workers]
                 ready = wait(handles, timeout=max(0.0, min(waits)) if waits else None)
                 if self._wake_r in ready:
-                    self._woken = False  # before the inbox is read again: nothing put is missed
                     while self._wake_r.poll():
                         self._wake_r.recv_bytes()
                 self._collect(ready, tasks)
