@@ -232,3 +232,13 @@ def test_retry_rejected_and_retry_undecided_make_the_next_run_ask_again(tmp_path
         assert store.retry_rejected() == 1 and store.retry_undecided_judge() == 1
         assert store.done_keys(["r", "j"]) == set()
         assert set(store.grades(["g", "g2"])) == {"g2"}  # a decided verdict is kept
+
+
+def test_status_of_a_store_whose_tables_are_not_made_yet_is_empty(tmp_path):
+    """A run just starting has created its file before its tables: `hinttune status` (and a
+    shard's watcher) reads nothing planned, not an SQL error."""
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "store.sqlite").close()
+    with RunStore(tmp_path, readonly=True) as store:
+        assert store.status() == []

@@ -545,14 +545,19 @@ class RunStore:
             yield row["pid"], row["psample"], (self._record(row) if row["status"] else None)
 
     def status(self) -> list[PlanStatus]:
-        rows = self.db.execute(
-            """SELECT plan.stage, plan.role, COUNT(*) AS planned,
-                      SUM(g.status='ok') AS ok, SUM(g.status='failed') AS failed,
-                      SUM(g.status='ok' AND g.finish_reason='length') AS truncated,
-                      SUM(CASE WHEN g.status='ok' THEN g.completion_tokens ELSE 0 END) AS tokens,
-                      SUM(g.status='ok' AND g.finish_reason='imported') AS imported
-               FROM plan LEFT JOIN generations g ON g.key = plan.key
-               GROUP BY plan.stage, plan.role ORDER BY MIN(plan.rowid)""")
+        try:
+            rows = self.db.execute(
+                """SELECT plan.stage, plan.role, COUNT(*) AS planned,
+                          SUM(g.status='ok') AS ok, SUM(g.status='failed') AS failed,
+                          SUM(g.status='ok' AND g.finish_reason='length') AS truncated,
+                          SUM(CASE WHEN g.status='ok' THEN g.completion_tokens ELSE 0 END) AS tokens,
+                          SUM(g.status='ok' AND g.finish_reason='imported') AS imported
+                   FROM plan LEFT JOIN generations g ON g.key = plan.key
+                   GROUP BY plan.stage, plan.role ORDER BY MIN(plan.rowid)""")
+        except sqlite3.OperationalError as exc:  # a run just starting: no tables yet
+            if "no such table" not in str(exc):
+                raise
+            return []
         return [PlanStatus(r["stage"], r["role"], r["planned"], r["ok"] or 0, r["failed"] or 0,
                            r["truncated"] or 0, r["tokens"] or 0, r["imported"] or 0) for r in rows]
 
