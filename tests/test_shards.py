@@ -145,3 +145,49 @@ def test_a_shard_names_its_own_directory():
     with pytest.raises(Exception, match="between 1 and N"):
         validate_config({"problems": {"shard": "6/5"}, "think": {"backend": "fake", "model": "t"},
                          "instruct": {"backend": "fake", "model": "i"}})
+
+
+JUDGE = {r"re:## Attempt\n(?:.|\n)*?(-?\d+)\.?\s*\n\n## Correct answer\n\1\n": "Same value.\nYes",
+         "## Attempt": "A different value.\nNo"}
+
+
+@pytest.mark.parametrize("grader,judge", [("judge", "instruct"), ("judge", "own"), ("hybrid", "own")])
+def test_judge_graded_shards_resumed_on_other_placements_merge_to_the_single_run(tmp_path, grader, judge):
+    """Judge verdicts are keyed by what decides them, so the merge finds every one the shards
+    made: whether the judge is the instruct model or a model of its own, read back from the
+    shards' saved config.yaml, and whether a shard ran its engines elsewhere (a placement
+    setting differs) or failed its judge calls first and was run again."""
+    data = scenario(tmp_path, 12)
+    data["grading"] = {"grader": grader, "short_gold_chars": 1}  # hybrid: one-digit golds by math
+    if judge == "instruct":
+        data["instruct"]["answers"] = {**JUDGE, **data["instruct"]["answers"]}
+    else:
+        data["grading"]["judge"] = {"backend": "fake", "model": "judge", "answers": JUDGE}
+    whole = build(validate_config(data))
+    assert whole.summary["states"]["incomplete"] == 0 and whole.summary["graders"].get("judge")
+
+    def shard(i: int, **changes) -> dict:
+        found = {**data, "run_dir": str(tmp_path / "big"), "problems": {**data["problems"], "shard": f"{i}/2"}}
+        for role, change in changes.items():
+            found = {**found, role: {**found[role], **change}} if role != "judge" else \
+                {**found, "grading": {**found["grading"], "judge": {**found["grading"]["judge"], **change}}}
+        return found
+
+    build(validate_config(shard(1)))
+    elsewhere = {"instruct": {"delay": 0.001}} if judge == "instruct" else {"judge": {"delay": 0.001}}
+    plain = {k: v for k, v in data["instruct"]["answers"].items() if k not in JUDGE}
+    failing = {"instruct": {"answers": {"## Attempt": "!fail", **plain}}} \
+        if judge == "instruct" else {"judge": {"answers": {"## Attempt": "!fail"}}}
+    first = build(validate_config(shard(2, **failing)))  # every judge call fails: incomplete
+    assert first.summary["states"]["incomplete"] > 0
+    build(validate_config(shard(2, **elsewhere)))  # run again, its engines placed elsewhere
+
+    shards = [tmp_path / "big" / "shards" / f"{i}-of-2" for i in (1, 2)]
+    merged = CliRunner().invoke(app, ["merge", *map(str, shards), "-o", str(tmp_path / "merged")])
+    assert merged.exit_code == 0, merged.output
+    for name in ("hint_tuning.json", "excluded.jsonl"):
+        assert (tmp_path / "merged" / "export" / name).read_bytes() == \
+            (tmp_path / "whole" / "export" / name).read_bytes(), name
+    with RunStore(tmp_path / "merged") as store:
+        failed = store.db.execute("SELECT COUNT(*) FROM generations WHERE status!='ok'").fetchone()[0]
+    assert failed == 0  # the merge asked for nothing it had not got

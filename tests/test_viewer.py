@@ -56,6 +56,22 @@ def test_text_that_closes_a_script_cannot_break_the_page(tmp_path):
             assert "</script><script>alert" not in path.read_text()
 
 
+def test_an_html_comment_opener_in_a_problem_is_escaped_in_the_page(tmp_path):
+    """``<!--<script>`` inside a script element makes the HTML parser swallow the rest of the
+    page (the script never closes): no ``<``, ``>`` or ``&`` of a run's text reaches the page raw."""
+    data = config_dict(tmp_path)
+    problems = json.loads((tmp_path / "problems.json").read_text())
+    problems[0]["problem"] = "alpha: 1+1 <!--<script> & -->"
+    (tmp_path / "problems.json").write_text(json.dumps(problems))
+    build(validate_config(data))
+    assert CliRunner().invoke(app, ["view", str(tmp_path / "run")]).exit_code == 0
+    page = (tmp_path / "run" / "view" / "index.html").read_text()
+    script = page.split("const DATA = ", 1)[1].split(";\n", 1)[0]
+    assert "<" not in script and ">" not in script and "&" not in script
+    assert json.loads(script)["rows"][0]["problem"] == "alpha: 1+1 <!--<script> & -->"
+    assert problem_data(tmp_path / "run" / "view", 0)["problem"] == "alpha: 1+1 <!--<script> & -->"
+
+
 @pytest.mark.slow
 def test_a_headless_browser_shows_the_overview_and_a_problem(run, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hinttune.core.errors import HinttuneError
-from hinttune.core.files import read_jsonl, write_text
+from hinttune.core.files import atomic_dir, read_jsonl, write_text
 
 TEXT_LIMIT = 200_000  # characters kept of one text in the page (longer ones say so)
 
@@ -97,22 +97,28 @@ def collect(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return overview, details
 
 
+def script_json(value: Any) -> str:
+    """JSON that is safe inside an HTML ``<script>``: ``<`` and ``>`` (so neither ``</script>``
+    nor ``<!--`` - which makes the parser swallow the rest of the page - can occur), ``&`` and
+    the JavaScript line separators are written as escapes."""
+    text = json.dumps(value, ensure_ascii=False)
+    for char in "<>&\u2028\u2029":
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text
+
+
 def write_view(run_dir: Path, out: Path | None = None) -> Path:
-    """Write the page and its per-problem scripts; returns index.html."""
+    """Write the page and its per-problem scripts; returns index.html. The scripts are written
+    into a fresh folder swapped in whole (linear in the run's size: no per-file fsync or
+    leftover scan), then the page that loads them."""
     out = out or run_dir / "view"
     overview, details = collect(run_dir)
     page = resources.files("hinttune.construction").joinpath("viewer_page.html").read_text(encoding="utf-8")
-    data = json.dumps(overview, ensure_ascii=False).replace("</", "<\\/")  # safe inside <script>
-    index = write_text(out / "index.html", page.replace("/*OVERVIEW*/null", data))
-    folder = out / "problems"
-    folder.mkdir(parents=True, exist_ok=True)
-    for detail in details:
-        body = json.dumps(detail, ensure_ascii=False).replace("</", "<\\/")
-        write_text(folder / f"{detail['n']}.js", f"hinttuneProblem({body});\n")
-    for stale in folder.glob("*.js"):  # problems no longer in the run
-        if not stale.stem.isdigit() or int(stale.stem) >= len(details):
-            stale.unlink()
-    return index
+    with atomic_dir(out / "problems") as folder:
+        for detail in details:
+            (folder / f"{detail['n']}.js").write_text(f"hinttuneProblem({script_json(detail)});\n",
+                                                     encoding="utf-8")
+    return write_text(out / "index.html", page.replace("/*OVERVIEW*/null", script_json(overview)))
 
 
 def serve(folder: Path, port: int) -> None:

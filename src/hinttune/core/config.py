@@ -26,6 +26,18 @@ class Sampling(Strict):
     stop: list[str] = Field(default_factory=list)
 
 
+# The judge's sampling (s1's grading): greedy, 512 tokens.
+JUDGE_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_tokens=512)
+
+# Model settings that say where and how fast a model runs, not what it writes: shards on
+# different nodes may differ in them, and no cache key includes them.
+PLACEMENT = frozenset({
+    "base_url", "api_key_env", "data_parallel_size", "data_parallel", "max_in_flight",
+    "max_concurrency", "engine_timeout", "timeout", "max_retries", "requests_per_minute",
+    "gpu_memory_utilization", "tensor_parallel_size", "device", "batch_size", "delay",
+    "engine_kwargs", "num_threads"})
+
+
 class ModelBase(Strict):
     """What every backend shares: which model, how a problem becomes a prompt, how to sample."""
 
@@ -204,6 +216,21 @@ class GradingConfig(Strict):
                                   "no line breaks) count as short final answers")
     audit: int = Field(0, ge=0, description="grade this many sampled replies (short golds) with both "
                        "the math rules and the judge; agreement in the summary, items in grading_audit.jsonl")
+
+    @field_validator("judge")
+    @classmethod
+    def _judge_defaults(cls, judge: Any) -> Any:
+        """A judge of its own samples greedily, 512 tokens, thinking off, unless its config says
+        otherwise. Filled in here, once, so the saved config.yaml says what runs and reading it
+        back (a shard's config in ``merge``, a resumed run) gives the same judge."""
+        if judge is None:
+            return None
+        update: dict[str, Any] = {}
+        if "sampling" not in judge.model_fields_set:
+            update["sampling"] = JUDGE_SAMPLING
+        if "chat_template_kwargs" not in judge.model_fields_set:
+            update["chat_template_kwargs"] = {"enable_thinking": False}
+        return judge.model_copy(update=update) if update else judge
 
 
 class SegmentConfig(Strict):

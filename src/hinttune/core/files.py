@@ -134,8 +134,17 @@ def read_json(path: Path) -> Any:
     return parse_json(read_text(path), str(path))
 
 
+def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of each non-empty line of JSONL text. Only "\n" ends a line (a
+    "\r" before it is dropped): JSON strings may hold U+2028, U+0085 and the other separators
+    that ``str.splitlines()`` also splits at, and a record must not be cut inside them."""
+    for lineno, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r")
+        if line.strip():
+            yield lineno, line
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, value) of each non-empty line."""
-    for lineno, line in enumerate(read_text(path).splitlines(), 1):
-        if line.strip():
-            yield lineno, parse_json(line, str(path), lineno)
+    for lineno, line in jsonl_lines(read_text(path)):
+        yield lineno, parse_json(line, str(path), lineno)

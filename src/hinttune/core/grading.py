@@ -33,7 +33,7 @@ from typing import Any
 from hinttune.core.answers import stated_answer
 from hinttune.core.backends import BackendPool
 from hinttune.core.backends.base import Request
-from hinttune.core.config import GradingConfig, ModelBase, RunConfig, Sampling
+from hinttune.core.config import JUDGE_SAMPLING, PLACEMENT, GradingConfig, ModelBase, RunConfig
 from hinttune.core.errors import HinttuneError, missing_extra
 from hinttune.core.generations import AsyncJobs, Job
 from hinttune.core.store import RunStore, canonical_json, hash_of_json
@@ -347,25 +347,17 @@ def parse_judge_reply(reply: str, rule: str = "last_line") -> bool | None:
 
 
 NO_VERDICT = "no Yes/No verdict in the judge's reply"
-JUDGE_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_tokens=512)
 
 
 def judge_model(cfg: RunConfig) -> ModelBase:
-    """The configured judge, or the instruct model as a judge (the paper's setup). Either
-    way it samples greedily with 512 tokens and thinking off unless the judge config says
-    otherwise."""
-    judge = cfg.grading.judge
-    if judge is None:
-        return cfg.instruct.model_copy(update={
-            "system_prompt": None, "prompt_template": "{problem}", "response_prefix": "",
-            "chat_template_kwargs": {**cfg.instruct.chat_template_kwargs, "enable_thinking": False},
-            "sampling": JUDGE_SAMPLING})
-    update: dict[str, Any] = {}
-    if "sampling" not in judge.model_fields_set:
-        update["sampling"] = JUDGE_SAMPLING
-    if "chat_template_kwargs" not in judge.model_fields_set:
-        update["chat_template_kwargs"] = {"enable_thinking": False}
-    return judge.model_copy(update=update)
+    """The configured judge (its greedy defaults are filled in by the config), or the instruct
+    model as a judge (the paper's setup): greedy, 512 tokens, thinking off."""
+    if cfg.grading.judge is not None:
+        return cfg.grading.judge
+    return cfg.instruct.model_copy(update={
+        "system_prompt": None, "prompt_template": "{problem}", "response_prefix": "",
+        "chat_template_kwargs": {**cfg.instruct.chat_template_kwargs, "enable_thinking": False},
+        "sampling": JUDGE_SAMPLING})
 
 
 def judge_request(judge: ModelBase, item: GradeItem, official: bool = False) -> Request:
@@ -395,7 +387,8 @@ class Grader:
         self._checked: dict[bytes, tuple[str, str, str | None]] = {}  # by digest of the check
         self.settings = {"kind": self.kind, "rule": self.rule, "short": g.short_gold_chars,
                          "math_rules": MATH_RULES if self.kind != "judge" else None,
-                         "judge": self.judge.model_dump(mode="json") if self.kind != "math" else None}
+                         "judge": self.judge.model_dump(mode="json", exclude=set(PLACEMENT))
+                         if self.kind != "math" else None}  # where it runs decides nothing
         if cfg.official and self.kind != "math":  # the official prompt's bytes: other verdicts
             self.settings["judge_prompt"] = "official"
         self._settings_json = canonical_json(self.settings)  # a part of every grade's key

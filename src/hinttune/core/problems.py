@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from hinttune.core.config import ProblemsConfig
 from hinttune.core.errors import HinttuneError, missing_extra
-from hinttune.core.files import read_json, read_jsonl, read_text
+from hinttune.core.files import jsonl_lines, read_json, read_jsonl, read_text
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def read_records(source: str, split: str = "train") -> tuple[list[Any], str, lis
 
     if source == "demo":
         text = (resources.files("hinttune") / "data" / "demo_problems.jsonl").read_text("utf-8")
-        return indexed([json.loads(line) for line in text.splitlines() if line.strip()], "demo problems")
+        return indexed([json.loads(line) for _, line in jsonl_lines(text)], "demo problems")
     path = Path(source).expanduser()
     suffix = path.suffix.lower()
     if path.is_dir():

@@ -4,7 +4,6 @@ against mean output tokens."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from hinttune.core.errors import HinttuneError
-from hinttune.core.files import read_json
+from hinttune.core.files import read_json, read_jsonl
 from hinttune.evaluation.metrics import paired_bootstrap
 
 
@@ -131,8 +130,7 @@ def read_samples(result: dict[str, Any], bench: str) -> list[dict[str, Any]] | N
     path = Path(result["path"]) / f"samples_{bench}.jsonl"
     if result.get("backend") == "lighteval" or not path.exists():
         return None
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return [row for _, row in read_jsonl(path)]
 
 
 def per_problem_accuracy(samples: list[dict[str, Any]]) -> dict[str, float]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from hinttune.core.config import TrainConfig, dump_config
 from hinttune.core.errors import HinttuneError, missing_extra
-from hinttune.core.files import read_json, read_jsonl, write_text
+from hinttune.core.files import jsonl_lines, read_json, read_jsonl, read_text, write_text
 from hinttune.core.fingerprint import record_digest
 from hinttune.core.plots import pyplot, save
 from hinttune.core.progress import console
@@ -52,9 +52,7 @@ def _read_alpaca(path: Path) -> list[dict[str, Any]]:
 
 def _read_messages(path: Path) -> list[dict[str, Any]]:
     records = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, line in jsonl_lines(read_text(path)):
         try:
             messages = json.loads(line)["messages"]
             *prompt, last = messages
