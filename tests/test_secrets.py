@@ -57,3 +57,30 @@ def test_short_values_are_not_registered():
     register("EMPTY")
     register("short")
     assert secrets._keys == before
+
+
+def test_a_key_echoed_in_a_successful_reply_is_masked_everywhere_and_counted(tmp_path):
+    """A server or proxy that answers 200 with the caller's key in the text: the key reaches
+    neither the store, nor segments.jsonl, nor the exports, and the summary counts it."""
+    import json
+
+    from hinttune.construction.pipeline import build
+    from hinttune.core.config import validate_config
+
+    (tmp_path / "problems.json").write_text(json.dumps([{"problem": "What is 1 + 1?", "gold_answer": "2"}]))
+    echo = f"Your key is {KEY}. "
+    result = build(validate_config({
+        "run_dir": str(tmp_path / "run"), "problems": {"source": str(tmp_path / "problems.json")},
+        "think": {"backend": "fake", "model": "think",
+                  "default_reply": f"<think>\n{echo}Wait, one plus one is two.\n</think>\n\n{echo}The answer is 2."},
+        "instruct": {"backend": "fake", "model": "instruct", "default_reply": "The answer is 3."},
+        "grading": {"grader": "math"}}))
+    assert result.summary["states"]["Full-Hint"] == 1
+    assert result.summary["replies_with_a_key_masked"] == 1
+    # config.yaml holds the scripted reply itself (the fake's script), so it is not checked
+    written = [p for p in (tmp_path / "run").rglob("*") if p.is_file() and p.name != "config.yaml"]
+    assert any(p.name == "segments.jsonl" for p in written) and any(p.parent.name == "export" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        assert not any(KEY[i:i + 8].encode() in data for i in range(len(KEY) - 7)), path
+    assert "Your key is ***" in (tmp_path / "run" / "export" / "hint_tuning.json").read_text()

@@ -26,6 +26,7 @@ from hinttune.core.files import write_jsonl
 from hinttune.core.grading import UNGRADED, GradeItem, Grader, Verdict
 from hinttune.core.reasoning import split_think
 from hinttune.core.rundir import open_run
+from hinttune.core.secrets import MASKED_COUNTER
 
 log = logging.getLogger(__name__)
 STAGES = ("attempts", "grade", "segment", "probe", "assemble", "export", "summary")
@@ -184,6 +185,7 @@ def build(cfg: RunConfig, until: str = "summary", frozen: str | None = None) -> 
         finally:
             for each in graders.values():
                 each.close()
+        masked = store.counts().get(MASKED_COUNTER, 0)
     if stop < 4:
         return result
     for r in results.values():
@@ -209,6 +211,10 @@ def build(cfg: RunConfig, until: str = "summary", frozen: str | None = None) -> 
                               **{name: policy_stats(a, m) for name, (a, m) in baselines.items()}}
     if result.audit is not None:
         extra["grading_audit"] = result.audit
+    extra["replies_with_a_key_masked"] = masked
+    if masked:
+        result.notes.append(f"{masked} model repl{'y' if masked == 1 else 'ies'} held a registered API key "
+                            "(a server or proxy echoing it): masked before anything was stored")
     if loaded.contamination is not None:
         extra["contamination"] = loaded.contamination
         c = loaded.contamination

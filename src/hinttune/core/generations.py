@@ -14,7 +14,7 @@ from typing import Any
 
 from hinttune.core.backends.base import Backend, Request, sampling_dict
 from hinttune.core.progress import stage_progress
-from hinttune.core.secrets import redact
+from hinttune.core.secrets import MASKED_COUNTER, mask_reply, redact, take_masked
 from hinttune.core.store import GenerationRecord, RunStore, stable_hash
 
 log = logging.getLogger(__name__)
@@ -107,10 +107,10 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
 
 def _save_counts(store: RunStore, backend: Backend, stage: str, role: str) -> None:
     """Store and log the events (retries by cause) the backend counted during a call."""
-    counts = backend.take_counts()
-    if counts:
+    counts = {**backend.take_counts(), MASKED_COUNTER: take_masked()}
+    if any(counts.values()):
         store.add_counts(counts)
-        log.warning("%s/%s: %s", stage, role, ", ".join(f"{n} {what}" for what, n in counts.items()))
+        log.warning("%s/%s: %s", stage, role, ", ".join(f"{n} {what}" for what, n in counts.items() if n))
 
 
 def generation_record(backend: Backend, stage: str, role: str, key: str, job: Job, gen: Any,
@@ -119,7 +119,7 @@ def generation_record(backend: Backend, stage: str, role: str, key: str, job: Jo
         key=key, stage=stage, role=role, problem_id=job.problem_id, sample=job.sample,
         model=backend.cfg.model, request=_request_summary(job.request), params=params,
         # a failure's raw output and message may echo what was sent: no key reaches the store
-        text=job.output_prefix + (redact(gen.text) if gen.failed else gen.text),
+        text=job.output_prefix + (redact(gen.text) if gen.failed else mask_reply(gen.text)),
         finish_reason=gen.finish_reason, prompt_tokens=gen.prompt_tokens,
         completion_tokens=gen.completion_tokens, status="failed" if gen.failed else "ok",
         error=redact(gen.error))

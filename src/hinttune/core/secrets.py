@@ -41,8 +41,34 @@ def redact(text: str | None) -> str | None:
     """``text`` with registered keys (and pieces of them) and auth header values masked."""
     if not text:
         return text
-    text = _HEADER.sub(lambda m: m.group(1) + MASK, text)
-    if not _keys:
+    return mask_keys(_HEADER.sub(lambda m: m.group(1) + MASK, text))
+
+
+MASKED_COUNTER = "replies with an API key masked"
+_masked = 0
+
+
+def mask_reply(text: str) -> str:
+    """A model's reply with registered keys masked (a server or proxy that echoes the caller's
+    key in a successful reply must not put it in the store and the dataset); counted, so the
+    summary says it happened. Header-like text is left alone: a reply may discuss API code."""
+    global _masked
+    clean = mask_keys(text)
+    if clean != text:
+        _masked += 1
+    return clean
+
+
+def take_masked() -> int:
+    """Replies masked since the last call."""
+    global _masked
+    found, _masked = _masked, 0
+    return found
+
+
+def mask_keys(text: str) -> str:
+    """``text`` with registered keys, and runs of MIN_RUN+ characters of them, masked."""
+    if not _keys or not text:
         return text
     covered = bytearray(len(text))
     for key in _keys:
