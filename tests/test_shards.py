@@ -191,3 +191,22 @@ def test_judge_graded_shards_resumed_on_other_placements_merge_to_the_single_run
     with RunStore(tmp_path / "merged") as store:
         failed = store.db.execute("SELECT COUNT(*) FROM generations WHERE status!='ok'").fetchone()[0]
     assert failed == 0  # the merge asked for nothing it had not got
+
+
+def test_a_merge_names_a_damaged_shard_and_a_shard_still_running(tmp_path):
+    from hinttune.core.rundir import run_lock
+
+    data = scenario(tmp_path, 8)
+    shards = []
+    for i in (1, 2):
+        cfg = validate_config({**data, "run_dir": str(tmp_path / "big"), "problems": {**data["problems"], "shard": f"{i}/2"}})
+        build(cfg)
+        shards.append(Path(cfg.run_dir))
+    with run_lock(shards[1]):  # shard 2 still running
+        with pytest.raises(HinttuneError, match=r"2-of-2 is still running \(PID \d+ on .*\): merge once every shard"):
+            merge(shards, tmp_path / "merged")
+    (shards[1] / "store.sqlite").write_bytes(b"not a database" * 100)
+    for leftover in shards[1].glob("store.sqlite-*"):
+        leftover.unlink()
+    with pytest.raises(HinttuneError, match=r"2-of-2/store.sqlite: the run store is damaged"):
+        merge(shards, tmp_path / "merged2")

@@ -242,3 +242,73 @@ def test_status_of_a_store_whose_tables_are_not_made_yet_is_empty(tmp_path):
     sqlite3.connect(tmp_path / "store.sqlite").close()
     with RunStore(tmp_path, readonly=True) as store:
         assert store.status() == []
+
+
+def damaged_store(tmp_path, *sql):
+    """A store with one generation, a grade, a stage result, then ``sql`` run on it."""
+    import sqlite3
+
+    with RunStore(tmp_path) as store:
+        store.put(GenerationRecord(key="a", stage="attempts", role="think", problem_id="p", sample=0,
+                                   model="m", request={"messages": [{"role": "user", "content": "q"}]},
+                                   params={}, text="t", finish_reason="stop", prompt_tokens=1, completion_tokens=1))
+        store.set_plan("attempts", "think", [("p", 0, "a")])
+        store.put_stage_results("probe", [("p", "f", {"k_star": 1})])
+    db = sqlite3.connect(tmp_path / "store.sqlite")
+    for statement in sql:
+        db.execute(statement)
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("sql,message", [
+    (["ALTER TABLE generations DROP COLUMN seconds"], r"damaged \(table generations has no column seconds\)"),
+    (["DROP TABLE plan"], r"damaged \(its table plan is missing\)"),
+    (["PRAGMA user_version=7"], r"written by a newer hinttune \(store format 7; this one reads up to 1\)"),
+])
+def test_a_store_is_checked_when_opened(tmp_path, sql, message):
+    damaged_store(tmp_path, *sql)
+    for readonly in (False, True):
+        with pytest.raises(HinttuneError, match=message):
+            RunStore(tmp_path, readonly=readonly)
+
+
+@pytest.mark.parametrize("sql,read,message", [
+    (["UPDATE generations SET request='{bad'"], "get", r"table generations, row key='a': request is not valid JSON"),
+    (["UPDATE generations SET params='[1'"], "get", r"row key='a': params is not valid JSON"),
+    (["UPDATE messages SET body='[bad'"], "get", r"the prompt it refers to \(messages id \w+\) is not valid JSON"),
+    (["UPDATE generations SET text=CAST(text AS BLOB)"], "get", r"row key='a': text is bytes on a finished"),
+    (["UPDATE generations SET text=NULL"], "texts", r"row key='a': text is NULL on a finished generation"),
+    (["UPDATE stage_results SET body='nope'"], "stage", r"table stage_results, row stage='probe' AND problem_id='p': body"),
+    (["PRAGMA ignore_check_constraints=ON", "UPDATE generations SET status='maybe'"], "get",
+     r"row key='a': status is 'maybe', not ok or failed"),
+])
+def test_a_damaged_row_is_one_line_naming_the_store_table_row_and_the_way_out(tmp_path, sql, read, message):
+    damaged_store(tmp_path, *sql)
+    with RunStore(tmp_path) as store:
+        with pytest.raises(HinttuneError, match=message) as error:
+            {"get": lambda: store.get("a"), "texts": lambda: store.texts(["a"]),
+             "stage": lambda: store.stage_results("probe")}[read]()
+    assert "store.sqlite" in str(error.value) and ("DELETE FROM" in str(error.value)) and "\n" not in str(error.value)
+
+
+def test_an_empty_store_file_is_a_new_store_and_a_folder_is_refused(tmp_path):
+    (tmp_path / "store.sqlite").write_bytes(b"")
+    with RunStore(tmp_path, readonly=True) as store:
+        assert store.count() == 0 and store.status() == []
+    with RunStore(tmp_path) as store:
+        assert store.count() == 0
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "store.sqlite").mkdir()
+    with pytest.raises(HinttuneError, match=r"store.sqlite: is a directory, not a run store"):
+        RunStore(tmp_path / "other")
+
+
+def test_a_store_from_before_the_format_was_numbered_is_read_and_upgraded(tmp_path):
+    """user_version 0 with tables: an older hinttune's store, whose missing tables are made."""
+    damaged_store(tmp_path, "PRAGMA user_version=0", "DROP TABLE counters")
+    with RunStore(tmp_path) as store:
+        assert store.get("a").text == "t" and store.counts() == {}
+    import sqlite3
+
+    assert sqlite3.connect(tmp_path / "store.sqlite").execute("PRAGMA user_version").fetchone()[0] == 1

@@ -116,6 +116,13 @@ def merge(sources: list[Path], out: Path) -> Any:
         raise HinttuneError("merge: name at least one run directory")
     if any(s.resolve() == out.resolve() for s in sources):
         raise HinttuneError(f"merge: {out} is also a source; write the merge elsewhere")
+    from hinttune.core.rundir import lock_holder
+
+    for source in sources:
+        holder = lock_holder(source)
+        if holder is not None:
+            raise HinttuneError(f"{source} is still running ({holder}): merge once every shard has "
+                                "finished (or stop it; a killed shard is resumed by running it again)")
     configs = check_shared_config(sources)
     config = {**configs[0], "run_dir": str(out), "problems": {**configs[0].get("problems", {}), "shard": None}}
     cfg = validate_config(config)

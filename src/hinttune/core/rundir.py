@@ -54,6 +54,24 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
 
+def lock_holder(run_dir: Path) -> str | None:
+    """Who holds the run directory's lock (a run still going), or None; never takes it for
+    longer than the check, and writes nothing."""
+    try:
+        handle = open(Path(run_dir) / LOCK_FILE, encoding="utf-8")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
+
 log = logging.getLogger(__name__)
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ from typing import Any, Iterable, Iterator
 
 from hinttune.core.errors import HinttuneError
 from hinttune.core.write_behind import WriteBehind
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
@@ -78,6 +82,13 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 """
 
+
+# The store's format (SQLite's user_version): a store from a newer hinttune is refused rather
+# than misread; 0 is a store made before the format was numbered (or one just created).
+STORE_VERSION = 1
+COLUMNS = {table: [line.split()[0] for line in body.split("\n") if line.strip() and not line.strip().startswith(
+    ("PRIMARY", ")"))] for table, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \(\n(.*?)\n\);", SCHEMA, re.S)}
+STATUSES = ("ok", "failed")
 
 REJECTED = "rejected"  # finish_reason of a request the backend refuses for good
 REFUSED = "refused for good"  # how such a request is named in causes (see retry_hint)
@@ -167,12 +178,18 @@ class RunStore:
             raise HinttuneError(damaged_message(self.path, exc)) from None
 
     def _open(self, readonly: bool) -> None:
+        if self.path.is_dir():
+            raise HinttuneError(f"{self.path}: is a directory, not a run store (an SQLite file); "
+                                "move it aside")
         if readonly:  # status of a run, also on a read-only disk: never writes
             self._db = _open_readonly(self.path)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # reads the header
+            self.tables = self._check_format()
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and self.path.stat().st_size == 0 and (self.run_dir / "problems.jsonl").exists():
+            log.warning("%s is empty (0 bytes) though the run has started before: its generations are "
+                        "lost and will be made again", self.path)
         # isolation_level=None: we open transactions ourselves, so each record is one commit.
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
         self._db.row_factory = sqlite3.Row
@@ -180,7 +197,8 @@ class RunStore:
         # NORMAL is durable against process crashes (SIGKILL) in WAL mode; only a power loss
         # can drop the last commits, which a re-run regenerates.
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self._check_format()
+        self.db.executescript(SCHEMA)  # a new store's tables, or those an older one lacks
         columns = {row["name"] for row in self.db.execute("PRAGMA table_info(grades)")}
         if "final" not in columns:  # stores written before undecided grades were retried
             try:
@@ -188,6 +206,46 @@ class RunStore:
             except sqlite3.OperationalError as exc:  # another process added it just now
                 if "duplicate column" not in str(exc):
                     raise
+        self.db.execute(f"PRAGMA user_version={STORE_VERSION}")
+        self.tables = set(COLUMNS)
+
+    def _check_format(self) -> set[str]:
+        """The store's tables, once its format is one this hinttune reads: not from a newer
+        hinttune, no table of a numbered store missing, no column of a table missing. A store
+        with no tables yet (a run just starting, an empty file) is a new store."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > STORE_VERSION:
+            raise HinttuneError(
+                f"{self.path}: written by a newer hinttune (store format {version}; this one reads up "
+                f"to {STORE_VERSION}): upgrade hinttune (`pip install -U hinttune`) to read or resume this run")
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if version == STORE_VERSION:
+            for table in COLUMNS:
+                if table not in tables:
+                    raise HinttuneError(self._damage(f"its table {table} is missing"))
+        for table in tables & set(COLUMNS):
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            lacking = [c for c in COLUMNS[table] if c not in have and not (table, c) == ("grades", "final")]
+            if lacking:
+                raise HinttuneError(self._damage(f"table {table} has no column {lacking[0]}"))
+        return tables
+
+    def _damage(self, what: str, table: str | None = None, where: str | None = None) -> str:
+        """One line for a damaged store: what is wrong, where, and the ways out."""
+        if table is not None and where is not None:
+            return (f"{self.path}: table {table}, row {where}: {what}. The store is damaged there: "
+                    f"delete the row to make it again (`sqlite3 {self.path} \"DELETE FROM {table} WHERE "
+                    f"{where}\"`), or move the store aside to start over (`mv {self.path} {self.path}.damaged`)")
+        return damaged_message(self.path, what)
+
+    def _json(self, value: Any, table: str, column: str, where: str) -> Any:
+        """A JSON cell of a row, or one line naming the store, table, row and column."""
+        if not isinstance(value, str):
+            raise HinttuneError(self._damage(f"{column} is {type(value).__name__}, not JSON text", table, where))
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError) as exc:
+            raise HinttuneError(self._damage(f"{column} is not valid JSON ({exc})", table, where)) from None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -270,8 +328,8 @@ class RunStore:
         keys = list(keys)
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
-            yield from self.db.execute(
-                f"SELECT * FROM {table} WHERE key IN ({','.join('?' * len(chunk))}){where}", chunk)
+            yield from self.db.execute(  # fetched whole: no cursor outlives a failed read
+                f"SELECT * FROM {table} WHERE key IN ({','.join('?' * len(chunk))}){where}", chunk).fetchall()
 
     def done_keys(self, keys: Iterable[str]) -> set[str]:
         """Keys that need no new request: finished, or rejected for good by the backend (a
@@ -337,17 +395,33 @@ class RunStore:
         if message_id not in self._read_messages:
             # a committed row's messages are committed (with it or before): no wait for the writer
             found = self._db.execute("SELECT body FROM messages WHERE id=?", (message_id,)).fetchone()
-            self._read_messages[message_id] = json.loads(found[0]) if found else None
+            body = found[0] if found else None
+            try:
+                self._read_messages[message_id] = json.loads(body) if found else None
+            except (TypeError, ValueError, RecursionError):  # the rows that use it are made again
+                raise HinttuneError(self._damage(f"the prompt it refers to (messages id {message_id}) is "
+                                                 "not valid JSON", "generations",
+                                                 f"request LIKE '%{message_id}%'")) from None
         return self._read_messages[message_id]
 
     def _record(self, row: sqlite3.Row) -> GenerationRecord:
-        request = json.loads(row["request"])
+        where = f"key='{row['key']}'"
+        request = self._json(row["request"], "generations", "request", where)
+        if not isinstance(request, dict):
+            raise HinttuneError(self._damage("request is not a JSON object", "generations", where))
         if "messages_id" in request:
             request = {"messages": self._messages(request.pop("messages_id")), **request}
+        if row["status"] not in STATUSES:
+            raise HinttuneError(self._damage(f"status is {row['status']!r}, not ok or failed", "generations", where))
+        text = row["text"]
+        if not (isinstance(text, str) or (text is None and row["status"] != "ok")):
+            raise HinttuneError(self._damage(f"text is {type(text).__name__ if text is not None else 'NULL'} "
+                                             "on a finished generation, not text", "generations", where))
         return GenerationRecord(
             key=row["key"], stage=row["stage"], role=row["role"], problem_id=row["problem_id"],
             sample=row["sample"], model=row["model"], request=request,
-            params=json.loads(row["params"]), text=row["text"], finish_reason=row["finish_reason"],
+            params=self._json(row["params"], "generations", "params", where), text=text,
+            finish_reason=row["finish_reason"],
             prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
             status=row["status"], error=row["error"], seconds=row["seconds"])
 
@@ -360,6 +434,10 @@ class RunStore:
             out.update(self.db.execute(
                 f"SELECT key, text FROM generations WHERE status='ok' AND key IN "
                 f"({','.join('?' * len(chunk))})", chunk).fetchall())
+        for key, text in out.items():
+            if not isinstance(text, str):
+                raise HinttuneError(self._damage(f"text is {type(text).__name__ if text is not None else 'NULL'} "
+                                                 "on a finished generation, not text", "generations", f"key='{key}'"))
         return out
 
     def get(self, key: str) -> GenerationRecord | None:
@@ -400,6 +478,8 @@ class RunStore:
             return len({k for _, k in rows})
 
     def count(self, status: str | None = None) -> int:
+        if "generations" not in self.tables:  # read-only, a run just starting: nothing yet
+            return 0
         if status is None:
             return self.db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
         return self.db.execute("SELECT COUNT(*) FROM generations WHERE status=?",
@@ -444,8 +524,13 @@ class RunStore:
         keys = [k for k in keys if k in self._final_grade_keys]
         if not keys:
             return {}
-        return {r["key"]: (None if r["correct"] is None else bool(r["correct"]), r["grader"], r["detail"] or "")
-                for r in self._rows("grades", keys, " AND final=1")}
+        found = {}
+        for r in self._rows("grades", keys, " AND final=1"):
+            if r["correct"] not in (None, 0, 1) or not isinstance(r["grader"], str):
+                raise HinttuneError(self._damage(f"a verdict of {r['correct']!r} by {r['grader']!r}",
+                                                 "grades", f"key='{r['key']}'"))
+            found[r["key"]] = (None if r["correct"] is None else bool(r["correct"]), r["grader"], r["detail"] or "")
+        return found
 
     # --- a stage's finished results, by problem (see probe_memo.py) ----------------------
     def stage_results(self, stage: str) -> dict[str, tuple[str, Any]]:
@@ -455,7 +540,8 @@ class RunStore:
                                    "WHERE stage=?", (stage,)).fetchall()
         except sqlite3.OperationalError:  # a store written before stage results, read-only
             return {}
-        return {pid: (fingerprint, json.loads(body)) for pid, fingerprint, body in rows}
+        return {pid: (fingerprint, self._json(body, "stage_results", "body", f"stage='{stage}' AND problem_id='{pid}'"))
+                for pid, fingerprint, body in rows}
 
     def put_stage_results(self, stage: str, rows: list[tuple[str, str, Any]]) -> None:
         with self.db:
@@ -471,6 +557,15 @@ class RunStore:
         reverse, and a final verdict replaces one that is not. Counters add up. Returns the
         rows each table gained."""
         self.flush()
+        with RunStore(Path(path).parent, readonly=True) as shard:  # its format, named as the shard's
+            if not {"generations", "plan", "grades"} <= shard.tables:
+                raise HinttuneError(f"{path}: holds no run (no generations, plan or grades table)")
+        try:
+            return self._merge_from(path)
+        except sqlite3.DatabaseError as exc:
+            raise HinttuneError(damaged_message(path, exc)) from None
+
+    def _merge_from(self, path: Path) -> dict[str, int]:
         columns = [r["name"] for r in self.db.execute("PRAGMA table_info(generations)")]
         updates = ", ".join(f"{c}=excluded.{c}" for c in columns if c != "key")
         before = {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in MERGED}
@@ -569,7 +664,7 @@ def damaged(exc: BaseException) -> bool:
         "not a database" in text or "malformed" in text or "encrypted" in text)
 
 
-def damaged_message(path: Path | str, exc: BaseException) -> str:
+def damaged_message(path: Path | str, exc: BaseException | str) -> str:
     return (f"{path}: the run store is damaged ({exc}). Move it aside to start this run over "
             f"(`mv {path} {path}.damaged`; generations are then made again), or try to rescue "
             f"it with `sqlite3 {path} .recover | sqlite3 recovered.sqlite`")
