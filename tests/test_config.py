@@ -142,3 +142,12 @@ def test_anchors_that_stay_small_are_fine(tmp_path):
     path.write_text("think: {backend: fake, model: t, sampling: &s {temperature: 0.6}}\n"
                     "instruct: {backend: fake, model: i, sampling: *s}\n")
     assert load_config(str(path)).instruct.sampling.temperature == 0.6
+
+
+def test_a_setting_given_twice_in_the_yaml_is_an_error_naming_both_lines(tmp_path):
+    from hinttune.core.config import parse_yaml
+
+    text = "seed: 1\nthink:\n  model: a\n  sampling: {temperature: 0.5}\n  model: b\n"
+    with pytest.raises(HinttuneError, match=r"cfg.yaml: not valid YAML: .*the key 'model' is given twice: on line 3 and on line 5"):
+        parse_yaml(text, "cfg.yaml")
+    assert parse_yaml("a: {b: 1}\nc: [1, 1]\n", "ok.yaml") == {"a": {"b": 1}, "c": [1, 1]}

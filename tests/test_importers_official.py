@@ -108,3 +108,38 @@ def test_a_problem_with_no_prefix_result_is_skipped_as_merge_py_does(exported, t
         done = run_merge(folder, openers, merged)
         assert done.returncode == 0, done.stderr
         assert merged.read_bytes() == (tmp_path / "imp" / "export" / "hint_tuning.json").read_bytes()
+
+
+def _edit(folder, name, change):
+    path = folder / name
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("name,change,message", [
+    ("llm_grading_think.json", lambda d: d[0].update(question_id=True),
+     r"llm_grading_think.json: record 0: field 'question_id' is True, not a position"),
+    ("llm_grading_think.json", lambda d: d[1].update(question_id=0),
+     r"record 1: field 'question_id' is 0, as in record 0: each problem has one entry"),
+    ("k_prefix.json", lambda d: d["results"][1].update(_original_idx=d["results"][0]["_original_idx"]),
+     r"results\[1\]: field '_original_idx' is \d+, as in results\[0\]"),
+    ("think_results.json", lambda d: d[2].setdefault("metrics", {}).update(solution_tokens="120"),
+     r"think_results.json: record 2.metrics: field 'solution_tokens' should be a token count .* str '120'"),
+    ("k_prefix.json", lambda d: d["results"][0].update(instruct_tokens="9"),
+     r"results\[0\]: field 'instruct_tokens' should be a token count"),
+])
+def test_mistyped_and_repeated_fields_are_named(exported, tmp_path, name, change, message):
+    folder = copy_of(exported, tmp_path)
+    target = next(folder.rglob(name))
+    _edit(target.parent, name, change)
+    with pytest.raises(HinttuneError, match=message):
+        import_official(folder, tmp_path / "imp")
+
+
+def test_a_lone_surrogate_is_named_not_written(exported, tmp_path):
+    folder = copy_of(exported, tmp_path)
+    text = (folder / "think_results.json").read_text()
+    (folder / "think_results.json").write_text(text.replace('"model_response": "', '"model_response": "\\ud800', 1))
+    with pytest.raises(HinttuneError, match=r"think_results.json: record 0: field 'model_response' holds \\ud800"):
+        import_official(folder, tmp_path / "imp")

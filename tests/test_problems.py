@@ -215,3 +215,28 @@ def test_a_corrupt_parquet_file_is_one_line(tmp_path):
     src.write_bytes(b"PAR1" + b"\x00garbage" * 20)
     with pytest.raises(HinttuneError, match=r"p\.parquet: could not read as Parquet"):
         load(src)
+
+
+def test_a_csv_row_whose_cut_number_and_missing_value_cancel_out_is_named(tmp_path):
+    """"What is 1,000 + 2?" unquoted, and the last value missing: the field count matches the
+    header's, but the problem would be "What is 1" and the gold "000 + 2?"."""
+    src = tmp_path / "p.csv"
+    src.write_text("problem,gold_answer,source\nWhat is 1,000 + 2?,\nWhat is 20 times 5,100,book\n")
+    with pytest.raises(HinttuneError, match=r"p\.csv: row 2: fields 1 and 2 read as 'What is 1' and '000 \+ 2\?'"):
+        load(src)
+    loaded = load(src, skip_invalid=True)  # a plain number after a problem is a value
+    assert [(p.problem, p.gold_answer) for p in loaded.problems] == [("What is 20 times 5", "100")]
+
+
+@pytest.mark.parametrize("name,text,message", [
+    ("p.json", '[{"problem": "a", "gold_answer": "1"}, {"problem": "b", "gold_answer": "2", "problem": "c"}]',
+     r"p\.json: the object at \[1\]: the key 'problem' is given twice"),
+    ("p.jsonl", '{"problem": "a", "gold_answer": "1"}\n{"problem": "b", "gold_answer": "2", "gold_answer": "3"}\n',
+     r"p\.jsonl: line 2: the key 'gold_answer' is given twice"),
+    ("p.csv", "problem,answer,answer\nq,1,2\n", r"p\.csv: the header names the column 'answer' twice \(columns 2 and 3\)"),
+])
+def test_a_key_given_twice_is_an_error_naming_where(tmp_path, name, text, message):
+    src = tmp_path / name
+    src.write_text(text)
+    with pytest.raises(HinttuneError, match=message):
+        load(src)

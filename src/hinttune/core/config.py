@@ -495,12 +495,31 @@ def _expanded_size(root: Any, where: str) -> int:
     return sizes.get(id(root), 1)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last
+    without a word, so a setting written twice would silently lose the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            if first is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice: on line {first.start_mark.line + 1} "
+                    f"and on line {key_node.start_mark.line + 1}", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_yaml(text: str, where: str) -> Any:
     """YAML as data, with one line for what cannot be read: bad syntax, nesting deeper than
     Python's recursion limit, an integer longer than Python converts, aliases that expand
     beyond any real configuration."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise HinttuneError(f"{where}: not valid YAML: {exc}") from None
     except RecursionError:

@@ -114,12 +114,46 @@ def read_text(path: Path) -> str:
                             "(e.g. `iconv -f latin1 -t utf-8`)") from None
 
 
+class _Repeated(dict):
+    """An object in which a key was given twice (``json`` keeps the last without a word: a
+    record's second "problem" would silently replace its first); found after parsing."""
+
+    repeated = ""
+
+
+def _marking_repeats(found: list[bool]) -> Any:
+    """An ``object_pairs_hook`` that marks an object with a key given twice, and notes in
+    ``found`` that one exists (the parsed value is searched only then)."""
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        value = dict(pairs)
+        if len(value) == len(pairs):
+            return value
+        marked, seen = _Repeated(value), set()
+        marked.repeated = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        found.append(True)
+        return marked
+    return hook
+
+
+def _first(value: Any, test: Any, path: str = "") -> tuple[str, Any] | None:
+    """(where, value) of the first value in document order for which ``test`` holds."""
+    if test(value):
+        return path, value
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for name, child in children:
+        found = _first(child, test, f"{path}[{json.dumps(name, ensure_ascii=False)}]")
+        if found is not None:
+            return found
+    return None
+
+
 def parse_json(text: str, where: str, line: int | None = None) -> Any:
     """JSON, with one line for what the parser cannot take: bad syntax, nesting deeper than
     Python's recursion limit, an integer longer than Python converts (4,300 digits). ``line``:
     the text is that line of the file (JSONL)."""
     try:
-        return json.loads(text)
+        repeats: list[bool] = []
+        value = json.loads(text, object_pairs_hook=_marking_repeats(repeats))
     except json.JSONDecodeError as exc:
         at = (f"line {line} is not valid JSON (column {exc.colno})" if line is not None
               else f"not valid JSON (line {exc.lineno}, column {exc.colno})")
@@ -128,6 +162,16 @@ def parse_json(text: str, where: str, line: int | None = None) -> Any:
         raise HinttuneError(f"{where}: JSON nested too deeply to read") from None
     except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
         raise HinttuneError(f"{where}: a JSON value is out of range: {exc}") from None
+    def place(path: str, what: str) -> str:
+        at = ", ".join(part for part in (f"line {line}" if line is not None else "",
+                                         f"{what} at {path}" if path else "") if part)
+        return f"{where}: {at + ': ' if at else ''}"
+
+    repeated = _first(value, lambda v: isinstance(v, _Repeated)) if repeats else None
+    if repeated is not None:
+        raise HinttuneError(f"{place(repeated[0], 'the object')}the key {repeated[1].repeated!r} is given "
+                            "twice in one object (JSON keeps only the last); keep one")
+    return value
 
 
 def read_json(path: Path) -> Any:

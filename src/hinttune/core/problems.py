@@ -4,6 +4,8 @@ the file, the record index and the field (or, with ``skip_invalid``, a listed sk
 
 from __future__ import annotations
 
+import re
+
 import hashlib
 import json
 import logging
@@ -76,6 +78,21 @@ class BadRecord:
     why: str
 
 
+# "1,000 + 2" cut at its comma leaves a field that starts with three digits and goes on with
+# text ("000 + 2?"), or is a zero-led number ("000"), right after a text ending in a digit
+_CUT_NUMBER = re.compile(r"\d{3}[^\d,.]|0\d\d$")
+
+
+def _split_number(row: list[str]) -> int | None:
+    """The 1-based field after which an unquoted comma seems to have split a number, or
+    None. A plain number after a problem ("... 20 times 5,100") is a value, not a cut."""
+    for i in range(1, len(row)):
+        left = row[i - 1]
+        if left[-1:].isdigit() and re.search(r"[^\W\d_]", left) and _CUT_NUMBER.match(row[i]):
+            return i
+    return None
+
+
 def _read_csv(path: Path) -> tuple[list[Any], list[str]]:
     """Rows as records by the header's names. A row whose field count differs from the
     header's (an unquoted comma inside a problem) is a bad record naming its line, never
@@ -89,6 +106,10 @@ def _read_csv(path: Path) -> tuple[list[Any], list[str]]:
         if header is None:
             return [], []
         header = [name.strip() for name in header]
+        for i, name in enumerate(header):
+            if name in header[:i]:
+                raise HinttuneError(f"{path}: the header names the column {name!r} twice (columns "
+                                    f"{header.index(name) + 1} and {i + 1}); rename or drop one")
         records, places, start = [], [], reader.line_num + 1
         for number, row in enumerate(reader, 2):  # row 1 is the header
             # a quoted field may span lines: then the row's first line is named too
@@ -97,10 +118,15 @@ def _read_csv(path: Path) -> tuple[list[Any], list[str]]:
             if not any(field.strip() for field in row):
                 continue
             places.append(place)
+            split = _split_number(row)
             if len(row) != len(header):
                 records.append(BadRecord(
                     f"{len(row)} fields where the header has {len(header)} ({', '.join(header)}); "
                     "quote fields that contain commas"))
+            elif split is not None:  # the field count matches only because a value is missing too
+                records.append(BadRecord(
+                    f"fields {split} and {split + 1} read as {row[split - 1][-12:]!r} and {row[split][:12]!r}: "
+                    "a number cut at an unquoted comma (1,000); quote fields that contain commas"))
             else:
                 records.append(dict(zip(header, row)))
     except csv.Error as exc:

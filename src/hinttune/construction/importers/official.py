@@ -15,7 +15,7 @@ were not kept) stays unknown, never invented.
 from __future__ import annotations
 
 import logging
-
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,31 @@ def _field(path: Path, where: str, record: Any, name: str, kind: type | tuple[ty
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise HinttuneError(f"{path}: {where}: field {name!r} should be "
                             f"{getattr(kind, '__name__', kind)}, found {type(value).__name__}")
+    lone = re.search("[\ud800-\udfff]", value) if isinstance(value, str) else None
+    if lone:  # "\ud800" in JSON: half a UTF-16 pair, which no file can be written with
+        raise HinttuneError(f"{path}: {where}: field {name!r} holds \\u{ord(lone.group()):04x}, half of a "
+                            "UTF-16 surrogate pair with no other half: not text; fix the escape")
+    return value
+
+
+def _count(path: Path, where: str, record: Any, name: str) -> int | None:
+    """An optional token count: a whole number (not true/false, not a string) or absent."""
+    value = record.get(name) if isinstance(record, dict) else None
+    if value is not None and (type(value) is not int or value < 0):
+        raise HinttuneError(f"{path}: {where}: field {name!r} should be a token count (a whole "
+                            f"number), found {type(value).__name__} {value!r}")
+    return value
+
+
+def _position(path: Path, where: str, value: Any, field: str, count: int, seen: dict[int, str]) -> int:
+    """A record's index into think_results.json: an int (true is not 1) in range, used once."""
+    if type(value) is not int or not 0 <= value < count:
+        raise HinttuneError(f"{path}: {where}: field {field!r} is {value!r}, not a position in "
+                            f"think_results.json (a whole number 0..{count - 1})")
+    if value in seen:
+        raise HinttuneError(f"{path}: {where}: field {field!r} is {value}, as in {seen[value]}: each "
+                            "problem has one entry")
+    seen[value] = where
     return value
 
 
@@ -100,12 +125,12 @@ def read_official(folder: Path, model: str | None = None) -> OfficialFiles:
     return OfficialFiles(folder, think, instruct, grading, k_path, k_prefix)
 
 
-def _record(role: str, index: int, pid: str, text: str, metrics: Any) -> GenerationRecord:
-    metrics = metrics if isinstance(metrics, dict) else {}
+def _record(path: Path, role: str, index: int, pid: str, text: str, metrics: Any) -> GenerationRecord:
+    where = f"record {index}.metrics"
     return GenerationRecord(key=f"official:{role}:{index}", stage="import", role=role, problem_id=pid,
                             sample=0, model=SOURCE, request={}, params={}, text=text,
-                            finish_reason=None, prompt_tokens=metrics.get("prompt_tokens"),
-                            completion_tokens=metrics.get("solution_tokens"))
+                            finish_reason=None, prompt_tokens=_count(path, where, metrics, "prompt_tokens"),
+                            completion_tokens=_count(path, where, metrics, "solution_tokens"))
 
 
 def _problems(files: OfficialFiles) -> list[Problem]:
@@ -137,7 +162,7 @@ def _outcome(path: Path, i: int, entry: Any, episodes: list[str], pid: str) -> P
         correct = _field(path, f"{where}.all_k_results[{j}]", row, "correct", bool)
         outcome.attempts.append(ProbeAttempt(k, f"official:probe:{i}:{k}", "",
                                              Verdict(correct, GRADER, "yes" if correct else "no"),
-                                             row.get("tokens")))
+                                             _count(path, f"{where}.all_k_results[{j}]", row, "tokens")))
     outcome.rounds = len(outcome.attempts)
     if not success:
         return outcome
@@ -153,7 +178,8 @@ def _outcome(path: Path, i: int, entry: Any, episodes: list[str], pid: str) -> P
         hit = ProbeAttempt(k, f"official:probe:{i}:{k}", "", Verdict(True, GRADER, "yes"), None)
         outcome.attempts.append(hit)
     hit.text, hit.verdict = text, Verdict(True, GRADER, "yes")
-    hit.prompt_tokens, hit.completion_tokens = entry.get("prefix_tokens"), entry.get("instruct_tokens")
+    hit.prompt_tokens = _count(path, where, entry, "prefix_tokens")
+    hit.completion_tokens = _count(path, where, entry, "instruct_tokens")
     outcome.k_star = k
     return outcome
 
@@ -169,23 +195,21 @@ def official_result(files: OfficialFiles, keywords: list[str] | None = None) -> 
     for role, records, name in (("think", files.think, FILES[0]), ("instruct", files.instruct, FILES[1])):
         for i, (p, rec) in enumerate(zip(problems, records)):
             text = _field(files.folder / name, f"record {i}", rec, "model_response", str)
-            result.attempts[role][(p.id, 0)] = _record(role, i, p.id, text, rec.get("metrics"))
+            result.attempts[role][(p.id, 0)] = _record(files.folder / name, role, i, p.id, text, rec.get("metrics"))
     grading_path = files.folder / FILES[2]
+    graded: dict[int, str] = {}
     for i, rec in enumerate(files.grading):
-        index = rec.get("question_id", i) if isinstance(rec, dict) else i
         correct = _field(grading_path, f"record {i}", rec, "is_correct", bool)
-        if not isinstance(index, int) or not 0 <= index < len(problems):
-            raise HinttuneError(f"{grading_path}: record {i}: field 'question_id' is {index!r}, not "
-                                f"a position in think_results.json (0..{len(problems) - 1})")
+        index = _position(grading_path, f"record {i}", rec.get("question_id", i), "question_id",
+                          len(problems), graded)
         result.verdicts["think"][problems[index].id] = Verdict(correct, GRADER, "yes" if correct else "no")
     for p in problems:
         result.episodes[p.id] = trace_episodes(result.attempts["think"][(p.id, 0)].text or "", segment,
                                                official=True)
+    searched: dict[int, str] = {}
     for i, entry in enumerate(files.k_prefix["results"]):
         index = entry.get("_original_idx", entry.get("index")) if isinstance(entry, dict) else None
-        if not isinstance(index, int) or not 0 <= index < len(problems):
-            raise HinttuneError(f"{files.k_prefix_path}: results[{i}]: field '_original_idx' is "
-                                f"{index!r}, not a position in think_results.json")
+        index = _position(files.k_prefix_path, f"results[{i}]", index, "_original_idx", len(problems), searched)
         pid = problems[index].id
         result.probes[pid] = _outcome(files.k_prefix_path, i, entry, result.episodes[pid], pid)
     return result
