@@ -151,3 +151,13 @@ def test_a_setting_given_twice_in_the_yaml_is_an_error_naming_both_lines(tmp_pat
     with pytest.raises(HinttuneError, match=r"cfg.yaml: not valid YAML: .*the key 'model' is given twice: on line 3 and on line 5"):
         parse_yaml(text, "cfg.yaml")
     assert parse_yaml("a: {b: 1}\nc: [1, 1]\n", "ok.yaml") == {"a": {"b": 1}, "c": [1, 1]}
+
+
+def test_an_invalid_value_is_shown_beside_what_was_expected():
+    from hinttune.core.config import validate_config
+
+    base = {"think": {"backend": "fake", "model": "t"}, "instruct": {"backend": "fake", "model": "i"}}
+    with pytest.raises(HinttuneError, match=r"problems.shard: should be I/N .* \(got '0/3'\)"):
+        validate_config({**base, "problems": {"shard": "0/3"}})
+    with pytest.raises(HinttuneError, match=r"export.formats.1: Input should be .* \(got 'bogus'\)"):
+        validate_config({**base, "export": {"formats": ["alpaca", "bogus"]}})

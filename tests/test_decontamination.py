@@ -65,3 +65,27 @@ def test_the_papers_problems_against_the_six_benchmarks():
     assert len({m.problem_id for m in matches}) == 143
     verbatim = {(m.benchmark, m.item) for m in matches if m.overlap == 1.0}
     assert verbatim == {("math500", 80), ("math500", 103), ("math500", 285)}
+
+
+def test_without_hub_access_report_names_what_it_did_not_check(tmp_path, monkeypatch):
+    """The default (report) on a machine without the hub: the run goes on and says which
+    benchmarks were not checked; drop refuses, since it would quietly check less."""
+    pytest.importorskip("math_verify")
+    from hinttune.construction.pipeline import build
+    from hinttune.core import decontamination
+    from hinttune.core.config import validate_config
+    from hinttune.core.errors import HinttuneError
+    from test_pipeline import config_dict
+
+    monkeypatch.setattr(decontamination, "_HUB", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    data = config_dict(tmp_path)
+    data["problems"] = {k: v for k, v in data["problems"].items() if k not in ("decontaminate", "benchmarks")}
+    built = build(validate_config(data))
+    report = built.summary["contamination"]
+    assert sorted(report["unchecked"]) == sorted(decontamination.BENCHMARKS) and report["benchmarks"] == {}
+    assert any("not checked against" in n for n in built.notes)
+    data["problems"]["decontaminate"] = "drop"
+    with pytest.raises(HinttuneError, match="decontamination: benchmark"):
+        build(validate_config(data))

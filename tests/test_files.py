@@ -67,3 +67,16 @@ def test_outputs_get_the_umask_mode_not_a_private_one(tmp_path):
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "hf").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_jsonl_line_too_deep_or_too_large_is_named_by_its_line(tmp_path):
+    from hinttune.core.errors import HinttuneError
+    from hinttune.core.files import read_jsonl
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"a": 1}\n' + "[" * 6000 + "]" * 6000 + "\n")
+    with pytest.raises(HinttuneError, match=r"p\.jsonl: line 2: JSON nested too deeply"):
+        list(read_jsonl(path))
+    path.write_text('{"a": 1}\n\n{"a": ' + "9" * 5000 + "}\n")
+    with pytest.raises(HinttuneError, match=r"p\.jsonl: line 3: a JSON value is out of range"):
+        list(read_jsonl(path))

@@ -50,3 +50,27 @@ def test_a_helper_dies_with_its_parent_even_on_sigkill(tmp_path):
     while time.time() < deadline and _alive(child):
         time.sleep(0.1)
     assert not _alive(child)
+
+
+def test_sigterm_inside_an_asyncio_task_stops_with_no_traceback(tmp_path):
+    """The signal lands in whichever task runs; asyncio then logs "Task exception was never
+    retrieved" with a traceback when that task is collected, after the run said it stopped."""
+    script = tmp_path / "stop.py"
+    script.write_text(
+        "import asyncio, gc, os, signal\n"
+        "from hinttune.core.processes import Terminated, terminate_gracefully\n"
+        "terminate_gracefully()\n"
+        "async def victim():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    await asyncio.sleep(5)\n"
+        "async def main():\n"
+        "    asyncio.create_task(victim())\n"
+        "    await asyncio.sleep(5)\n"
+        "try:\n"
+        "    asyncio.run(main())\n"
+        "except Terminated:\n"
+        "    print('stopped')\n"
+        "gc.collect()\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "stopped", done.stdout + done.stderr
+    assert "never retrieved" not in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -218,9 +218,13 @@ def build(cfg: RunConfig, until: str = "summary", frozen: str | None = None) -> 
     if loaded.contamination is not None:
         extra["contamination"] = loaded.contamination
         c = loaded.contamination
-        result.notes.append(f"decontamination ({c['ngram']}-grams against {', '.join(c['benchmarks'])}): "
-                            f"{c['problems_matched']} problem(s) overlap a benchmark problem, "
-                            f"{'dropped' if c['action'] == 'drop' else 'kept'}; see {c['file']}")
+        if c["benchmarks"]:
+            result.notes.append(f"decontamination ({c['ngram']}-grams against {', '.join(c['benchmarks'])}): "
+                                f"{c['problems_matched']} problem(s) overlap a benchmark problem, "
+                                f"{'dropped' if c['action'] == 'drop' else 'kept'}; see {c['file']}")
+        if c.get("unchecked"):
+            result.notes.append(f"decontamination: not checked against {', '.join(c['unchecked'])} (no hub "
+                                "access; problems.benchmarks takes local files as NAME=PATH)")
     summary(result, meta, probe_stats, run_dir, extra)
     return result
 

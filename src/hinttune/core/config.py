@@ -168,8 +168,9 @@ class ProblemsConfig(Strict):
                                "instead of stopping")
     limit: int | None = Field(None, ge=1, description="use only the first N problems")
     decontaminate: Literal["off", "report", "drop"] = Field(
-        "off", description="check the problems for n-gram overlap with benchmarks before building: "
-        "report lists them (contamination.jsonl, summary), drop also removes them")
+        "report", description="check the problems for n-gram overlap with benchmarks before building: "
+        "report (default) lists them (contamination.jsonl, summary), drop also removes them; with "
+        "report, a benchmark that cannot be loaded (no hub access) is named as not checked")
     benchmarks: list[str] = Field(default_factory=list, description="what to check against: built-in "
                                   "benchmark names (from the hub), NAME=PATH or paths; default: the six built in")
     ngram: int = Field(8, ge=1, description="words per n-gram for decontamination (open-r1, s1: 8)")
@@ -587,6 +588,13 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "union_tag_invalid":
         return f"{loc}.backend: must be one of {', '.join(BACKENDS)}"
     msg = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if error["type"] == "string_pattern_mismatch" and isinstance(value, str):
+        msg = "not of the form expected"  # the pattern itself says nothing to a user
+        if parts and parts[-1] == "shard":
+            msg = "should be I/N with 1 <= I <= N (e.g. 2/8)"
+    if isinstance(value, (str, int, float, bool)) and value is not None and repr(value) not in msg:
+        msg += f" (got {value!r})" if len(repr(value)) <= 80 else f" (got {repr(value)[:77]}...)"
     return f"{loc}: {msg}" if loc else msg
 
 

@@ -66,14 +66,49 @@ def benchmark_sources(cfg: ProblemsConfig) -> list[tuple[str, str, str]]:
     return out
 
 
-def load_benchmark_problems(cfg: ProblemsConfig) -> dict[str, list[str]]:
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers at all (checked once per process): ``datasets``
+    retries for about half a minute per dataset before it gives up on a machine without it."""
+    global _HUB
+    if _HUB is None:
+        import os
+        import socket
+        from urllib.parse import urlparse
+
+        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or \
+                os.environ.get("HF_DATASETS_OFFLINE", "0").lower() in ("1", "true", "yes"):
+            _HUB = False
+        else:
+            host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+            try:
+                socket.create_connection((host, 443), timeout=timeout).close()
+                _HUB = True
+            except OSError:
+                _HUB = False
+    return _HUB
+
+
+_HUB: bool | None = None
+
+
+def load_benchmark_problems(cfg: ProblemsConfig, unchecked: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Each benchmark's problems. With ``unchecked`` (``report``), a hub benchmark is skipped
+    when the hub cannot be reached and named there with the reason; otherwise (``drop``) that
+    is an error: a drop must never quietly check less."""
     from hinttune.core.problems import load_problems
 
     found = {}
     for name, source, split in benchmark_sources(cfg):
+        if unchecked is not None and name in BENCHMARKS and source.partition(":")[0] == BENCHMARKS[name].hub \
+                and not Path(source).exists() and not hub_reachable():
+            unchecked[name] = f"no hub access to load {source}"
+            continue
         try:
             loaded = load_problems(ProblemsConfig(source=source, split=split, skip_invalid=True))
         except HinttuneError as exc:
+            if unchecked is not None and name in BENCHMARKS and not Path(source).exists():
+                unchecked[name] = str(exc)
+                continue
             raise HinttuneError(f"decontamination: benchmark {name!r}: {exc}") from None
         # every record, repeats included: an index is a record of the benchmark
         found[name] = [p.problem for p in loaded.problems]
@@ -108,7 +143,11 @@ def decontaminate(cfg: ProblemsConfig, problems: list[Problem], run_dir: Path) -
     """The problems to build (all, or without the contaminated ones) and the report."""
     from hinttune.core.files import write_jsonl
 
-    benchmarks = load_benchmark_problems(cfg)
+    unchecked: dict[str, str] = {}
+    benchmarks = load_benchmark_problems(cfg, unchecked if cfg.decontaminate == "report" else None)
+    if unchecked:
+        log.warning("decontamination: not checked against %s (no hub access): name local files in "
+                    "problems.benchmarks (NAME=PATH) to check them", ", ".join(unchecked))
     matches = find_contamination(problems, benchmarks, cfg.ngram, cfg.min_overlap)
     write_jsonl(run_dir / "contamination.jsonl", (vars(m) for m in matches))
     hit = {m.problem_id for m in matches}
@@ -121,7 +160,7 @@ def decontaminate(cfg: ProblemsConfig, problems: list[Problem], run_dir: Path) -
               "problems_matched": len(hit), "near_duplicates": len(near), "by_benchmark": by_benchmark,
               "dropped": len(hit) if cfg.decontaminate == "drop" else 0,
               "matches": [vars(m) for m in sorted(matches, key=lambda m: -m.overlap)[:50]],
-              "file": "contamination.jsonl"}
+              "file": "contamination.jsonl", "unchecked": unchecked}
     if hit:
         log.warning("%d problem(s) overlap benchmark problems in %d-grams (%s): %s", len(hit), cfg.ngram,
                     ", ".join(f"{k}: {v}" for k, v in by_benchmark.items() if v),

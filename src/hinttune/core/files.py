@@ -159,9 +159,11 @@ def parse_json(text: str, where: str, line: int | None = None) -> Any:
               else f"not valid JSON (line {exc.lineno}, column {exc.colno})")
         raise HinttuneError(f"{where}: {at}: {exc.msg}") from None
     except RecursionError:
-        raise HinttuneError(f"{where}: JSON nested too deeply to read") from None
+        at = f"line {line}: " if line is not None else ""
+        raise HinttuneError(f"{where}: {at}JSON nested too deeply to read") from None
     except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
-        raise HinttuneError(f"{where}: a JSON value is out of range: {exc}") from None
+        at = f"line {line}: " if line is not None else ""
+        raise HinttuneError(f"{where}: {at}a JSON value is out of range: {exc}") from None
     def place(path: str, what: str) -> str:
         at = ", ".join(part for part in (f"line {line}" if line is not None else "",
                                          f"{what} at {path}" if path else "") if part)

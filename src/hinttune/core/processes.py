@@ -4,6 +4,7 @@ started them, even when it is killed with SIGKILL and cannot stop them itself.""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -28,6 +29,15 @@ def terminate_gracefully() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, handler)
+        logging.getLogger("asyncio").addFilter(_quiet_on_stop)
+
+
+def _quiet_on_stop(record: logging.LogRecord) -> bool:
+    """Drop asyncio's "Task exception was never retrieved" (with a traceback) for a task that
+    SIGTERM or Ctrl-C stopped: the signal lands in whichever task runs, the run stops on it
+    and says so in one line; a task it ended is no error of its own."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, KeyboardInterrupt)
 
 
 def die_with_parent() -> None:
