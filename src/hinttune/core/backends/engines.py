@@ -209,8 +209,9 @@ class ProcessEngine(RemoteEngine):
                 if message is not None and message[0] == "add":
                     future = self.waiting.pop(message[1], None)
                     if future is not None:
-                        settle(future, [failed(f"engine process {self.rank}: {type(exc).__name__}: {exc}")]
-                               * message[2].n)
+                        # the same cause as the requests _read fails, so a report groups them
+                        settle(future, [failed(f"engine process {self.rank} died ({type(exc).__name__} "
+                                               f"sending a request: {exc})")] * message[2].n)
             if message is None:
                 return
 
