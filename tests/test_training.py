@@ -88,15 +88,18 @@ def test_prompt_is_the_user_turn_and_completion_the_whole_target():
     assert prompt_completion({**RECORDS[0], "input": "extra"})["prompt"][0]["content"] == "What is 2+2?\n\nextra"
 
 
-class CharTokenizer:
-    def apply_chat_template(self, messages, tokenize):
-        return list(range(sum(len(m["content"]) for m in messages)))
-
-
 def test_overlong_samples_are_dropped_and_named():
-    rows = [prompt_completion(r) for r in RECORDS]
-    kept, dropped = drop_overlong(rows, ["p0", "p1"], CharTokenizer(), max_length=40)
-    assert kept == rows[:1] and dropped == ["p1 (66 tokens)"]
+    samples = [{"input_ids": list(range(n)), "completion_mask": [1] * n} for n in (40, 66)]
+    kept, dropped = drop_overlong(samples, ["p0", "p1"], max_length=40)
+    assert kept == samples[:1] and dropped == ["p1 (66 tokens)"]
+
+
+@pytest.mark.parametrize("ratio, steps, warm", [(0.05, 3, 0), (0.05, 100, 5), (0.05, 39, 1), (0.0, 10, 0)])
+def test_warmup_only_when_there_are_steps_to_warm(ratio, steps, warm):
+    """transformers rounds the warmup up, so 5% of 3 steps ran the first step at learning rate 0."""
+    from hinttune.training.sft import warmup_steps
+
+    assert warmup_steps(TrainConfig(warmup_ratio=ratio), steps) == warm
 
 
 def test_augmentation_keeps_originals_and_is_seeded():

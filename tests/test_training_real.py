@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from hinttune.cli import app
 from hinttune.construction.pipeline import build
 from hinttune.core.config import TrainConfig, validate_config
+from templates import TEMPLATES
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("trl")
@@ -36,18 +37,41 @@ def config(checkpoint, dataset, out, **kw):
     return TrainConfig(**{**base, **kw})
 
 
-def test_prompt_tokens_carry_no_loss(checkpoint, dataset, tmp_path):
-    from hinttune.training.sft import build_trainer
+def with_template(checkpoint, folder, template):
+    """The demo model with another chat template (its files linked, not copied)."""
+    folder.mkdir()
+    for f in checkpoint.iterdir():
+        if f.name != "chat_template.jinja":
+            (folder / f.name).symlink_to(f)
+    (folder / "chat_template.jinja").write_text(TEMPLATES[template])
+    return folder
 
-    trainer, data = build_trainer(config(checkpoint, dataset, tmp_path / "out"))
+
+@pytest.mark.parametrize("template", ["chatml", "qwen3-thinking-2507", "deepseek-r1-distill"])
+def test_every_target_is_under_the_loss_whatever_the_template(checkpoint, dataset, tmp_path, template):
+    """Through the trainer itself: the labels of every sample, decoded, are its target whole
+    (less the <think> a template's prompt opens) and the end of turn; before, under a
+    DeepSeek-R1-Distill template, TRL trained on what follows </think> alone."""
+    from hinttune.training.sft import build_trainer, load_sft_data
+
+    model = with_template(checkpoint, tmp_path / "model", template)
+    trainer, data = build_trainer(config(model, dataset, tmp_path / "out"))
     tok = trainer.processing_class
-    batch = trainer.data_collator([trainer.train_dataset[1]])
-    labels, ids = batch["labels"][0], batch["input_ids"][0]
-    trained = tok.decode(ids[labels != -100])
-    prompt = tok.decode(ids[labels == -100])
-    assert prompt.endswith("<|im_start|>assistant\n") and "beta: 2+2" in prompt
-    assert trained.startswith("<think>\nI may need some deep thinking. ") and "beta" not in trained
-    assert trained.rstrip().endswith("so it is 4.<|im_end|>")
+    opener = data.chat_format.opener
+    assert len(trainer.train_dataset) == len(load_sft_data(str(dataset)).records) == 3
+    for i, record in enumerate(data.records):
+        batch = trainer.data_collator([trainer.train_dataset[i]])
+        labels, ids = batch["labels"][0], batch["input_ids"][0]
+        trained, prompt = tok.decode(ids[labels != -100]), tok.decode(ids[labels == -100])
+        assert record["instruction"] in prompt and prompt.endswith(opener)
+        assert opener + trained == record["output"] + data.chat_format.end_of_turn
+    assert "Trained with each record's instruction" in model_card_of(trainer, data, model, tmp_path)
+
+
+def model_card_of(trainer, data, model, tmp_path):
+    from hinttune.training.sft import model_card
+
+    return model_card(config(model, tmp_path, tmp_path / "out"), data, trainer)
 
 
 def test_train_reload_generate_and_resume(checkpoint, dataset, tmp_path):
@@ -116,3 +140,74 @@ def test_a_trained_model_reads_the_same_in_transformers_4(checkpoint, dataset, t
     read_old, read_new = (json.loads(r.stdout.strip().splitlines()[-1]) for r in (old, new))
     assert read_new["rope_theta"] == 100000.0
     assert read_old == read_new
+
+
+def test_loss_weighting_sequence_averages_each_samples_mean(checkpoint, dataset, tmp_path):
+    """s1's loss: the mean over samples of each sample's mean token loss, whatever their
+    lengths; token (TRL's): the mean over all target tokens of the batch."""
+    import torch
+
+    from hinttune.training.sft import build_trainer
+
+    found = {}
+    for weighting in ("sequence", "token"):
+        trainer, _ = build_trainer(config(checkpoint, dataset, tmp_path / weighting, loss_weighting=weighting,
+                                          per_device_batch_size=3, global_batch_size=3))
+        model = trainer.model.eval()
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+        with torch.no_grad():
+            found[weighting] = float(trainer.compute_loss(model, dict(batch)))
+            sums, counts = [], []
+            for i in range(3):
+                one = trainer.data_collator([trainer.train_dataset[i]])
+                logits = model(input_ids=one["input_ids"], attention_mask=one["attention_mask"]).logits[0, :-1]
+                labels = one["labels"][0, 1:]
+                losses = torch.nn.functional.cross_entropy(logits[labels != -100], labels[labels != -100],
+                                                           reduction="none")
+                sums.append(float(losses.sum()))
+                counts.append(len(losses))
+    assert len(set(counts)) > 1  # samples of different lengths, or the two would agree
+    per_sample = sum(s / c for s, c in zip(sums, counts)) / 3
+    assert found["sequence"] == pytest.approx(per_sample, rel=1e-4)
+    assert found["token"] == pytest.approx(sum(sums) / sum(counts), rel=1e-4)
+
+
+@pytest.mark.parametrize("dtype, changed", [("float32", lambda share: share > 0.9),
+                                            ("auto", lambda share: share < 0.2)])
+def test_one_step_at_lr_1e5_changes_the_weights(checkpoint, dataset, tmp_path, dtype, changed):
+    """A bf16 checkpoint trained with bf16 compute (CPU autocast here): with fp32 master weights
+    (the default) one AdamW step at lr 1e-5 changes nearly every weight; holding the weights
+    in the checkpoint's bf16 (what dtype=auto did) rounds most changes away."""
+    import torch
+
+    from hinttune.training.sft import build_trainer
+
+    bf16 = tmp_path / "bf16"
+    if not bf16.exists():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.bfloat16).save_pretrained(bf16)
+        AutoTokenizer.from_pretrained(checkpoint).save_pretrained(bf16)
+    trainer, _ = build_trainer(config(bf16, dataset, tmp_path / "out", torch_dtype=dtype, bf16=True,
+                                      learning_rate=1e-5, max_steps=1, max_length=128, overlong="truncate"))
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    moved = sum(int((after[n].detach() != b).sum()) for n, b in before.items())
+    total = sum(b.numel() for b in before.values())
+    assert changed(moved / total), f"{moved / total:.1%} of the weights changed"
+
+
+def test_quick_mode_saves_no_checkpoint_and_the_card_says_what_ran(checkpoint, dataset, tmp_path):
+    from hinttune.training.sft import train
+
+    out = tmp_path / "quick"
+    result = train(config(checkpoint, dataset, out, quick=True, max_steps=3, warmup_ratio=0.05,
+                          lr_scheduler_type="cosine", save_strategy="epoch"))
+    assert result["steps"] == 3 and not list(out.glob("checkpoint-*"))
+    assert (out / "model.safetensors").exists()
+    card = (out / "README.md").read_text()
+    assert "as run: 3 optimizer steps" in card and "global batch 1: 1 per device x 1 process(es)" in card
+    assert "0 warmup step(s)" in card and "checkpoints: none (quick test)" in card
+    assert "weighted per sequence" in card and "<|im_start|>user\nalpha: 1+1<|im_end|>" in card
+    assert "5 epochs" not in card and "Please reason step by step" not in card

@@ -408,7 +408,16 @@ class TrainConfig(Strict):
     resume: bool = Field(True, description="continue from the last checkpoint in output_dir")
     use_cpu: bool = False
     attn_implementation: str | None = None
-    torch_dtype: str = "auto"
+    torch_dtype: str = Field("float32", description="the dtype the weights are held in while training: "
+                             "float32 master weights with bf16 compute (bf16: true), as s1 and TRL train; "
+                             "bfloat16 or auto (the checkpoint's) halves their memory, but an AdamW step at "
+                             "lr 1e-5 then rounds away most updates")
+    loss_weighting: Literal["sequence", "token"] = Field(
+        "sequence", description="sequence (s1, the paper): each sample's loss is the mean over its own "
+        "target tokens and the global batch averages them; token (TRL's default): every target token "
+        "of the global batch weighs the same, so long targets dominate")
+    quick: bool = Field(False, description="a quick test: no checkpoints (only the final model, no "
+                        "optimizer state), nothing to resume")
     augment: bool = Field(False, description="add instruction phrasings on the fly (hinttune augment)")
     augment_copies: int = Field(1, ge=1)
     lora: LoraSettings = Field(default_factory=LoraSettings)

@@ -1,16 +1,16 @@
 """``hinttune train``: fine-tune the think model on a Hint Tuning dataset with TRL's
 SFTTrainer (accelerate underneath, so DDP, FSDP and DeepSpeed come from ``accelerate launch``).
 
-Each record becomes a conversational prompt-completion pair: the prompt is the user turn, the
-completion the whole ``<think>…</think>`` + answer; TRL renders both with the model's chat
-template and puts the loss on the completion tokens only. Samples longer than ``max_length``
-are dropped and listed (never silently cut before ``</think>`` or the answer) unless
-truncation is asked for.
+Each record becomes a prompt and a completion: the prompt is the user turn rendered with the
+model's generation prompt, the completion the whole ``<think>…</think>`` + answer appended as
+text (``chat_format``: no template may drop or double the reasoning), tokenized here and given
+to TRL with its completion mask, so the loss is on the target's tokens only. Samples longer than
+``max_length`` are dropped and listed (never silently cut before ``</think>`` or the answer)
+unless truncation is asked for.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -27,6 +27,8 @@ from hinttune.core.plots import pyplot, save
 from hinttune.core.progress import console
 from hinttune.core.provenance import versions
 from hinttune.training.augment import augment_records
+from hinttune.training.chat_format import ChatFormat, chat_format, tokenize_sample
+from hinttune.training.loss_weighting import trainer_class
 from hinttune.training.checkpoints import make_portable
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class SFTData:
     ids: list[str]  # problem ids where known (from the metadata sidecar), else record indices
     source: str
     states: Counter
+    chat_format: ChatFormat | None = None  # set once the tokenizer is known
+    prompt_example: str = ""  # the first record's prompt exactly as trained
 
 
 def _read_alpaca(path: Path) -> list[dict[str, Any]]:
@@ -117,14 +121,19 @@ def prompt_completion(record: dict[str, Any]) -> dict[str, Any]:
             "completion": [{"role": "assistant", "content": record["output"]}]}
 
 
-def drop_overlong(rows: list[dict[str, Any]], ids: list[str], tokenizer: Any,
+def tokenized_samples(records: list[dict[str, Any]], ids: list[str], tokenizer: Any, fmt: ChatFormat,
+                      source: str) -> list[dict[str, list[int]]]:
+    return [tokenize_sample(tokenizer, fmt, prompt_completion(r)["prompt"], r["output"], f"{source}: record {rid}")
+            for r, rid in zip(records, ids)]
+
+
+def drop_overlong(samples: list[dict[str, Any]], ids: list[str],
                   max_length: int) -> tuple[list[dict[str, Any]], list[str]]:
-    """Rows whose rendered prompt + completion fit in ``max_length`` tokens; the ids of the rest."""
+    """Samples whose prompt + completion fit in ``max_length`` tokens; the ids of the rest."""
     kept, dropped = [], []
-    for row, rid in zip(rows, ids):
-        ids_ = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True)
-        length = len(ids_["input_ids"] if isinstance(ids_, dict) else ids_)
-        (kept.append(row) if length <= max_length else dropped.append(f"{rid} ({length} tokens)"))
+    for sample, rid in zip(samples, ids):
+        length = len(sample["input_ids"])
+        (kept.append(sample) if length <= max_length else dropped.append(f"{rid} ({length} tokens)"))
     return kept, dropped
 
 
@@ -144,7 +153,7 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, SFTData]:
     try:
         import datasets
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        from trl import SFTConfig, SFTTrainer
+        from trl import SFTConfig
     except ImportError as exc:
         raise missing_extra(exc.name or "trl", "train") from None
     data = load_sft_data(cfg.data)
@@ -156,14 +165,17 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, SFTData]:
     tokenizer = _load(AutoTokenizer, cfg.model, "tokenizer")
     if not getattr(tokenizer, "chat_template", None):
         raise HinttuneError(f"{cfg.model}: the tokenizer has no chat template")
-    rows = [prompt_completion(r) for r in records]
+    fmt = chat_format(tokenizer, cfg.model)
+    log.info("chat format of %s: %s", cfg.model, fmt.describe())
+    rows = tokenized_samples(records, ids, tokenizer, fmt, data.source)
     if cfg.overlong == "drop":
-        rows, dropped = drop_overlong(rows, ids, tokenizer, cfg.max_length)
+        rows, dropped = drop_overlong(rows, ids, cfg.max_length)
         if dropped:
             log.warning("dropped %d samples longer than max_length=%d: %s", len(dropped),
                         cfg.max_length, ", ".join(dropped))
         if not rows:
             raise HinttuneError(f"every sample is longer than max_length={cfg.max_length}")
+    steps = planned_steps(cfg, len(rows))
     args = dict(
         output_dir=str(cfg.output_dir), learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
@@ -173,17 +185,16 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, SFTData]:
         lr_scheduler_type=cfg.lr_scheduler_type, adam_beta1=cfg.adam_beta1, adam_beta2=cfg.adam_beta2,
         bf16=cfg.bf16 and not cfg.use_cpu, use_cpu=cfg.use_cpu, max_length=cfg.max_length,
         gradient_checkpointing=cfg.gradient_checkpointing, seed=cfg.seed,
-        logging_steps=cfg.logging_steps, save_strategy=cfg.save_strategy, save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit, report_to=report_to(cfg.report_to),
-        completion_only_loss=True,  # loss on the assistant turn only
+        logging_steps=cfg.logging_steps, save_strategy="no" if cfg.quick else cfg.save_strategy,
+        save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit, report_to=report_to(cfg.report_to),
+        completion_only_loss=True,  # loss on the completion's tokens only (its mask comes with the samples)
+        # whole warmup steps, rounded down: transformers rounds up, so 5% of 3 steps would run
+        # the first step at learning rate 0
+        warmup_steps=warmup_steps(cfg, steps),
     )
-    # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
-    fields = {f.name for f in dataclasses.fields(SFTConfig)}
-    if "warmup_ratio" in fields:
-        args["warmup_ratio"] = cfg.warmup_ratio
-    else:
-        args["warmup_steps"] = cfg.warmup_ratio if cfg.warmup_ratio < 1 else 0
     args.update(cfg.trl_args)
+    # fp32 master weights (bf16 compute comes from bf16=True): loaded in bf16, the weights
+    # would be updated in bf16, where a step at lr 1e-5 rounds away most changes
     model_kwargs: dict[str, Any] = {"dtype": cfg.torch_dtype}
     if cfg.attn_implementation:
         model_kwargs["attn_implementation"] = cfg.attn_implementation
@@ -197,9 +208,25 @@ def build_trainer(cfg: TrainConfig) -> tuple[Any, SFTData]:
             raise missing_extra("peft", "train") from None
         peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                                  target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=SFTConfig(**args), processing_class=tokenizer,
-                         train_dataset=datasets.Dataset.from_list(rows), peft_config=peft_config)
+    trainer = trainer_class(cfg.loss_weighting)(
+        model=model, args=SFTConfig(**args), processing_class=tokenizer,
+        train_dataset=datasets.Dataset.from_list(rows), peft_config=peft_config)
+    data.chat_format = fmt
+    data.prompt_example = _render_prompt(tokenizer, prompt_completion(records[0])["prompt"])
     return trainer, data
+
+
+def _render_prompt(tokenizer: Any, prompt: list[dict[str, str]]) -> str:
+    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+
+def planned_steps(cfg: TrainConfig, rows: int) -> int:
+    steps_per_epoch = max(1, -(-rows // cfg.global_batch_size))
+    return cfg.max_steps if cfg.max_steps > 0 else max(1, int(steps_per_epoch * cfg.num_train_epochs))
+
+
+def warmup_steps(cfg: TrainConfig, steps: int) -> int:
+    return int(cfg.warmup_ratio * steps)
 
 
 def on_this_machine(cfg: TrainConfig) -> TrainConfig:
@@ -233,11 +260,12 @@ def disk_note(cfg: TrainConfig, model: Any, rows: int) -> str:
     optimizer = 8 * trainable  # AdamW: two fp32 moments per trained parameter
     each = weights + optimizer
     steps_per_epoch = max(1, -(-rows // cfg.global_batch_size))
-    steps = cfg.max_steps if cfg.max_steps > 0 else int(steps_per_epoch * cfg.num_train_epochs)
-    saves = {"no": 0, "epoch": -(-steps // steps_per_epoch), "steps": steps // cfg.save_steps}[cfg.save_strategy]
+    steps = planned_steps(cfg, rows)
+    strategy = "no" if cfg.quick else cfg.save_strategy
+    saves = {"no": 0, "epoch": -(-steps // steps_per_epoch), "steps": steps // cfg.save_steps}[strategy]
     kept = min(saves, cfg.save_total_limit) if cfg.save_total_limit else saves
     gb = 2 ** 30
-    return (f"{steps} steps; {saves} checkpoint(s) ({cfg.save_strategy}) of {each / gb:.1f} GB each "
+    return (f"{steps} steps; {saves} checkpoint(s) ({strategy}) of {each / gb:.1f} GB each "
             f"(weights {weights / gb:.1f} GB + optimizer state {optimizer / gb:.1f} GB), {kept} kept: "
             f"up to {kept * each / gb:.1f} GB in {cfg.output_dir}, then the final model ({weights / gb:.1f} GB)")
 
@@ -307,11 +335,25 @@ def _transformers_version() -> str:
         return "unknown"
 
 
+def ran_settings(cfg: TrainConfig, trainer: Any) -> dict[str, Any]:
+    """The recipe as it actually ran (after overrides, on this many processes)."""
+    args = trainer.args
+    processes = max(1, getattr(args, "world_size", 1))
+    return {"steps": trainer.state.max_steps, "epochs": round(trainer.state.epoch or 0, 2),
+            "global_batch": args.per_device_train_batch_size * processes * args.gradient_accumulation_steps,
+            "per_device": args.per_device_train_batch_size, "processes": processes,
+            "accumulation": args.gradient_accumulation_steps, "warmup_steps": args.warmup_steps,
+            "precision": ("bf16 compute" if args.bf16 else "fp32 compute") + f", weights in {cfg.torch_dtype}",
+            "checkpoints": "none (quick test)" if cfg.quick else args.save_strategy}
+
+
 def model_card(cfg: TrainConfig, data: SFTData, trainer: Any, start_step: int = 0) -> str:
     states = ", ".join(f"{k}: {v}" for k, v in sorted(data.states.items())) or "unknown"
     record = loss_record(trainer.state.log_history, start_step, trainer.state.global_step)
     last = (f"{record['last_loss']:.4f} (step {record['last_loss_step']})"
             if record["last_loss"] is not None else "n/a")
+    ran = ran_settings(cfg, trainer)
+    fmt = data.chat_format.describe() if data.chat_format else "the model's chat template"
     return f"""---
 base_model: {cfg.model}
 library_name: transformers
@@ -324,11 +366,11 @@ reasoning length adapted to each problem's difficulty (No-Hint / Sparse-Hint / F
 targets, Fan et al., 2026, arXiv:2605.08665).
 
 - data: `{data.source}` ({len(data.records)} records; {states})
-- recipe: learning rate {cfg.learning_rate}, {cfg.num_train_epochs} epochs, global batch
-  {cfg.global_batch_size}, weight decay {cfg.weight_decay}, warmup {cfg.warmup_ratio},
-  {cfg.lr_scheduler_type} schedule, AdamW betas ({cfg.adam_beta1}, {cfg.adam_beta2}), max length
-  {cfg.max_length}{', LoRA r=' + str(cfg.lora.r) if cfg.lora.enabled else ', full parameters'};
-  loss on the assistant turn only
+- as run: {ran['steps']} optimizer steps ({ran['epochs']} epochs)
+  - global batch {ran['global_batch']}: {ran['per_device']} per device x {ran['processes']} process(es) x {ran['accumulation']} accumulation steps
+  - learning rate {cfg.learning_rate}, {ran['warmup_steps']} warmup step(s), {cfg.lr_scheduler_type} schedule; weight decay {cfg.weight_decay}; AdamW betas ({cfg.adam_beta1}, {cfg.adam_beta2})
+  - max length {cfg.max_length}; {ran['precision']}; {'LoRA r=' + str(cfg.lora.r) if cfg.lora.enabled else 'full parameters'}
+  - loss on the target only, weighted per {cfg.loss_weighting}; checkpoints: {ran['checkpoints']}
 - steps: {record['total_steps']} ({record['steps_run']} run by the last invocation); last logged
   training loss: {last}; the curve is in `loss.csv` and `loss.png`
 
@@ -338,8 +380,14 @@ transformers 4.57 and 5.x read the same model.
 
 Trained with: {", ".join(f"{name} {version}" for name, version in versions().items())}.
 
-Prompt format at inference: the problem as the user turn, e.g.
-`{{problem}}\\n\\nPlease reason step by step, and put your final answer within \\boxed{{}}.`
+## Prompt
+
+Trained with each record's instruction as the only user turn ({fmt}). The first record's
+prompt exactly as trained — prompt the model the same way:
+
+```
+{data.prompt_example}
+```
 
 ## Full configuration
 ```yaml
@@ -350,7 +398,7 @@ Prompt format at inference: the problem as the user turn, e.g.
 def train(cfg: TrainConfig) -> dict[str, Any]:
     cfg = on_this_machine(cfg)
     trainer, data = build_trainer(cfg)
-    checkpoint = last_checkpoint(Path(cfg.output_dir)) if cfg.resume else None
+    checkpoint = last_checkpoint(Path(cfg.output_dir)) if cfg.resume and not cfg.quick else None
     start_step = 0
     if checkpoint:
         log.info("resuming from %s", checkpoint)
