@@ -77,8 +77,30 @@ def test_bad_datasets_are_named(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(HinttuneError, match=message):
         load_sft_data(str(path))
-    with pytest.raises(HinttuneError, match="no export/dataset_info.json"):
+    with pytest.raises(HinttuneError, match="no dataset in it"):
         load_sft_data(str(tmp_path))
+
+
+def test_every_folder_export_writes_is_a_training_dataset(tmp_path):
+    """What export, the baselines and compare produce, train takes: the run directory, its
+    export/ and each export/baselines/NAME/ (before, only the run directory was taken)."""
+    pytest.importorskip("math_verify")
+    from hinttune.construction.pipeline import build
+    from hinttune.core.config import validate_config
+    from test_pipeline import config_dict
+
+    data = config_dict(tmp_path)
+    data["assemble"] = {"baselines": ["full", "two-state"]}
+    data["export"] = {"formats": ["alpaca", "messages"]}
+    build(validate_config(data))
+    export = tmp_path / "run" / "export"
+    for folder, name in [(tmp_path / "run", "hint_tuning"), (export, "hint_tuning"),
+                         (export / "baselines" / "full", "full"), (export / "baselines" / "two-state", "two-state")]:
+        loaded = load_sft_data(str(folder))
+        assert Path(loaded.source).name == f"{name}.json" and sum(loaded.states.values()) == len(loaded.records) > 0
+    (export / "baselines" / "full" / "full.json").unlink()
+    (export / "baselines" / "full" / "dataset_info.json").unlink()
+    assert load_sft_data(str(export / "baselines" / "full")).source.endswith("full.messages.jsonl")
 
 
 def test_prompt_is_the_user_turn_and_completion_the_whole_target():
@@ -129,6 +151,19 @@ def test_llamafactory_export_parses_and_names_the_columns(tmp_path, alpaca):
     assert recipe["per_device_train_batch_size"] * 8 * recipe["gradient_accumulation_steps"] == 16
     assert (recipe["learning_rate"], recipe["num_train_epochs"], recipe["cutoff_len"]) == (1e-5, 5, 32768)
     assert recipe["train_on_prompt"] is False
+    assert Path(recipe["output_dir"]).is_absolute() and Path(recipe["output_dir"]) == Path("saves/ht").resolve()
+
+
+def test_llamafactory_on_one_gpu_needs_no_deepspeed(tmp_path, alpaca):
+    """ZeRO-3 only shards across GPUs: on one it only slows the run down; asked for, it is written."""
+    model = tmp_path / "my-model"
+    model.mkdir()
+    cfg = TrainConfig(data=str(alpaca), model=str(model), output_dir=Path("out"))
+    one = yaml.safe_load(llamafactory_recipe(cfg, tmp_path / "one", template="qwen3", gpus=1)["recipe"].read_text())
+    assert "deepspeed" not in one and not (tmp_path / "one" / "ds_z3_config.json").exists()
+    assert one["model_name_or_path"] == str(model.resolve())  # a local model, by absolute path
+    asked = llamafactory_recipe(cfg, tmp_path / "asked", template="qwen3", gpus=1, deepspeed=True)["recipe"]
+    assert "deepspeed" in yaml.safe_load(asked.read_text())
 
 
 @pytest.mark.parametrize("name, key, value", [("ddp", "distributed_type", "MULTI_GPU"),
@@ -150,7 +185,8 @@ def test_shipped_accelerate_configs(name, key, value):
 
 @pytest.mark.parametrize("model, template", [("Qwen/Qwen3-4B-Thinking-2507", "qwen3"),
                                              ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseekr1"),
-                                             ("meta-llama/Llama-3.1-8B-Instruct", "llama3")])
+                                             ("meta-llama/Llama-3.1-8B-Instruct", "llama3"),
+                                             ("HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2")])
 def test_llamafactory_template_follows_the_model(model, template):
     from hinttune.training.llamafactory import template_for
 

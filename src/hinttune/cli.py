@@ -489,7 +489,8 @@ def llamafactory_command(data: Optional[str] = DataOpt, model: Optional[str] = M
                          recipe: str = RecipeOpt, set: Optional[List[str]] = TrainSetOpt,
                          template: Optional[str] = typer.Option(None, "--template", help="LLaMA-Factory chat template (qwen3, deepseekr1, ...); default: from the model's name."),
                          gpus: int = typer.Option(8, "--gpus", help="GPUs the run will use (sets gradient accumulation)."),
-                         lora: bool = typer.Option(False, "--lora")) -> None:
+                         deepspeed: Optional[bool] = typer.Option(None, "--deepspeed/--no-deepspeed", help="Write a DeepSpeed ZeRO-3 config for full-parameter training (default: when --gpus is more than 1)."),
+                         lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters instead of all weights.")) -> None:
     """Export the training recipe for LLaMA-Factory: a YAML, the data and its dataset_info.json.
 
     Example: [cyan]hinttune llamafactory -d runs/paper -m Qwen/Qwen3-4B-Thinking-2507 -o lf/[/]
@@ -497,7 +498,7 @@ def llamafactory_command(data: Optional[str] = DataOpt, model: Optional[str] = M
     from hinttune.training.llamafactory import llamafactory_recipe
 
     cfg = _train_config(recipe, set, data=data, model=model, **{"lora.enabled": "true" if lora else None})
-    files = llamafactory_recipe(cfg, output_dir, template=template, gpus=gpus)
+    files = llamafactory_recipe(cfg, output_dir, template=template, gpus=gpus, deepspeed=deepspeed)
     console.print(f"wrote {', '.join(str(p) for p in files.values())}\n"
                   f"run: llamafactory-cli train {files['recipe']}", highlight=False)
 

@@ -16,9 +16,12 @@ from hinttune.training.sft import load_sft_data
 DATASET_NAME = "hint_tuning"
 
 # LLaMA-Factory's chat template names, by the model family a model id names (first match wins)
+# (qwen2 and qwq share LLaMA-Factory's qwen template, as their own chat templates do; a model no
+# entry names gets an error, never a template whose default system prompt is another model's)
 TEMPLATES = (("deepseek-r1", "deepseekr1"), ("qwq", "qwen"), ("qwen3", "qwen3"), ("qwen2", "qwen"),
              ("llama-3", "llama3"), ("llama3", "llama3"), ("mistral", "mistral"),
-             ("gemma-3", "gemma3"), ("gemma", "gemma"), ("phi-4", "phi4"), ("smollm", "qwen"))
+             ("gemma-3", "gemma3"), ("gemma", "gemma"), ("phi-4", "phi4"), ("smollm2", "smollm2"),
+             ("smollm", "smollm"))
 
 # DeepSpeed ZeRO-3 for full-parameter SFT; "auto" values are filled in by the HF Trainer
 ZERO3 = {
@@ -47,12 +50,19 @@ def template_for(model: str) -> str:
                         "(e.g. qwen3, deepseekr1, llama3)")
 
 
+def _absolute(name: str) -> str:
+    """A local model folder as an absolute path (the recipe is run from LLaMA-Factory's own
+    checkout); a hub id as it is."""
+    return str(Path(name).resolve()) if Path(name).exists() else name
+
+
 def llamafactory_recipe(cfg: TrainConfig, out_dir: Path, template: str | None = None, gpus: int = 8,
-                        deepspeed: bool = True) -> dict[str, Path]:
-    """The recipe, the data and its dataset_info.json in ``out_dir``; with full-parameter
-    training also a DeepSpeed ZeRO-3 config there, referenced by absolute path (so it does not
-    depend on where LLaMA-Factory is checked out)."""
+                        deepspeed: bool | None = None) -> dict[str, Path]:
+    """The recipe, the data and its dataset_info.json in ``out_dir``, every path in it absolute
+    (so it does not depend on where LLaMA-Factory is checked out); a DeepSpeed ZeRO-3 config
+    for full-parameter training on more than one GPU (``deepspeed``: None decides by ``gpus``)."""
     template = template or template_for(cfg.model)
+    deepspeed = gpus > 1 if deepspeed is None else deepspeed
     data = load_sft_data(cfg.data)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_file = out_dir / f"{DATASET_NAME}.json"
@@ -64,13 +74,13 @@ def llamafactory_recipe(cfg: TrainConfig, out_dir: Path, template: str | None = 
     write_json(info_file, info)
     per_step = cfg.per_device_batch_size * gpus
     recipe: dict[str, Any] = {
-        "model_name_or_path": cfg.model, "trust_remote_code": True,
+        "model_name_or_path": _absolute(cfg.model), "trust_remote_code": True,
         "stage": "sft", "do_train": True,
         "finetuning_type": "lora" if cfg.lora.enabled else "full",
         "dataset": DATASET_NAME, "dataset_dir": str(out_dir.resolve()), "template": template,
         "cutoff_len": cfg.max_length, "train_on_prompt": False,  # loss on the response only
         "overwrite_cache": True, "preprocessing_num_workers": 16,
-        "output_dir": str(cfg.output_dir), "logging_steps": cfg.logging_steps,
+        "output_dir": str(Path(cfg.output_dir).resolve()), "logging_steps": cfg.logging_steps,
         "save_strategy": cfg.save_strategy, "plot_loss": True, "report_to": "none",
         "per_device_train_batch_size": cfg.per_device_batch_size,
         "gradient_accumulation_steps": max(1, cfg.global_batch_size // per_step),

@@ -79,12 +79,8 @@ def load_sft_data(data: str) -> SFTData:
         name, entry = next(iter(json.loads(info_path.read_text()).items()))
         data = str(folder / entry["file_name"])
     path = Path(data)
-    if path.is_dir():  # a run directory: its exported dataset
-        info_path = path / "export" / "dataset_info.json"
-        if not info_path.exists():
-            raise HinttuneError(f"{path}: no export/dataset_info.json - run `hinttune run` (or export) first")
-        name, entry = next(iter(json.loads(info_path.read_text()).items()))
-        path = path / "export" / entry["file_name"]
+    if path.is_dir():
+        path = dataset_in(path)
     if not path.exists():
         raise HinttuneError(f"{data}: file not found")
     records = _read_messages(path) if path.suffix == ".jsonl" else _read_alpaca(path)
@@ -113,6 +109,27 @@ def load_sft_data(data: str) -> SFTData:
     ids = [m["id"] for m in meta]
     states = Counter(m["state"] for m in meta)
     return SFTData(records, ids, str(path), states)
+
+
+def dataset_in(folder: Path) -> Path:
+    """The dataset a folder holds: a run directory's export, or a folder export writes
+    (export/, export/baselines/NAME/, export/probes/NAME/, export/combined/, a LLaMA-Factory
+    data folder): its dataset_info.json entry, else its one messages JSONL."""
+    for where in (folder / "export", folder):
+        info_path = where / "dataset_info.json"
+        if info_path.exists():
+            info = read_json(info_path)
+            if not isinstance(info, dict) or not info or not all(
+                    isinstance(e, dict) and isinstance(e.get("file_name"), str) for e in info.values()):
+                raise HinttuneError(f"{info_path}: expected {{NAME: {{\"file_name\": ...}}}}")
+            if len(info) > 1:
+                log.info("%s names %d datasets: training on the first, %s", info_path, len(info), next(iter(info)))
+            return where / next(iter(info.values()))["file_name"]
+        messages = sorted(where.glob("*.messages.jsonl"))
+        if len(messages) == 1:
+            return messages[0]
+    raise HinttuneError(f"{folder}: no dataset in it (no dataset_info.json or one NAME.messages.jsonl, in it "
+                        "or in its export/) - run `hinttune run` (or export) first, or name the file")
 
 
 def prompt_completion(record: dict[str, Any]) -> dict[str, Any]:
