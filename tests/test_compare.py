@@ -54,8 +54,55 @@ def test_paired_difference_over_the_common_problems(tmp_path):
     tuned = load_results(str(write_eval(tmp_path / "b", "b", {
         "p1": [(True, 5), (True, 5)], "p2": [(True, 5), (False, 5)], "p3": [(True, 5), (True, 5)],
         "p4": [(True, 5), (True, 5)]})))  # p4 was not in the baseline: not paired
-    diff, low, high = paired_difference(base, tuned, "math500")
+    test = paired_difference(base, tuned, "math500")
+    diff, low, high = test["difference"], test["low"], test["high"]
     assert diff == pytest.approx((0.5 + 0.5 + 0) / 3) and 0 <= low <= diff <= high <= 0.5
+    assert test["problems"] == 3 and test["stderr"] == pytest.approx(0.2887 / 3 ** 0.5, rel=1e-3)
+    assert 0 < test["p_value"] <= 1
+
+
+def test_the_permutation_p_value_tells_a_real_difference_from_noise():
+    from hinttune.evaluation.metrics import paired_test
+
+    better = paired_test([0.0] * 30, [1.0] * 20 + [0.0] * 10)
+    assert better["p_value"] < 0.001 and better["difference"] == pytest.approx(2 / 3)
+    mixed = paired_test([0.0, 1.0] * 15, [1.0, 0.0] * 15)  # as many gains as losses
+    assert mixed["p_value"] > 0.5 and mixed["difference"] == 0
+    assert paired_test([0.5] * 5, [0.5] * 5)["p_value"] == 1.0
+
+
+def test_undecided_checks_are_left_out_of_every_accuracy(tmp_path):
+    base = load_results(str(write_eval(tmp_path / "a", "a", {"p1": [(True, 10)], "p2": [(False, 10)]})))
+    other = write_eval(tmp_path / "b", "b", {"p1": [(True, 10)], "p2": [(False, 10)]})
+    rows = [json.loads(line) for line in (other / "samples_math500.jsonl").read_text().splitlines()]
+    rows[1]["check"] = "timeout"  # p2's only sample could not be decided: p2 drops out of the pair
+    (other / "samples_math500.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    test = paired_difference(base, load_results(str(other)), "math500")
+    assert test["problems"] == 1 and test["difference"] == 0
+
+
+def test_any_reference_and_every_pair(tmp_path):
+    from typer.testing import CliRunner
+
+    from hinttune.cli import app
+
+    a = write_eval(tmp_path / "a", "a", {"p1": [(False, 100)], "p2": [(False, 100)]})
+    b = write_eval(tmp_path / "b", "b", {"p1": [(True, 50)], "p2": [(False, 50)]})
+    c = write_eval(tmp_path / "c", "c", {"p1": [(True, 25)], "p2": [(True, 25)]})
+    results = [load_results(str(x)) for x in (a, b, c)]
+    rows = comparison_rows(results, reference=1)
+    assert [r["difference"] is None for r in rows] == [False, True, False]
+    assert rows[0]["reduction"] == pytest.approx(-1.0) and rows[2]["reduction"] == pytest.approx(0.5)
+    from hinttune.evaluation.compare import all_pairs
+
+    pairs = {(p["first"], p["second"]): p["difference"] for p in all_pairs(results)}
+    assert pairs == {("a", "b"): 0.5, ("a", "c"): 1.0, ("b", "c"): 0.5}
+    out = CliRunner().invoke(app, ["compare", str(a), str(b), str(c), "-r", "b", "--all-pairs",
+                                   "--plot", str(tmp_path / "p.png")], terminal_width=250)
+    assert out.exit_code == 0, out.output
+    assert "against b" in out.output and "every pair" in out.output and "mean token reduction: math500" in out.output
+    bad = CliRunner().invoke(app, ["compare", str(a), str(b), "-r", "zzz", "--plot", str(tmp_path / "p.png")])
+    assert bad.exit_code == 2 and "--reference 'zzz': not one of the results" in bad.output
 
 
 def test_budget_curve_counts_what_fits(tmp_path):

@@ -184,7 +184,7 @@ def test_compare_tells_same_named_folders_apart_and_warns_what_differs(tmp_path)
     out = runner.invoke(app, ["compare", str(base / "results.json"), str(tuned),
                               "--plot", str(tmp_path / "cmp.png")], terminal_width=200)
     assert out.exit_code == 0, out.output
-    assert "base/eval" in out.output and "tuned/eval" in out.output and "baseline" in out.output
+    assert "base/eval" in out.output and "tuned/eval" in out.output and "reference" in out.output
     assert "+86.4%" in out.output  # the reduction survives same-named folders
     assert "extra: not compared, missing from tuned/eval" in out.output
     assert "mini: n differs (base/eval: 1; tuned/eval: 2)" in out.output
@@ -194,15 +194,46 @@ def test_compare_tells_same_named_folders_apart_and_warns_what_differs(tmp_path)
 
 
 def test_an_output_cut_before_its_reasoning_closed_has_no_answer(tmp_path):
-    # the fake backend cuts replies longer than max_tokens words: "<think>so it is 2 and 2"
-    folder = eval_into(tmp_path, tmp_path / "ev", "<think>so it is 2 and 2 and 2 and 2",
-                       extra=["--set", "sampling.max_tokens=6"])
+    # the fake backend cuts replies longer than max_tokens words: "<think>so it is \boxed{2} and 2"
+    folder = eval_into(tmp_path, tmp_path / "ev", "<think>so it is \\boxed{2} and 2 and 2 and 2",
+                       extra=["--set", "sampling.max_tokens=6", "--set", "truncated=no_answer"])
     samples = [json.loads(line) for line in (folder / "samples_mini.jsonl").open()]
     assert all(s["finish_reason"] == "length" for s in samples)
     assert [s["output_tokens"] for s in samples] == [6] * 3  # what the engine generated: max_tokens
     assert [s["check"] for s in samples] == ["no_answer"] * 3 and not any(s["correct"] for s in samples)
     results = json.loads((folder / "results.json").read_text())
-    assert results["benchmarks"]["mini"]["no_answer"] == 3
+    assert results["benchmarks"]["mini"]["no_answer"] == 3 and results["truncated"] == "no_answer"
+
+
+def test_by_default_a_cut_output_is_graded_whole_as_the_papers_harness_does(tmp_path):
+    """lighteval strips reasoning only when the output holds both tags; with <think> in the
+    prompt a boxed answer inside reasoning cut by the limit counts (the paper's numbers)."""
+    folder = eval_into(tmp_path, tmp_path / "ev", "<think>so it is \\boxed{2} and 2 and 2 and 2",
+                       extra=["--set", "sampling.max_tokens=6"])
+    samples = [json.loads(line) for line in (folder / "samples_mini.jsonl").open()]
+    assert all(s["finish_reason"] == "length" for s in samples)
+    assert [s["check"] for s in samples] == ["correct", "wrong", "wrong"]  # golds 2, 4, 1/2
+    results = json.loads((folder / "results.json").read_text())
+    assert results["truncated"] == "whole_output" and results["benchmarks"]["mini"]["truncated_share"] == 1.0
+
+
+def test_undecided_checks_are_retried_then_left_out_of_the_accuracy(tmp_path, monkeypatch):
+    from hinttune.core.grading import MathVerifier
+
+    calls = []
+    real = MathVerifier.check_many
+
+    def flaky(self, items):  # the first check of the first problem times out, twice
+        calls.append(len(items))
+        out = real(self, items)
+        return [("timeout", "", None) if i == 0 and len(calls) <= 2 else v for i, v in enumerate(out)]
+
+    monkeypatch.setattr(MathVerifier, "check_many", flaky)
+    folder = eval_into(tmp_path, tmp_path / "ev", "<think>w</think> \\boxed{2}")
+    assert calls == [3, 1]  # the undecided check was asked again, once
+    results = json.loads((folder / "results.json").read_text())["benchmarks"]["mini"]
+    assert results["undecided_checks"] == 1 and results["problems_scored"] == 2
+    assert results["avg@n"] == 0.0  # 2 of the 2 decided are wrong, the undecided right answer not counted
 
 
 def test_samples_hold_the_rendered_prompt_and_breakdowns_by_level_and_subject(tmp_path):

@@ -614,9 +614,13 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
                                                  "the first is the baseline."),
             plot: Path = typer.Option(Path("compare.png"), "--plot", help="Where to save the plot."),
             label: Optional[List[str]] = typer.Option(None, "--label", help="A name per result, in order "
-                                                      "(default: its folder, made unique).")) -> None:
-    """Evaluated models side by side (accuracy, tokens, the token reduction against the first),
-    or datasets side by side (state mix, target tokens, per-problem agreement with the first).
+                                                      "(default: its folder, made unique)."),
+            reference: Optional[str] = typer.Option(None, "--reference", "-r", help="The result (label or path) "
+                                                    "differences and token reduction are taken against (default: the first)."),
+            all_pairs: bool = typer.Option(False, "--all-pairs", help="Also test every pair of models.")) -> None:
+    """Evaluated models side by side (accuracy with paired tests, truncation, tokens and their
+    reduction against a reference), or datasets side by side (state mix, target tokens,
+    per-problem agreement with the first).
 
     Example: [cyan]hinttune compare runs/eval-base runs/eval-ht --label base --label tuned[/]
              [cyan]hinttune compare runs/demo runs/demo/export/baselines/full[/]
@@ -627,8 +631,10 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
         comparison_table,
         comparison_warnings,
         load_results,
+        pairs_table,
         unique_labels,
     )
+    from hinttune.evaluation.compare import all_pairs as every_pair
     from hinttune.evaluation.compare_plot import comparison_plot
 
     labels = list(label or [])
@@ -647,10 +653,22 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
     unique_labels(loaded)
     for warning in comparison_warnings(loaded):
         console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    rows = comparison_rows(loaded)
-    _print_wide(comparison_table(rows, loaded[0]["label"]))
+    ref = _reference(loaded, results, reference)
+    rows = comparison_rows(loaded, ref)
+    _print_wide(comparison_table(rows, loaded[ref]["label"]))
+    if all_pairs:
+        _print_wide(pairs_table(every_pair(loaded)))
     if comparison_plot(rows, loaded, plot):
         console.print(f"plot: {plot}", highlight=False)
+
+
+def _reference(loaded: list[dict], paths: List[str], wanted: Optional[str]) -> int:
+    if wanted is None:
+        return 0
+    for i, (result, path) in enumerate(zip(loaded, paths)):
+        if wanted in (result["label"], path) or Path(wanted).resolve() == Path(path).resolve():
+            return i
+    raise HinttuneError(f"--reference {wanted!r}: not one of the results ({', '.join(r['label'] for r in loaded)})")
 
 
 def _compare_datasets(paths: List[str], labels: List[str], plot: Path) -> None:

@@ -181,12 +181,16 @@ def write_summary(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: 
 def eval_table(results: dict[str, Any]) -> Table:
     table = Table(title=f"{results['model']} · n={results['n']}")
     columns = ("benchmark", "problems", "avg@n", "pass@k", "mean tokens", "reasoning tokens",
-               "no </think>", "cut by length")
+               "no </think>", "cut by length", "undecided")
     for column in columns:
         table.add_column(column, justify="left" if column == "benchmark" else "right")
     for name, m in results["benchmarks"].items():
         passes = " ".join(f"@{k[5:]} {100 * v:.0f}" for k, v in m.items() if k.startswith("pass@"))
         table.add_row(name, str(m["problems"]), f"{100 * m['avg@n']:.1f} ± {100 * m['stderr']:.1f}",
                       passes, f"{m['mean_output_tokens']:,.0f}", f"{m['mean_reasoning_tokens']:,.0f}",
-                      str(m["unclosed_think"]), f"{100 * m['truncated_share']:.0f}%")
+                      str(m["unclosed_think"]), f"{100 * m['truncated_share']:.0f}%",
+                      f"{m.get('undecided_checks', 0)}/{m.get('samples', 0)}")
+    truncated = results.get("truncated", "no_answer")
+    table.caption = ("undecided checks are left out of avg@n; outputs cut before </think> are graded "
+                     + ("whole (as the paper's harness)" if truncated == "whole_output" else "as having no answer"))
     return table

@@ -458,6 +458,10 @@ class EvalConfig(Strict):
         default_factory=dict, description="benchmark -> {problem: FIELD, answer: FIELD} for your own files")
     limit: int | None = Field(None, ge=1, description="first N problems of each benchmark")
     math_timeout: int = Field(5, ge=1)
+    truncated: Literal["whole_output", "no_answer"] = Field(
+        "whole_output", description="an output cut by the token limit before </think>: whole_output "
+        "(the paper's harness, lighteval: with <think> in the prompt the output is graded whole, so a "
+        "boxed answer inside cut reasoning counts) or no_answer (graded as having none)")
 
     def samples(self, benchmark: str) -> int:
         return self.n_per_benchmark.get(benchmark, self.n)

@@ -1,6 +1,6 @@
 """``hinttune compare``: accuracy and tokens of several evaluated models side by side, with the
-token reduction against the first (the paper's headline number), and a plot of accuracy
-against mean output tokens."""
+token reduction and paired tests against a reference (the first, or any named), every pair on
+request, and a plot of accuracy against mean output tokens."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table
 
 from hinttune.core.errors import HinttuneError
 from hinttune.core.files import read_json, read_jsonl
-from hinttune.evaluation.metrics import paired_bootstrap
+from hinttune.evaluation.metrics import decided, paired_test
 
 
 def _results_file(path: str) -> Path:
@@ -103,7 +103,8 @@ SETTINGS = (("n", lambda r, b: r["benchmarks"][b].get("n", r.get("n"))),
             ("prompt", lambda r, b: r.get("prompt_template")),
             ("benchmark source", lambda r, b: r["benchmarks"][b].get("source")),
             ("problems", lambda r, b: r["benchmarks"][b].get("problems")),
-            ("grader", lambda r, b: r.get("grader")))
+            ("grader", lambda r, b: r.get("grader")),
+            ("truncated outputs graded as", lambda r, b: r.get("truncated", "no_answer")))
 
 
 def comparison_warnings(results: list[dict[str, Any]]) -> list[str]:
@@ -135,14 +136,15 @@ def read_samples(result: dict[str, Any], bench: str) -> list[dict[str, Any]] | N
 
 def per_problem_accuracy(samples: list[dict[str, Any]]) -> dict[str, float]:
     groups: dict[str, list[bool]] = {}
-    for sample in samples:
+    for sample in decided(samples):  # undecided checks are left out, as in avg@n
         groups.setdefault(sample["id"], []).append(bool(sample["correct"]))
     return {pid: sum(c) / len(c) for pid, c in groups.items()}
 
 
-def paired_difference(base: dict[str, Any], other: dict[str, Any], bench: str) -> tuple[float, float, float] | None:
-    """other - base accuracy on the problems both evaluated, with a paired bootstrap 95%
-    interval (None without both samples files or with no problem in common)."""
+def paired_difference(base: dict[str, Any], other: dict[str, Any], bench: str) -> dict[str, float] | None:
+    """other - base accuracy on the problems both scored: the difference, its standard error,
+    a paired bootstrap 95% interval and a paired permutation p-value (None without both
+    samples files or with no problem in common)."""
     a, b = read_samples(base, bench), read_samples(other, bench)
     if a is None or b is None:
         return None
@@ -150,20 +152,26 @@ def paired_difference(base: dict[str, Any], other: dict[str, Any], bench: str) -
     common = [pid for pid in acc_a if pid in acc_b]
     if not common:
         return None
-    return paired_bootstrap([acc_a[p] for p in common], [acc_b[p] for p in common])
+    return paired_test([acc_a[p] for p in common], [acc_b[p] for p in common])
 
 
-def comparison_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    base = results[0]
+def shared_benchmarks(results: list[dict[str, Any]]) -> list[str]:
+    return [b for b in results[0]["benchmarks"] if all(b in r["benchmarks"] for r in results)]
+
+
+def comparison_rows(results: list[dict[str, Any]], reference: int = 0) -> list[dict[str, Any]]:
+    """One row per benchmark and model; differences and token reduction against
+    ``results[reference]``."""
+    base = results[reference]
     rows = []
-    names = [b for b in base["benchmarks"] if all(b in r["benchmarks"] for r in results)]
-    for bench in names:
+    for bench in shared_benchmarks(results):
         ref = base["benchmarks"][bench]["mean_output_tokens"]
         for r in results:
             m = r["benchmarks"][bench]
             rows.append({"benchmark": bench, "model": r["label"], "accuracy": m["avg@n"],
                          "stderr": m["stderr"], "tokens": m["mean_output_tokens"],
                          "reasoning_tokens": m["mean_reasoning_tokens"],
+                         "truncated": m.get("truncated_share"),
                          "undecided": m.get("undecided_checks", 0), "samples": m.get("samples", 0),
                          "reduction": (1 - m["mean_output_tokens"] / ref) if ref else 0.0,
                          "difference": None if r is base else paired_difference(base, r, bench)})
@@ -172,23 +180,65 @@ def comparison_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def all_pairs(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every pair of models on every shared benchmark: second - first, paired over problems."""
+    out = []
+    for bench in shared_benchmarks(results):
+        for i, first in enumerate(results):
+            for second in results[i + 1:]:
+                test = paired_difference(first, second, bench)
+                if test is not None:
+                    ref = first["benchmarks"][bench]["mean_output_tokens"]
+                    tokens = second["benchmarks"][bench]["mean_output_tokens"]
+                    out.append({"benchmark": bench, "first": first["label"], "second": second["label"], **test,
+                                "token_reduction": (1 - tokens / ref) if ref else 0.0})
+    return out
+
+
+def _difference(test: dict[str, float]) -> str:
+    return (f"{100 * test['difference']:+.1f} ± {100 * test['stderr']:.1f} "
+            f"[{100 * test['low']:+.1f}, {100 * test['high']:+.1f}]")
+
+
+def _p(value: float) -> str:
+    return f"{value:.3f}" if value >= 0.001 else "<0.001"
+
+
 def comparison_table(rows: list[dict[str, Any]], baseline: str) -> Table:
-    table = Table(title=f"accuracy and tokens (reduction against {baseline})")
-    table.caption = ("avg@n ± standard error across problems; Δ acc: paired bootstrap over the "
-                     "problems both evaluated")
-    for column in ("benchmark", "model", "avg@n", "Δ acc [95% CI]", "undecided", "mean tokens",
+    table = Table(title=f"accuracy and tokens (differences and reduction against {baseline})")
+    table.caption = ("avg@n ± standard error across problems; Δ acc: paired over the problems both "
+                     "scored, ± its standard error [bootstrap 95% CI], p: paired permutation test; "
+                     "undecided checks are left out of every accuracy")
+    for column in ("benchmark", "model", "avg@n", "Δ acc", "p", "undecided", "cut by length", "mean tokens",
                    "reasoning tokens", "token reduction"):
         table.add_column(column, justify="left" if column in ("benchmark", "model") else "right",
-                         no_wrap=column in ("benchmark", "model"))
+                         no_wrap=True)
     for r in rows:
         diff = r["difference"]
-        shown = "baseline" if r["model"] == baseline else "-" if diff is None else (
-            f"{100 * diff[0]:+.1f} [{100 * diff[1]:+.1f}, {100 * diff[2]:+.1f}]")
+        own = r["model"] == baseline
         table.add_row(r["benchmark"], r["model"], f"{100 * r['accuracy']:.1f} ± {100 * r['stderr']:.1f}",
-                      shown, f"{r['undecided']}/{r['samples']}" if r["samples"] else "-",
+                      "reference" if own else "-" if diff is None else _difference(diff),
+                      "" if own or diff is None else _p(diff["p_value"]),
+                      f"{r['undecided']}/{r['samples']}" if r["samples"] else "-",
+                      "-" if r["truncated"] is None else f"{100 * r['truncated']:.0f}%",
                       f"{r['tokens']:,.0f}", f"{r['reasoning_tokens']:,.0f}",
-                      "baseline" if r["model"] == baseline else f"{100 * r['reduction']:+.1f}%")
-    mean_reduction = [r["reduction"] for r in rows if r["model"] != baseline]
-    if mean_reduction:
-        table.caption += f"\nmean token reduction: {100 * sum(mean_reduction) / len(mean_reduction):.1f}%"
+                      "reference" if own else f"{100 * r['reduction']:+.1f}%")
+    by_bench: dict[str, list[float]] = {}
+    for r in rows:
+        if r["model"] != baseline:
+            by_bench.setdefault(r["benchmark"], []).append(r["reduction"])
+    if by_bench:
+        table.caption += "\nmean token reduction: " + ", ".join(
+            f"{b} {100 * sum(v) / len(v):.1f}%" for b, v in by_bench.items())
+    return table
+
+
+def pairs_table(pairs: list[dict[str, Any]]) -> Table:
+    table = Table(title="every pair: second - first, paired over the problems both scored")
+    for column in ("benchmark", "first", "second", "Δ acc", "p", "problems", "token reduction"):
+        table.add_column(column, justify="left" if column in ("benchmark", "first", "second") else "right",
+                         no_wrap=True)
+    for p in pairs:
+        table.add_row(p["benchmark"], p["first"], p["second"], _difference(p), _p(p["p_value"]),
+                      str(p["problems"]), f"{100 * p['token_reduction']:+.1f}%")
     return table

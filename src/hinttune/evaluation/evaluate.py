@@ -23,15 +23,23 @@ from hinttune.core.grading import MATH_RULES, MathVerifier
 from hinttune.core.problems import TAG_FIELDS
 from hinttune.core.store import RunStore
 from hinttune.evaluation.benchmarks import BENCHMARKS, load_benchmark
-from hinttune.evaluation.metrics import accuracy, majority_accuracy, reasoning_tokens
+from hinttune.evaluation.metrics import UNDECIDED, accuracy, decided, majority_accuracy, reasoning_tokens
 
 log = logging.getLogger(__name__)
-UNDECIDED = ("timeout", "error", "bad_gold")
 
 
 def reasoning_closed(text: str) -> bool:
     """Whether an output's reasoning ended: no think block at all counts as open when cut."""
     return "</think>" in text
+
+
+def answer_part(text: str, finish: str | None, truncated: str) -> str:
+    """What is graded. An output cut by the length limit before its reasoning closed has no
+    answer under ``no_answer``; under ``whole_output`` (the paper's harness) it is graded whole,
+    as lighteval does when the prompt, not the output, opens <think>."""
+    if finish == "length" and not reasoning_closed(text):
+        return text if truncated == "whole_output" else ""
+    return graded_part(text)
 
 
 def eval_request(cfg: EvalConfig, problem: str) -> Request:
@@ -44,9 +52,9 @@ def eval_request(cfg: EvalConfig, problem: str) -> Request:
 
 
 def sample_metrics(samples: list[dict[str, Any]]) -> dict[str, float]:
-    """avg@n with both standard errors, pass@k and maj@n from a benchmark's samples."""
+    """avg@n with both standard errors, pass@k and maj@n from a benchmark's decided samples."""
     by_problem: dict[str, list[dict[str, Any]]] = {}
-    for sample in samples:
+    for sample in decided(samples):
         by_problem.setdefault(sample["id"], []).append(sample)
     groups = list(by_problem.values())
     return {**accuracy([[s["correct"] for s in g] for g in groups]),
@@ -88,11 +96,12 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: Backen
                             # what the engine generated, as vLLM counts it (the stop token
                             # included, the response prefix not): at most max_tokens
                             "generated_tokens": rec.completion_tokens if rec is not None else None})
-            # cut by the length limit before its reasoning closed: it has no answer (as in
-            # construction), not a number picked out of the reasoning
-            cut = finish == "length" and not reasoning_closed(text)
-            checks.append((p.gold_answer, "" if cut else graded_part(text), True))
+            checks.append((p.gold_answer, answer_part(text, finish, cfg.truncated), True))
     verdicts = verifier.check_many(checks)
+    # a check that timed out or crashed is asked once more (a busy machine, a stuck worker)
+    again = [i for i, v in enumerate(verdicts) if v[0] in ("timeout", "error")]
+    for i, verdict in zip(again, verifier.check_many([checks[i] for i in again])):
+        verdicts[i] = verdict
     for sample, (status, _, extracted) in zip(samples, verdicts):
         sample["correct"] = status == "correct"
         sample["extracted_answer"] = extracted
@@ -108,8 +117,11 @@ def evaluate_benchmark(cfg: EvalConfig, name: str, store: RunStore, pool: Backen
         "mean_reasoning_tokens": mean(s["reasoning_tokens"] for s in ok) if ok else 0.0,
         "unclosed_think": sum(not s["think_closed"] for s in ok),
         "truncated_share": sum(s["finish_reason"] == "length" for s in ok) / len(ok) if ok else 0.0,
-        # a check that could not decide (timeout, crash, unparseable gold) is not a wrong answer
+        # a check that could not decide (timeout, crash, unparseable gold) is not a wrong
+        # answer: left out of the accuracy, counted here
         "undecided_checks": sum(s["check"] in UNDECIDED for s in samples),
+        "problems_scored": len({s["id"] for s in decided(samples)}),
+        "truncated": cfg.truncated,
         "no_answer": sum(s["check"] == "no_answer" for s in ok),
         "token_unit": count.unit,
         "source": cfg.data_files.get(name) or cfg.hub.get(name) or (BENCHMARKS[name].hub if name in BENCHMARKS else ""),
@@ -132,7 +144,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
                                "versions": versions(),  # results drift across engine releases
                                "revision": getattr(cfg.model, "revision", None),
                                "hinttune_version": __version__, "prompt_template": cfg.prompt_template,
-                               "grader": f"math-verify (rules {MATH_RULES})",
+                               "grader": f"math-verify (rules {MATH_RULES})", "truncated": cfg.truncated,
                                "sampling": cfg.sampling.model_dump(), "benchmarks": {}}
     count = TokenCounter(cfg.model)
     verifier = MathVerifier(cfg.math_timeout)

@@ -1,6 +1,7 @@
 """Evaluation metrics: pass@1 averaged over n samples (avg@n) with its standard error, the
-unbiased pass@k estimator, majority vote (maj@n), a paired bootstrap of the accuracy
-difference between two models, and reasoning length (tokens inside ``<think>``).
+unbiased pass@k estimator, majority vote (maj@n), paired tests of the accuracy difference
+between two models (bootstrap interval, sign-flip permutation p-value, standard error), which
+samples count (``decided``), and reasoning length (tokens inside ``<think>``).
 
 Standard error convention: ``stderr`` is the population standard deviation of the
 per-problem accuracies over sqrt(problems); ``stderr_sample`` uses the sample standard
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from statistics import mean, pstdev, stdev
-from typing import Callable
+from typing import Any, Callable
 
 from hinttune.core.reasoning import split_think
 
@@ -86,6 +87,34 @@ def paired_bootstrap(base: list[float], other: list[float], resamples: int = 200
     low = means[int(math.floor(tail * (resamples - 1)))]
     high = means[int(math.ceil((1 - tail) * (resamples - 1)))]
     return mean(diffs), low, high
+
+
+UNDECIDED = ("timeout", "error", "bad_gold")
+
+
+def decided(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The samples an accuracy counts: a check that could not decide (it timed out or crashed
+    after its retry, or the gold cannot be read) is neither right nor wrong, so it is left out
+    of avg@n, pass@k, maj@n and every paired test alike, and reported by count."""
+    return [s for s in samples if s.get("check") not in UNDECIDED]
+
+
+def paired_test(base: list[float], other: list[float], resamples: int = 5000,
+                seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """other - base over the same problems: the mean difference, its standard error, a paired
+    bootstrap interval, and the two-sided p-value of a paired sign-flip permutation test (under
+    no difference each problem's difference is as likely negated; the observed one counts
+    among the resamples, so p is never 0)."""
+    diff, low, high = paired_bootstrap(base, other, resamples=min(resamples, 2000), seed=seed, level=level)
+    diffs = [o - b for b, o in zip(base, other)]
+    size = len(diffs)
+    se = stdev(diffs) / math.sqrt(size) if size > 1 else 0.0
+    rng = random.Random(seed + 1)
+    observed = abs(sum(diffs))
+    extreme = sum(abs(sum(d if rng.random() < 0.5 else -d for d in diffs)) >= observed - 1e-12
+                  for _ in range(resamples))
+    return {"difference": diff, "stderr": se, "low": low, "high": high,
+            "p_value": (extreme + 1) / (resamples + 1), "problems": size}
 
 
 def reasoning_tokens(text: str, count: Callable[[str], int]) -> tuple[int, bool]:
