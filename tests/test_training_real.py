@@ -199,15 +199,15 @@ def test_one_step_at_lr_1e5_changes_the_weights(checkpoint, dataset, tmp_path, d
 
 
 def test_quick_mode_saves_no_checkpoint_and_the_card_says_what_ran(checkpoint, dataset, tmp_path):
-    from hinttune.training.sft import train
-
     out = tmp_path / "quick"
-    result = train(config(checkpoint, dataset, out, quick=True, max_steps=3, warmup_ratio=0.05,
-                          lr_scheduler_type="cosine", save_strategy="epoch"))
-    assert result["steps"] == 3 and not list(out.glob("checkpoint-*"))
+    result = CliRunner().invoke(app, ["train", "-d", str(dataset), "-m", str(checkpoint), "-o", str(out), "--cpu",
+                                      "--quick", "--set", "max_steps=3", "--set", "global_batch_size=1",
+                                      "--set", "max_length=512", "--set", "learning_rate=3e-4"])
+    assert result.exit_code == 0, result.output
+    assert "trained 3 steps" in result.output and not list(out.glob("checkpoint-*"))
     assert (out / "model.safetensors").exists()
     card = (out / "README.md").read_text()
-    assert "as run: 3 optimizer steps" in card and "global batch 1: 1 per device x 1 process(es)" in card
+    assert "as run: 3 optimizer steps" in card and "bf16" not in card.split("## Full")[0] and "global batch 1: 1 per device x 1 process(es)" in card
     assert "0 warmup step(s)" in card and "checkpoints: none (quick test)" in card
     assert "weighted per sequence" in card and "<|im_start|>user\nalpha: 1+1<|im_end|>" in card
     assert "5 epochs" not in card and "Please reason step by step" not in card

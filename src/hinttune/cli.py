@@ -433,10 +433,12 @@ def train(data: Optional[str] = DataOpt, model: Optional[str] = ModelOpt,
           augment: bool = typer.Option(False, "--augment", help="Add instruction phrasings on the fly."),
           resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the last checkpoint."),
           cpu: bool = typer.Option(False, "--cpu", help="Train on the CPU (fp32, for tests and tiny models)."),
+          quick: bool = typer.Option(False, "--quick", help="A quick test: no checkpoints or optimizer state "
+                                     "saved (only the final model), nothing resumed."),
           report_to: Optional[str] = typer.Option(None, "--report-to", help="Where to log training: auto "
                                                   "(TensorBoard when installed, the default), tensorboard, wandb, "
                                                   "none, or several comma-separated.")) -> None:
-    """Fine-tune the think model on a Hint Tuning dataset (TRL SFTTrainer, loss on the assistant turn).
+    """Fine-tune the think model on a Hint Tuning dataset (TRL SFTTrainer, loss on the target only).
 
     Example: [cyan]hinttune train -d runs/paper -m Qwen/Qwen3-4B-Thinking-2507 -o runs/ht-4b[/]
     Several GPUs: [cyan]accelerate launch --config_file $(hinttune accelerate-config fsdp) -m hinttune train ...[/]
@@ -445,7 +447,8 @@ def train(data: Optional[str] = DataOpt, model: Optional[str] = ModelOpt,
 
     extra = {"lora.enabled": "true" if lora else None, "augment": "true" if augment else None,
              "resume": str(resume).lower(), "use_cpu": "true" if cpu else None,
-             "bf16": "false" if cpu else None, "gradient_checkpointing": "false" if cpu else None}
+             "bf16": "false" if cpu else None, "gradient_checkpointing": "false" if cpu else None,
+             "quick": "true" if quick else None}
     if report_to:
         extra["report_to"] = "[" + ",".join(r.strip() for r in report_to.split(",")) + "]"
     cfg = _train_config(recipe, set, data=data, model=model, output_dir=output_dir, **extra)
