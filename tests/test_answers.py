@@ -33,7 +33,7 @@ GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks" /
     ("The answer is 42 apples.", "42", True),
     ("so the length is $3\\sqrt{13}$", "$3\\sqrt{13}$", True),
     ("12 + 30 = 32\n\nI hope this helps!", "32", True),               # an equation's result
-    ("The total is 5 and 7.", "7", False),                             # several numbers
+    ("The total is 5 and 7.", "5", False),                             # several numbers: unsure
 ])
 def test_the_final_statement_is_the_answer(reply, first, sure):
     stated = stated_answer(reply)
@@ -50,9 +50,10 @@ def test_a_reply_with_no_value_states_nothing():
 @pytest.mark.skipif(not GSM8K.exists(), reason="needs the shared GSM8K file (../shared/data)")
 def test_gsm8k_solutions_without_their_final_line_are_read_right():
     """GSM8K's reference solutions are worked replies in words; with the "#### N" line and the
-    calculator notes removed, the answer is what their last sentences state. Measured: 98.9%
-    of first candidates right, and 4 of 1,319 read as sure and wrong (three labels in cents
-    against solutions in dollars, one label its own solution contradicts)."""
+    calculator notes removed, the answer is what their last sentences state. Measured: 99.4%
+    of first candidates right, and 6 of 1,319 read as sure and wrong (three labels in cents
+    against solutions in dollars, a percentage before its rounding, a clock time, one label its
+    own solution contradicts)."""
     from math_verify import parse, verify
 
     right = sure_wrong = total = 0
@@ -65,4 +66,43 @@ def test_gsm8k_solutions_without_their_final_line_are_read_right():
         right += good
         sure_wrong += stated.sure and not good
         total += 1
-    assert right / total >= 0.98 and sure_wrong <= 5, (right, sure_wrong, total)
+    assert right / total >= 0.99 and sure_wrong <= 6, (right, sure_wrong, total)
+
+
+MATH500 = GSM8K.with_name("math500.jsonl")
+
+
+def _unboxed(solution: str) -> tuple[str, str] | None:
+    """The solution with its last \\boxed{X} replaced by X, and X."""
+    i = solution.rfind("\\boxed")
+    if i < 0:
+        return None
+    j = solution.index("{", i)
+    depth = 0
+    for k in range(j, len(solution)):
+        depth += {"{": 1, "}": -1}.get(solution[k], 0)
+        if depth == 0:
+            break
+    return solution[:i] + solution[j + 1:k] + solution[k + 1:], solution[j + 1:k]
+
+
+@pytest.mark.skipif(not MATH500.exists(), reason="needs the shared MATH-500 file (../shared/data)")
+def test_math500_solutions_without_their_box_are_read_at_their_copula():
+    """MATH-500's reference solutions with the box removed ("the value of $x$ ... is $3400$"):
+    measured 94.3% of first readings right (the rest mostly end in a diagram, a note or a
+    restated condition). The target is 98%; this guards what is reached."""
+    import json
+
+    from math_verify import parse, verify
+
+    right = total = 0
+    for line in MATH500.read_text().splitlines():
+        row = json.loads(line)
+        found = _unboxed(row["solution"])
+        if found is None or "\\boxed" in found[0]:
+            continue
+        stated = stated_answer(found[0])
+        gold = parse(f"\\boxed{{{row['answer']}}}")
+        right += bool(stated.candidates) and bool(verify(gold, parse(stated.candidates[0])))
+        total += 1
+    assert right / total >= 0.94, (right, total)

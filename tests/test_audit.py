@@ -34,6 +34,8 @@ def test_the_audit_reports_agreement_and_lists_the_disagreements(tmp_path):
     assert audit["agree"] == audit["both_decided"] - 1 and audit["math_said_correct_judge_wrong"] == 1
     assert audit["disagreements"][0]["key"] == odd["key"]
     assert "agree on" in describe(audit) and "1 passed only by the math rules" in describe(audit)
+    # every reply here ends in one clear statement: none would go to the judge under hybrid
+    assert audit["math_unsure"] == 0 and "0 of" in describe(audit).split("unsure")[0].rsplit(";", 1)[-1]
     # the dataset is the math grader's, as configured: the audit changes no state
     assert {a.state for a in result.assignments} == {"No-Hint", "Sparse-Hint", "Full-Hint", "unsolved"}
     with RunStore(tmp_path / "run") as store:

@@ -60,12 +60,41 @@ def verifier():
     ("24", "4 * 6 = 24 boxes.\n\nTherefore, there are 24 eggs in 4 boxes.", "correct"),
     ("32", "32 is the answer to 12 + 30", "correct"),
     ("6", "so she has 6 left out of 10", "correct"),
+    # what the gold is decides how the reply is read: a letter, a relation, words, a list
+    ("C", "The answer is (C) 12.", "correct"),
+    ("\\text{(C)}", "The answer is (C) 12.", "correct"),
+    ("12", "The answer is (C) 12.", "correct"),
+    ("B", "the correct choice is (B).", "correct"),
+    ("B", "\\boxed{C}", "wrong"),
+    ("[5,\\infty)", "Therefore $x \\geq 5$ is the solution.", "correct"),
+    ("(2,-1)", "The lines intersect at the point (2, -1).", "correct"),
+    ("(2,-1)", "The lines intersect at the point (2, 1).", "wrong"),
+    ("\\text{east}", "which leaves her facing $\\text{east}$.", "correct"),
+    ("\\text{east}", "which leaves her facing $\\text{west}$.", "wrong"),
+    ("-9", "This simplifies to $1+2+3-15 = 6-15=\\text{even}$.", "wrong"),
+    ("2.5\\times 10^3", "The speed is 2.5 × 10^3 m/s.", "correct"),
+    ("-2", "所以最终答案是 \\(-2\\)。验证：2+2 = 4", "correct"),
+    ("15", "他有15个苹果。", "correct"),
+    ("21,16,11", "The terms are 21,16,11.", "correct"),
+    ("21,16,11", "The terms are 21,16,12.", "wrong"),
+    ("34", "The largest $n$ is 34.", "correct"),
     ("\\left(", "\\boxed{3}", "bad_gold"),
     ("yellow", "\\boxed{3}", "bad_gold"),  # text answers go to the judge
 ])
 def test_math_cases(verifier, gold, answer, status):
     (got, detail, _), = verifier.check_many([(gold, answer, is_short_gold(gold, 100))])
     assert got == status, detail
+
+
+@pytest.mark.parametrize("gold, answer, status", [
+    ("5", "Therefore $x \\geq 5$ is the solution.", "correct"),  # a bound against a value
+    ("\\text{no real solution}", "So there is no real solution.", "correct"),  # the words, no value
+    ("\\text{no real solution}", "The answer is $\\text{No real solutions}$.", "wrong"),
+])
+def test_readings_that_leave_a_doubt_are_unsure(verifier, gold, answer, status):
+    """`hybrid` asks the judge about these; `math` keeps the verdict."""
+    (got, detail, _), = verifier.check_many([(gold, answer, True)])
+    assert got == status and detail.startswith("unsure"), detail
 
 
 def test_long_gold_without_a_final_answer_is_undecided(verifier):

@@ -54,3 +54,11 @@ def test_the_plot_is_drawn_again_only_when_its_data_changed(tmp_path, monkeypatc
         if assignments is two and len(calls) == 2:
             (tmp_path / "summary.png").unlink()  # a lost plot is drawn again
     assert len(calls) == 3  # one, two, and two again after its plot was lost
+
+
+def test_the_caption_says_what_share_hybrid_sent_to_the_judge():
+    one = [assignment("a", "No-Hint", 0)]
+    hybrid = summarize(one, meta_for(one), Counter({"math": 6, "judge": 2}), {})
+    assert "verdicts by math: 6, judge: 2 (25% sent to the judge)" in summary_table(hybrid).caption
+    judge_only = summarize(one, meta_for(one), Counter({"judge": 8}), {})
+    assert "sent to the judge" not in summary_table(judge_only).caption

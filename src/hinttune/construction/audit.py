@@ -18,7 +18,7 @@ from typing import Any
 from hinttune.core.backends import BackendPool
 from hinttune.core.config import RunConfig
 from hinttune.core.files import write_jsonl
-from hinttune.core.grading import GradeItem, Grader, Verdict, is_short_gold
+from hinttune.core.grading import UNSURE, GradeItem, Grader, Verdict, is_short_gold
 from hinttune.core.store import RunStore
 
 FILE = "grading_audit.jsonl"
@@ -62,6 +62,8 @@ def run_audit(cfg: RunConfig, store: RunStore, pool: BackendPool, lender: Grader
             "math_said_correct_judge_wrong": sum(r["math"] == "correct" for r in disagreements),
             "judge_said_correct_math_wrong": sum(r["judge"] == "correct" for r in disagreements),
             "math_undecided": sum(r["math"] == "undecided" for r in rows),
+            # readings the math rules doubt ("unsure"): what ``hybrid`` sends to the judge
+            "math_unsure": sum(r["math_detail"].split(": ", 1)[-1].startswith(UNSURE) for r in rows),
             "judge_undecided": sum(r["judge"] == "undecided" for r in rows),
             "file": FILE,
             "disagreements": [{"id": r["id"], "key": r["key"], "gold": r["gold"], "reply": r["reply"][-300:],
@@ -80,4 +82,6 @@ def describe(audit: dict[str, Any]) -> str:
         return f"grading audit: {audit['items']} items, none decided by both graders"
     return (f"grading audit: math rules and judge agree on {audit['agree']} of {audit['both_decided']} "
             f"({100 * audit['agreement']:.0f}%); {audit['math_said_correct_judge_wrong']} passed only by "
-            f"the math rules, {audit['judge_said_correct_math_wrong']} only by the judge; see {audit['file']}")
+            f"the math rules, {audit['judge_said_correct_math_wrong']} only by the judge; "
+            f"{audit.get('math_unsure', 0)} of {audit['items']} math readings unsure (hybrid asks the judge "
+            f"about these); see {audit['file']}")

@@ -71,6 +71,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
                           f"{mean_tokens:,.0f}" if mean_tokens is not None else "-")
     ks = ", ".join(f"K*={k}: {n}" for k, n in summary["k_star"].items()) or "none"
     graders = ", ".join(f"{g}: {n}" for g, n in summary["graders"].items()) or "none"
+    judged, total_verdicts = summary["graders"].get("judge", 0), sum(summary["graders"].values())
+    if judged and judged < total_verdicts:  # hybrid: what the math rules left to the judge
+        graders += f" ({100 * judged / total_verdicts:.0f}% sent to the judge)"
     p = summary["probing"]
     table.caption = (f"Sparse-Hint {ks} · verdicts by {graders} · probing ({p.get('strategy', 'linear')}): "
                      f"{p.get('problems', 0)} problems, {p.get('generations', 0)} generations, "

@@ -30,7 +30,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from hinttune.core.answers import stated_answer
+from hinttune.core.answers import choice_letter, is_choice, is_text, last_boxed, normalized_text, stated_answer
 from hinttune.core.backends import BackendPool
 from hinttune.core.backends.base import Request
 from hinttune.core.config import JUDGE_SAMPLING, PLACEMENT, GradingConfig, ModelBase, RunConfig
@@ -84,7 +84,7 @@ def is_short_gold(gold: str, limit: int) -> bool:
 
 # Part of every math verdict's cache key: bump it when the extraction rules change, so stored
 # verdicts made by older rules are graded again instead of reused.
-MATH_RULES = 3
+MATH_RULES = 4
 # A verdict's detail starts with this when the answer was read from a reply with no clear final
 # statement (answers.py): ``hybrid`` asks the judge about it instead.
 UNSURE = "unsure"
@@ -92,7 +92,9 @@ UNSURE = "unsure"
 
 def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | None]:
     """Runs in a worker process. Returns (status, detail, extracted answer); status is one of
-    correct, wrong, no_answer, bad_gold."""
+    correct, wrong, no_answer, bad_gold. How the reply is read depends on the gold: a choice
+    letter against a letter, a relation against an interval or a relation, words against
+    words; everything else is Math-Verify's comparison of the stated (or boxed) answer."""
     from math_verify import parse, verify
 
     # we enforce timeouts ourselves (see MathVerifier); silence its warning that we do
@@ -110,24 +112,65 @@ def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | No
         return "bad_gold", "gold is a worked solution with no final answer", None
     if not gold_parsed:
         return "bad_gold", "gold answer could not be parsed", None
+    boxed = last_boxed(answer)
+    stated = None if boxed is not None else stated_answer(answer)
+    final = boxed if boxed is not None else stated.sentence  # where a letter or words are read
+    if short and is_choice(gold):
+        letter, said = choice_letter(gold), choice_letter(final)
+        if said:  # "(C)", "(C) 12", "choice C": the letter decides
+            return ("correct" if said == letter else "wrong"), f"choice {letter} vs {said}", said
     answer_parsed, doubt = None, ""
-    if "\\boxed" not in answer and "\\fbox" not in answer:  # a boxed answer is Math-Verify's own case
-        stated = stated_answer(answer)
+    if stated is not None:  # a boxed answer is Math-Verify's own case
         doubt = stated.why if not stated.sure else ""
+        whole = stated.relation or stated.equation  # "x \geq 5" against [5, \infty); a plane's equation
+        if whole and _is_set_or_relation(gold_parsed[0]):
+            answer_parsed = parse(whole, parsing_timeout=None)
         for candidate in stated.candidates:
-            answer_parsed = parse(candidate, parsing_timeout=None)
+            answer_parsed = answer_parsed or parse(candidate, parsing_timeout=None)
             if answer_parsed:
                 break
+        if stated.relation and not _is_set_or_relation(gold_parsed[0]):
+            doubt = doubt or "an inequality stated against a value"
         if not answer_parsed:
             doubt = doubt or "no stated answer Math-Verify can read"
     if not answer_parsed:
         answer_parsed = parse(answer, parsing_timeout=None)
+    if stated is not None and len(stated.candidates) > 1 and _is_list(gold_parsed[0]):
+        # "The terms are 21, 16, 11." against {21, 16, 11}: the values the sentence lists
+        listed = parse("$" + ", ".join(c.strip("$") for c in stated.candidates[:len(gold_parsed[0].args)]) + "$",
+                       parsing_timeout=None)
+        if listed and verify(gold_parsed, listed, timeout_seconds=None):
+            answer_parsed, doubt = listed, ""
+    text_gold = short and is_text(gold)
+    if text_gold:
+        said = boxed if boxed is not None else (stated.candidates[0] if stated.candidates else "")
+        if said and normalized_text(said) == normalized_text(gold):
+            return "correct", f"text {normalized_text(gold)!r}", said
+        if not said and normalized_text(gold) and f" {normalized_text(gold)} " in f" {normalized_text(final)} ":
+            return "correct", f"{UNSURE} (the text gold is in the final sentence): {normalized_text(gold)!r}", said
     if not answer_parsed:
+        if text_gold:  # "So there is no real solution." against \text{no solution}: the judge reads it
+            return "wrong", f"{UNSURE} (words against a text gold): gold {gold:.40}", None
         return "no_answer", "no answer found in the output", None
-    ok = verify(gold_parsed, answer_parsed, timeout_seconds=None)
+    ok = verify(gold_parsed, answer_parsed, timeout_seconds=None,
+                allow_set_relation_comp=bool(stated and (stated.relation or stated.equation)))
     extracted = str(answer_parsed[-1])
+    if text_gold and not ok:
+        doubt = doubt or "a text answer in other words than the gold"
     detail = f"gold {gold_parsed[-1]!s:.40} vs {extracted:.40}"
     return ("correct" if ok else "wrong"), (f"{UNSURE} ({doubt}): {detail}" if doubt else detail), extracted
+
+
+def _is_list(value: Any) -> bool:
+    import sympy
+
+    return isinstance(value, (sympy.FiniteSet, sympy.Tuple)) and len(value.args) > 1
+
+
+def _is_set_or_relation(value: Any) -> bool:
+    import sympy
+
+    return isinstance(value, (sympy.Set, sympy.core.relational.Relational, sympy.logic.boolalg.BooleanFunction))
 
 
 def _worker_main(conn: Any, check: Any) -> None:
