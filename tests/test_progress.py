@@ -25,3 +25,22 @@ def test_plain_lines_when_not_a_terminal(monkeypatch):
 
 def test_rate_counts_from_the_stage_start():
     assert progress._rate(300, 2.0) == "150 tok/s" and progress._rate(5, 0.0) == "- tok/s"
+
+
+def test_tables_are_printed_whole_into_a_log_file(tmp_path):
+    """A scheduler's log: the eval table's headers and the footers are not cut at 80 columns."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    bench = tmp_path / "mini.jsonl"
+    bench.write_text(json.dumps({"question": "one plus one", "answer": "2"}) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    done = subprocess.run([sys.executable, "-c", "from hinttune.cli import app; app()", "eval", "-m", "scripted", "-b", "fake",
+                           "--benchmarks", "mini", "--data-file", f"mini={bench}", "--n", "1",
+                           "-o", str(tmp_path / "eval"), "--set", "model.default_reply=\\boxed{2}"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    log = done.stdout + done.stderr
+    assert "benchmark" in log and "problems" in log and "…" not in log, log

@@ -79,5 +79,10 @@ class OffsetTokenizer:
         return {"offset_mapping": [(i, min(i + 2, len(text))) for i in range(0, len(text), 2)]}
 
 
-def test_token_windows_use_the_tokenizers_offsets():
-    assert split_windows("abcdefghij", 2, OffsetTokenizer()) == ["abcd", "efgh", "ij"]
+def test_token_windows_use_the_tokenizers_offsets_and_end_between_words():
+    assert split_windows("ab cd ef gh ij", 2, OffsetTokenizer()) == ["ab cd ", "ef ", "gh ", "ij"]
+    # a window never ends inside a number or a word: it runs on to the next word
+    text = "60 miles per hour is 100 feet per second"
+    pieces = split_windows(text, 11, OffsetTokenizer())  # token 11 starts inside "100"
+    assert "".join(pieces) == text and pieces == ["60 miles per hour is 100 ", "feet per second"]
+    assert split_windows("abcdefghij", 2, OffsetTokenizer()) == ["abcdefghij"]  # one word: one window

@@ -3,7 +3,7 @@
 ``keywords`` (the paper): a new episode starts just before each reflection keyword, matched
 case-insensitively, as whole words/phrases by default (so "await" does not split) or as raw
 substrings like the official scripts. ``paragraphs``: at blank lines. ``windows``: fixed
-windows of N tokens, for traces with few keywords (small models). Empty pieces are dropped and
+windows of about N tokens cut at the next word boundary, for traces with few keywords (small models). Empty pieces are dropped and
 only the first ``max_episodes`` are kept. Episodes are verbatim slices of the reasoning, so
 the prefix P_k = e_1 + ... + e_k is always a prefix of the trace.
 """
@@ -44,12 +44,18 @@ def split_paragraphs(text: str) -> list[str]:
 
 def split_windows(text: str, window: int, tokenizer: Any = None) -> list[str]:
     """Windows of ``window`` tokens (with a tokenizer's offsets) or words (without one)."""
-    if tokenizer is not None:
-        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        starts = [offsets[i][0] for i in range(window, len(offsets), window)]
-    else:
-        words = [m.start() for m in re.finditer(r"\S+", text)]
-        starts = words[window::window]
+    words = [m.start() for m in re.finditer(r"\S+", text)]
+    if tokenizer is None:
+        return _cut(text, words[window::window])
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    # a window ends at the first word that starts at or after its last token, so no hint ends
+    # inside a number or a word ("60 miles per hour is 1" | "00 feet per second")
+    starts, w = [], 0
+    for i in range(window, len(offsets), window):
+        while w < len(words) and words[w] < offsets[i][0]:
+            w += 1
+        if w < len(words):
+            starts.append(words[w])
     return _cut(text, starts)
 
 

@@ -16,7 +16,19 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 from rich.text import Text
 
-console = Console(stderr=True)
+
+def _console() -> Console:
+    """Off a terminal (a scheduler's log file, a pipe, CI) rich would lay tables out for 80
+    columns and cut their headers ("benchm…"); there they are printed whole (COLUMNS, when
+    set, still decides)."""
+    terminal = Console(stderr=True)
+    if terminal.is_terminal or os.environ.get("COLUMNS"):
+        return terminal
+    return Console(stderr=True, width=OFF_TERMINAL_WIDTH)
+
+
+OFF_TERMINAL_WIDTH = 250
+console = _console()
 
 
 def _rate(tokens: int, seconds: float) -> str:
