@@ -62,3 +62,31 @@ def test_the_plan_table_ends_with_the_total(tmp_path):
     total = next(line for line in console.export_text().splitlines() if line.strip("│ ").startswith("total"))
     hours = sum(s["hours"] for s in plan["stages"].values())
     assert f"{hours:.2f}" in total
+
+
+def test_throughput_is_one_engines_and_data_parallel_engines_share_the_work(tmp_path):
+    from test_pipeline import config_dict
+
+    one = estimate(validate_config(config_dict(tmp_path)), throughput=100.0)["stages"]
+    raw = config_dict(tmp_path)
+    for role in ("think", "instruct"):
+        raw[role]["data_parallel_size"] = 4
+    four = estimate(validate_config(raw), throughput=100.0)["stages"]
+    for stage in ("attempts", "probe"):
+        assert four[stage]["hours"] == pytest.approx(one[stage]["hours"] / 4)
+        assert four[stage]["tokens"] == pytest.approx(one[stage]["tokens"])
+
+
+def test_plan_makes_no_run_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from hinttune.cli import app
+    from test_pipeline import config_dict
+
+    cfg = validate_config(config_dict(tmp_path))
+    assert write_plan(cfg, estimate(cfg, 100.0)) is None and not (tmp_path / "run").exists()
+    problems = tmp_path / "problems.json"
+    problems.write_text(json.dumps([{"problem": "1+1?", "answer": "2"}]))
+    result = CliRunner().invoke(app, ["plan", "-c", "paper", "-p", str(problems), "-o", str(tmp_path / "new")])
+    assert result.exit_code == 0, result.output
+    assert "not written" in result.output and not (tmp_path / "new").exists()

@@ -302,7 +302,7 @@ def push_command(run_dir: Path = typer.Argument(..., help="A run directory with 
 
 @app.command("merge")
 @friendly
-def merge_command(run_dirs: List[Path] = typer.Argument(..., help="The shards' run directories."),
+def merge_command(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR", help="The shards' run directories."),
                   output: Path = typer.Option(..., "--output", "-o", help="The merged run directory."),
                   verbose: bool = VerboseOpt) -> None:
     """Join shards (`run --shard I/N`) into one run: union their stores, check they share
@@ -351,7 +351,7 @@ def import_official_command(
 
 @app.command()
 @friendly
-def status(run_dirs: List[Path] = typer.Argument(..., help="A run directory, or several (shards).")) -> None:
+def status(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR", help="A run directory, or several (shards).")) -> None:
     """Per-stage progress of a run (works while it is running); of a sharded or merged run,
     or of several run directories, each one's progress side by side.
 
@@ -539,8 +539,9 @@ def convert_gguf(model: str = typer.Option(..., "--model", "-m", help="Folder (o
 @friendly
 def plan(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
          run_dir: Optional[Path] = RunDirOpt, problems: Optional[str] = ProblemsOpt,
-         throughput: float = typer.Option(2000.0, "--throughput", help="Generated tokens per second of your engine(s)."),
-         prefill: Optional[float] = typer.Option(None, "--prefill-throughput", help="Prompt tokens per second (default: 10x --throughput)."),
+         throughput: float = typer.Option(5000.0, "--throughput", help="Generated tokens per second of ONE engine; "
+                                          "each stage is divided over its model's data_parallel_size engines."),
+         prefill: Optional[float] = typer.Option(None, "--prefill-throughput", help="Prompt tokens per second of one engine (default: 10x --throughput)."),
          strategy: Optional[str] = typer.Option(None, "--strategy", help="linear, sweep or gallop (sets probe.strategy).")) -> None:
     """Estimate generations, tokens, rounds and hours per stage before running.
 
@@ -553,7 +554,11 @@ def plan(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
                   run_dir, problems)
     result = estimate(cfg, throughput, prefill)
     console.print(plan_table(result))
-    console.print(f"written: {write_plan(cfg, result)}", highlight=False)
+    written = write_plan(cfg, result)
+    console.print(f"written: {written}" if written else
+                  f"plan.json not written: the run folder {cfg.run_dir} does not exist yet (plan again once "
+                  "the run has started, and its summary shows the estimate beside the actual figures)",
+                  highlight=False)
 
 
 @app.command("eval")

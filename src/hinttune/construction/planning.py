@@ -69,7 +69,9 @@ JUDGE_REPLY_TOKENS = 256  # the judge writes up to 512 tokens: a short reasoning
 
 def estimate(cfg: RunConfig, throughput: float, prefill_throughput: float | None = None) -> dict[str, Any]:
     """Generations, generated tokens, prompt (prefill) tokens, rounds and hours per stage:
-    hours = generated / throughput + prompt tokens / prefill_throughput (default 10x)."""
+    hours = (generated / throughput + prompt tokens / prefill_throughput) / engines, where the
+    throughputs are one engine's (prefill default 10x) and engines is the data_parallel_size
+    of the model the stage runs on."""
     from hinttune.core.errors import HinttuneError
     from hinttune.core.grading import is_short_gold
 
@@ -122,8 +124,18 @@ def estimate(cfg: RunConfig, throughput: float, prefill_throughput: float | None
         stages["judge"] = {"generations": calls, "tokens": calls * JUDGE_REPLY_TOKENS,
                            "prompt_tokens": calls * (problem_tokens + gold_tokens + graded_tokens + 200),
                            "rounds": 2 + stages["probe"]["rounds"]}
+    # --throughput is one engine's: each stage runs on all engines of the model it uses
+    # (data_parallel_size); the attempts' two models each take their share of the work
+    think_dp, instruct_dp = cfg.think.data_parallel_size, cfg.instruct.data_parallel_size
+    judge_dp = cfg.grading.judge.data_parallel_size if cfg.grading.judge is not None else instruct_dp
+    think_share = think_tokens / max(think_tokens + instruct_tokens, 1)
+    stages["attempts"]["engines"] = 1 / (think_share / think_dp + (1 - think_share) / instruct_dp)
+    stages["probe"]["engines"] = instruct_dp
+    if "judge" in stages:
+        stages["judge"]["engines"] = judge_dp
     for stage in stages.values():
-        stage["hours"] = (stage["tokens"] / throughput + stage["prompt_tokens"] / prefill_throughput) / 3600
+        stage["hours"] = (stage["tokens"] / throughput + stage["prompt_tokens"] / prefill_throughput) \
+            / stage["engines"] / 3600
     return {"problems": problems, "strategy": cfg.probe.strategy, "throughput": throughput,
             "prefill_throughput": prefill_throughput, "grader": grader,
             "episodes": source, "mean_episodes": mean(ns) if ns else 0,
@@ -132,9 +144,12 @@ def estimate(cfg: RunConfig, throughput: float, prefill_throughput: float | None
             "stages": stages}
 
 
-def write_plan(cfg: RunConfig, plan: dict[str, Any]) -> Path:
+def write_plan(cfg: RunConfig, plan: dict[str, Any]) -> Path | None:
+    """plan.json in the run folder (the run's summary shows it beside the actual figures);
+    a plan makes no run folder of its own: None when there is none yet."""
     path = Path(cfg.run_dir) / "plan.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        return None
     write_json(path, plan)
     return path
 

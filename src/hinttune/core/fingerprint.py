@@ -44,4 +44,4 @@ def record_digest(record: dict[str, str]) -> str:
     reads against it record by record (the Alpaca and messages files of one export agree)."""
     from hinttune.core.store import stable_hash
 
-    return stable_hash(record["instruction"], record.get("input", ""), record["output"])[:32]
+    return stable_hash(record["instruction"], record.get("input", ""), record["output"])  # all 64 hex digits
