@@ -74,16 +74,13 @@ MATH500 = GSM8K.with_name("math500.jsonl")
 
 def _unboxed(solution: str) -> tuple[str, str] | None:
     """The solution with its last \\boxed{X} replaced by X, and X."""
-    i = solution.rfind("\\boxed")
-    if i < 0:
+    from hinttune.core.answers import last_boxed
+
+    inside = last_boxed(solution)
+    if inside is None:
         return None
-    j = solution.index("{", i)
-    depth = 0
-    for k in range(j, len(solution)):
-        depth += {"{": 1, "}": -1}.get(solution[k], 0)
-        if depth == 0:
-            break
-    return solution[:i] + solution[j + 1:k] + solution[k + 1:], solution[j + 1:k]
+    i = solution.rfind("\\boxed")
+    return solution[:i] + inside + solution[i + len("\\boxed{") + len(inside) + 1:], inside
 
 
 @pytest.mark.skipif(not MATH500.exists(), reason="needs the shared MATH-500 file (../shared/data)")

@@ -192,3 +192,18 @@ def test_a_rerun_says_nothing_was_left_to_generate(tmp_path):
     again = runner.invoke(app, ["run", "--config", str(config)])
     assert again.exit_code == 0, again.output
     assert "nothing left to generate: all 4 generations were already in" in " ".join(again.output.split())
+
+
+def test_status_lists_stages_in_the_order_they_run():
+    from rich.console import Console
+
+    from hinttune.construction.report import status_table
+    from hinttune.core.store import PlanStatus
+
+    planned = [PlanStatus("probe", "instruct", 4, 4, 0, 0, 40, 0), PlanStatus("attempts", "instruct", 2, 2, 0, 0, 9, 0),
+               PlanStatus("attempts", "think", 2, 2, 0, 0, 30, 0)]  # a resumed run planned the probe first
+    console = Console(record=True, width=150)
+    console.print(status_table(planned))
+    lines = [line for line in console.export_text().splitlines() if "│" in line]
+    assert [line.split("│")[1].strip() + "/" + line.split("│")[2].strip() for line in lines] == [
+        "attempts/think", "attempts/instruct", "probe/instruct"]

@@ -44,3 +44,22 @@ def test_tables_are_printed_whole_into_a_log_file(tmp_path):
     assert done.returncode == 0, done.stderr
     log = done.stdout + done.stderr
     assert "benchmark" in log and "problems" in log and "…" not in log, log
+
+
+def test_the_runs_footer_is_one_line_in_a_log_file(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from test_pipeline import config_dict
+
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(config_dict(tmp_path)))
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    done = subprocess.run([sys.executable, "-c", "from hinttune.cli import app; app()", "run", "-c", str(config)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (footer,) = [line for line in (done.stdout + done.stderr).splitlines() if "verdicts by" in line]
+    assert footer.startswith("Sparse-Hint K*=2: 1") and footer.rstrip().endswith("rounds"), footer

@@ -86,6 +86,9 @@ def test_a_headless_browser_shows_the_overview_and_a_problem(run, tmp_path):
     html = dom.stdout
     assert "4 shown" in html and "beta: 2+2" in html  # the table
     assert "K* = 2: the hint ends here" in html and "so it is 4." in html  # the problem opened
+    chart = html[html.index('id="states"'):html.index('id="kstar"')]  # states from easy to hard
+    shown = [s for s in ("No-Hint", "Sparse-Hint", "Full-Hint", "unsolved") if s in chart]
+    assert len(shown) >= 3 and sorted(shown, key=chart.index) == shown, chart
     for name, target in (("overview", ""), ("problem", "#p=1")):
         shot = tmp_path / f"{name}.png"
         done = subprocess.run(flags + [f"--screenshot={shot}", f"{index.as_uri()}{target}"],

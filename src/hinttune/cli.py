@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from hinttune.core.errors import HinttuneError
-from hinttune.core.progress import console
+from hinttune.core.progress import console, show
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Hint Tuning: difficulty-adaptive reasoning datasets, built resumably.")
@@ -174,7 +174,7 @@ def report_result(result: Any) -> None:
     from hinttune.construction.result import failure_causes
 
     for renderable in stage_report(result):
-        console.print(renderable, soft_wrap=isinstance(renderable, str), highlight=False)
+        show(renderable)
     causes = failure_causes(result)
     if causes:
         report_incomplete(causes)
@@ -346,7 +346,7 @@ def import_official_command(
     words = [k.strip() for k in keywords.split(",") if k.strip()] if keywords else None
     result = import_official(folder, run_dir, model, words, seed, export_cfg, tokenizer)
     for renderable in stage_report(result):
-        console.print(renderable, soft_wrap=isinstance(renderable, str), highlight=False)
+        show(renderable)
 
 
 @app.command()
@@ -366,7 +366,7 @@ def status(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR", help="A
             raise HinttuneError(f"{run_dir}: not a run directory (no store.sqlite)")
     several = [d for run_dir in run_dirs for d in [run_dir, *shard_dirs(run_dir)] if (d / "store.sqlite").exists()]
     if len(several) > 1:
-        console.print(shards_table(several))
+        show(shards_table(several))
         return
     run_dir = several[0]
     with RunStore(run_dir, readonly=True) as store:
@@ -375,7 +375,7 @@ def status(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR", help="A
     if counts:
         table.caption = ((table.caption + " · ") if table.caption else "") + ", ".join(
             f"{n} {what}" for what, n in counts.items())
-    console.print(table)
+    show(table)
 
 
 @app.command()
@@ -440,7 +440,7 @@ def train(data: Optional[str] = DataOpt, model: Optional[str] = ModelOpt,
                                                   "none, or several comma-separated.")) -> None:
     """Fine-tune the think model on a Hint Tuning dataset (TRL SFTTrainer, loss on the target only).
 
-    Example: [cyan]hinttune train -d runs/paper -m Qwen/Qwen3-4B-Thinking-2507 -o runs/ht-4b[/]
+    Example: [cyan]hinttune train -d runs/problems -m Qwen/Qwen3-4B-Thinking-2507 -o runs/ht-4b[/]
     Several GPUs: [cyan]accelerate launch --config_file $(hinttune accelerate-config fsdp) -m hinttune train ...[/]
     """
     from hinttune.training.sft import train as run_training
@@ -496,7 +496,7 @@ def llamafactory_command(data: Optional[str] = DataOpt, model: Optional[str] = M
                          lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters instead of all weights.")) -> None:
     """Export the training recipe for LLaMA-Factory: a YAML, the data and its dataset_info.json.
 
-    Example: [cyan]hinttune llamafactory -d runs/paper -m Qwen/Qwen3-4B-Thinking-2507 -o lf/[/]
+    Example: [cyan]hinttune llamafactory -d runs/problems -m Qwen/Qwen3-4B-Thinking-2507 -o lf/[/]
     """
     from hinttune.training.llamafactory import llamafactory_recipe
 
@@ -553,7 +553,7 @@ def plan(config: str = ConfigOpt, set: Optional[List[str]] = SetOpt,
     cfg = resolve(config, [*(set or []), *([f"probe.strategy={strategy}"] if strategy else [])],
                   run_dir, problems)
     result = estimate(cfg, throughput, prefill)
-    console.print(plan_table(result))
+    show(plan_table(result))
     written = write_plan(cfg, result)
     console.print(f"written: {written}" if written else
                   f"plan.json not written: the run folder {cfg.run_dir} does not exist yet (plan again once "
@@ -611,8 +611,59 @@ def eval_command(model: Optional[str] = typer.Option(None, "--model", "-m", help
     cfg = validate_config(data, config or "eval options", EvalConfig)
     setup_logging(Path(cfg.output_dir), verbose)
     results = run_eval(cfg)
-    console.print(eval_table(results))
+    show(eval_table(results))
     console.print(f"written: {cfg.output_dir}/results.json and samples_*.jsonl", highlight=False)
+
+
+@app.command()
+@friendly
+def experiment(config: str = typer.Option(..., "--config", "-c", help="An experiment YAML, or a preset (demo)."),
+               set: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override an experiment setting: "
+                                                       "KEY=VALUE (repeatable), e.g. training.seeds=[1,2,3]."),
+               jobs: bool = typer.Option(False, "--jobs", help="List the jobs, one id per line, and stop."),
+               stage: Optional[str] = typer.Option(None, "--stage", help="With --jobs or --job-index: only the "
+                                                   "train or the eval jobs."),
+               job: Optional[str] = typer.Option(None, "--job", help="Run this one job (an id --jobs lists)."),
+               job_index: Optional[int] = typer.Option(None, "--job-index", help="Run the I-th job (from 0) of "
+                                                       "--jobs [--stage]: a Slurm array task's id."),
+               report_only: bool = typer.Option(False, "--report", help="Only write the table from the jobs done."),
+               verbose: bool = VerboseOpt) -> None:
+    """Train every dataset (x seeds, at equal compute), evaluate the base and every trained model,
+    and write the paper's table: experiment.json, experiment.md, experiment.png.
+
+    Example: [cyan]hinttune experiment -c demo[/]  ·  for a Slurm array: [cyan]hinttune experiment -c exp.yaml
+    --jobs --stage train[/], then [cyan]--job-index $SLURM_ARRAY_TASK_ID --stage train[/] per task (see examples/slurm)
+    """
+    from hinttune.core.rundir import setup_logging
+    from hinttune.experiment.runner import jobs_of, load_experiment, report, run_jobs
+    from hinttune.experiment.table import rich_table
+
+    if stage not in (None, "train", "eval"):
+        raise HinttuneError(f"--stage {stage!r}: use train or eval")
+    cfg = load_experiment(config, list(set or []))
+    setup_logging(Path(cfg.output_dir), verbose)
+    every = jobs_of(cfg)
+    listed = [j for j in every if stage is None or j.kind == stage]
+    if jobs:
+        for j in listed:
+            typer.echo(j.id)
+        return
+    if job_index is not None:
+        if not 0 <= job_index < len(listed):
+            raise HinttuneError(f"--job-index {job_index}: there are {len(listed)} jobs (0 to {len(listed) - 1})")
+        job = listed[job_index].id
+    if job is not None:
+        run_jobs(cfg, every, only=job)
+        return
+    if not report_only:
+        run_jobs(cfg, every)
+    table, written = report(cfg, every)
+    show(rich_table(table))
+    console.print("written: " + ", ".join(str(p) for p in written), highlight=False)
+    if table["missing_jobs"]:
+        console.print(f"[yellow]{len(table['missing_jobs'])} jobs not run yet[/]: "
+                      + ", ".join(table["missing_jobs"]), highlight=False)
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -663,9 +714,9 @@ def compare(results: List[str] = typer.Argument(..., help="results.json files or
         console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     ref = _reference(loaded, results, reference)
     rows = comparison_rows(loaded, ref)
-    _print_wide(comparison_table(rows, loaded[ref]["label"]))
+    show(comparison_table(rows, loaded[ref]["label"]))
     if all_pairs:
-        _print_wide(pairs_table(every_pair(loaded)))
+        show(pairs_table(every_pair(loaded)))
     if comparison_plot(rows, loaded, plot):
         console.print(f"plot: {plot}", highlight=False)
 
@@ -695,16 +746,7 @@ def _compare_datasets(paths: List[str], labels: List[str], plot: Path) -> None:
         console.print(f"[bold yellow]warning:[/] the datasets count length in different units "
                       f"({', '.join(sorted(units))}): their token columns do not compare", highlight=False)
     rows = dataset_rows(loaded)
-    _print_wide(datasets_table(rows, loaded[0]["unit"]))
+    show(datasets_table(rows, loaded[0]["unit"]))
     if datasets_plot(rows, loaded, plot):
         console.print(f"plot: {plot}", highlight=False)
-
-
-def _print_wide(table: Any) -> None:
-    """A wide table: off a terminal (a log, CI) it is not squeezed into 80 columns."""
-    width = console.width
-    if not console.is_terminal:
-        console.width = max(width, 150)
-    console.print(table)
-    console.width = width
 

@@ -82,7 +82,7 @@ def status_table(rows: list[PlanStatus]) -> Table:
     table = Table(title="run status")
     for column in ("stage", "model", "done", "planned", "failed", "cut by length", "tokens"):
         table.add_column(column, justify="left" if column in ("stage", "model") else "right")
-    for r in rows:
+    for r in sorted(rows, key=_pipeline_order):  # the order the stages run in, not the order planned
         pct = f" ({100 * r.ok / r.planned:.0f}%)" if r.planned else ""
         role = f"{r.role} ({r.imported:,} imported)" if r.imported else r.role
         table.add_row(r.stage, role, f"{r.ok}{pct}", str(r.planned), str(r.failed),
@@ -90,6 +90,16 @@ def status_table(rows: list[PlanStatus]) -> Table:
     if not rows:
         table.caption = "nothing planned yet"
     return table
+
+
+STAGE_ORDER = ("attempts", "grade", "probe", "judge", "audit")
+ROLE_ORDER = ("think", "instruct", "judge")
+
+
+def _pipeline_order(row: PlanStatus) -> tuple[int, int]:
+    stage = next((i for i, s in enumerate(STAGE_ORDER) if row.stage.startswith(s)), len(STAGE_ORDER))
+    role = next((i for i, r in enumerate(ROLE_ORDER) if row.role.startswith(r)), len(ROLE_ORDER))
+    return stage, role
 
 
 def plan_table(plan: dict[str, Any]) -> Table:

@@ -467,6 +467,59 @@ class EvalConfig(Strict):
         return self.n_per_benchmark.get(benchmark, self.n)
 
 
+class ExperimentTraining(Strict):
+    """One recipe for every dataset of an experiment, at equal compute."""
+
+    model: str = Field(..., description="the model every dataset fine-tunes (hub id or folder)")
+    gguf_file: str | None = Field(None, description="a GGUF file in `model`: converted once to a "
+                                  "checkpoint in the experiment folder, which trains and is evaluated")
+    recipe: str = Field("s1", description="a training recipe (preset name or YAML file)")
+    set: dict[str, Any] = Field(default_factory=dict, description="recipe settings to override "
+                                "(dotted keys: num_train_epochs, global_batch_size, lora.enabled, ...)")
+    match: Literal["epochs", "steps", "tokens"] = Field(
+        "steps", description="what is held equal across datasets: epochs (the recipe's; more records, "
+        "more compute), steps (every dataset gets the reference's optimizer steps) or tokens (every "
+        "dataset sees about as many target characters as the reference)")
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1,
+                             description="every dataset is trained once per seed")
+
+
+class ExperimentEvaluation(Strict):
+    preset: str = Field("paper", description="evaluation settings to start from (paper, official)")
+    backend: str = Field("vllm", description="the backend every model is evaluated on")
+    model: dict[str, Any] = Field(default_factory=dict, description="further model settings for "
+                                  "evaluation (device, batch_size, engine settings, ...)")
+    set: dict[str, Any] = Field(default_factory=dict, description="evaluation settings to override "
+                                "(benchmarks, n, data_files, sampling, limit, ...)")
+
+
+class ExperimentConfig(Strict):
+    """``hinttune experiment``: datasets x seeds trained with one recipe at equal compute, the
+    base and every trained model evaluated, and the paper's table with paired tests."""
+
+    name: str = "experiment"
+    output_dir: Path = Path("runs/experiment")
+    run: str | None = Field(None, description="a construction run folder: its datasets are named "
+                            "hint-tuning and by baseline (full, two-state, ...)")
+    build: str | None = Field(None, description="a run config built first when `run` has no export yet")
+    build_set: list[str] = Field(default_factory=list, description="overrides for `build` (KEY=VALUE)")
+    datasets: list[str] = Field(..., min_length=1, description="names in `run`, or NAME=PATH (a dataset "
+                                "file or folder, or hf://REPO)")
+    reference: str = Field("hint-tuning", description="the dataset every other is compared with")
+    evaluate_base: bool = Field(True, description="evaluate the untrained model too")
+    training: ExperimentTraining
+    evaluation: ExperimentEvaluation = Field(default_factory=ExperimentEvaluation)
+
+    @model_validator(mode="after")
+    def _reference_is_a_dataset(self) -> "ExperimentConfig":
+        names = [d.partition("=")[0].strip() for d in self.datasets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"datasets: each name once ({', '.join(names)})")
+        if self.reference not in names:
+            raise ValueError(f"reference {self.reference!r} is not one of the datasets ({', '.join(names)})")
+        return self
+
+
 def preset_names(folder: str = "presets") -> list[str]:
     root = resources.files("hinttune") / folder
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))

@@ -156,15 +156,18 @@ def _read_dataset(source: str, split: str, from_disk: bool) -> list[Any]:
     return list(ds)
 
 
+BUILT_IN = {"demo": "demo_problems.jsonl", "demo-benchmark": "demo_benchmark.jsonl"}
+
+
 def read_records(source: str, split: str = "train") -> tuple[list[Any], str, list[str]]:
     """Raw records, a display name, and where each record is in its file in the file's own
     numbering (JSONL lines, CSV rows, JSON and dataset record indices from 0)."""
     def indexed(records: list[Any], where: str) -> tuple[list[Any], str, list[str]]:
         return records, where, [f"record {i}" for i in range(len(records))]
 
-    if source == "demo":
-        text = (resources.files("hinttune") / "data" / "demo_problems.jsonl").read_text("utf-8")
-        return indexed([json.loads(line) for _, line in jsonl_lines(text)], "demo problems")
+    if source in BUILT_IN:  # shipped with hinttune: the demo's problems and its small benchmark
+        text = (resources.files("hinttune") / "data" / BUILT_IN[source]).read_text("utf-8")
+        return indexed([json.loads(line) for _, line in jsonl_lines(text)], f"{source} problems")
     path = Path(source).expanduser()
     suffix = path.suffix.lower()
     if path.is_dir():

@@ -31,6 +31,24 @@ OFF_TERMINAL_WIDTH = 250
 console = _console()
 
 
+def show(renderable: object) -> None:
+    """Print a table, or a line of text, for a person: a table's caption follows it as text of
+    its own, wrapped at words to the screen (in a log: one line), never squeezed under the
+    table's width and broken mid-phrase."""
+    from rich.table import Table
+
+    if isinstance(renderable, str):
+        console.print(renderable, soft_wrap=not console.is_terminal, highlight=False)
+        return
+    caption = renderable.caption if isinstance(renderable, Table) else None
+    if caption:
+        renderable.caption = None
+    console.print(renderable)
+    if caption:
+        console.print(caption, style="dim", soft_wrap=not console.is_terminal, highlight=False)
+        renderable.caption = caption
+
+
 def _rate(tokens: int, seconds: float) -> str:
     return f"{tokens / seconds:,.0f} tok/s" if seconds > 0 else "- tok/s"
 
