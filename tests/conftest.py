@@ -177,3 +177,18 @@ def llama_server(llama_process: LlamaServer):
     yield llama_process.url
     if llama_process.died():
         pytest.fail(llama_process.died(), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, smollm_dir) -> Path:
+    """The README's first command, built once for the session (with the two baselines the demo
+    experiment compares): the demo test checks it, the experiment test trains on it."""
+    from typer.testing import CliRunner
+
+    from hinttune.cli import app
+
+    run = tmp_path_factory.mktemp("demo") / "demo"
+    result = CliRunner().invoke(app, ["run", "-c", "demo", "-o", str(run),
+                                      "--set", "assemble.baselines=[full,two-state]"])
+    assert result.exit_code == 0, result.output
+    return run

@@ -86,7 +86,7 @@ def _unboxed(solution: str) -> tuple[str, str] | None:
 @pytest.mark.skipif(not MATH500.exists(), reason="needs the shared MATH-500 file (../shared/data)")
 def test_math500_solutions_without_their_box_are_read_at_their_copula():
     """MATH-500's reference solutions with the box removed ("the value of $x$ ... is $3400$"):
-    measured 94.3% of first readings right (the rest mostly end in a diagram, a note or a
+    measured 95.5% of first readings right (the rest mostly end in a diagram, a note or a
     restated condition). The target is 98%; this guards what is reached."""
     import json
 
@@ -102,4 +102,4 @@ def test_math500_solutions_without_their_box_are_read_at_their_copula():
         gold = parse(f"\\boxed{{{row['answer']}}}")
         right += bool(stated.candidates) and bool(verify(gold, parse(stated.candidates[0])))
         total += 1
-    assert right / total >= 0.94, (right, total)
+    assert right / total >= 0.95, (right, total)

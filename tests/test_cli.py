@@ -1,5 +1,6 @@
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,10 @@ def test_export_lists_what_it_wrote_and_drops_stale_formats(tmp_path):
     result = runner.invoke(app, ["export", "-c", str(config), "--set", "grading.grader=math",
                                  "--set", "export.formats=[alpaca,messages]"])
     assert "written:" in result.output and "hint_tuning.messages.jsonl" in result.output
+    (line,) = [x for x in result.output.splitlines() if " records (" in x]
+    kept = int(line.split()[0])  # the records line counts records; the problems left out apart
+    assert sum(int(n) for n in re.findall(r": (\d+)", line.split(";")[0])) == kept
+    assert "unsolved" not in line.split(";")[0]
     export = tmp_path / "run" / "export"
     assert (export / "hint_tuning.messages.jsonl").exists()
     runner.invoke(app, ["export", "-c", str(config), "--set", "grading.grader=math",

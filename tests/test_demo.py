@@ -18,17 +18,15 @@ def states(run_dir):
     return [json.loads(line)["state"] for line in (run_dir / "export" / "hint_tuning.meta.jsonl").open()]
 
 
-def test_demo_builds_all_three_states(tmp_path, smollm_dir):
-    result = runner.invoke(app, ["run", "-c", "demo", "-o", str(tmp_path / "demo")])
-    assert result.exit_code == 0, result.output
-    assert set(states(tmp_path / "demo")) == {"No-Hint", "Sparse-Hint", "Full-Hint"}
-    records = json.loads((tmp_path / "demo" / "export" / "hint_tuning.json").read_text())
+def test_demo_builds_all_three_states(demo_run):
+    assert set(states(demo_run)) == {"No-Hint", "Sparse-Hint", "Full-Hint"}
+    records = json.loads((demo_run / "export" / "hint_tuning.json").read_text())
     assert all(r["output"].startswith("<think>\n") and "\n</think>\n\n" in r["output"] for r in records)
-    assert (tmp_path / "demo" / "summary.png").stat().st_size > 10_000
+    assert (demo_run / "summary.png").stat().st_size > 10_000
     # run again: everything is cached, the same dataset comes out
-    again = runner.invoke(app, ["run", "-c", "demo", "-o", str(tmp_path / "demo")])
-    assert again.exit_code == 0
-    assert json.loads((tmp_path / "demo" / "export" / "hint_tuning.json").read_text()) == records
+    again = runner.invoke(app, ["run", "-c", "demo", "-o", str(demo_run), "--set", "assemble.baselines=[full,two-state]"])
+    assert again.exit_code == 0 and "nothing left to generate" in again.output
+    assert json.loads((demo_run / "export" / "hint_tuning.json").read_text()) == records
 
 
 def test_instruct_model_behind_a_llamacpp_server(tmp_path, llama_server, smollm_hf):

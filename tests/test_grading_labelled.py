@@ -3,9 +3,9 @@ reference solutions with their own final answer in the words (must grade correct
 another problem's answer swapped in (must not). Runs the worker's check in process.
 
 Measured (what the figures below guard):
-- MATH-500, 469 solutions: 449 (95.7%) of their own graded correct, 32 of the 469 unsure;
+- MATH-500, 469 solutions: 454 (96.8%) of their own graded correct, 21 of the 469 unsure;
   swapped: none graded correct and sure, 4 correct but unsure (``hybrid`` sends them to the
-  judge), 37 unsure in all. The 98% target is not reached: the rest end in a diagram, a note
+  judge), 27 unsure in all. The 98% target is not reached: the rest end in a diagram, a note
   that restates other values, or an answer written only in words ("so that number is the
   correct answer").
 - GSM8K, 1,296 solutions: 1,292 (99.7%) correct, 7 unsure; swapped: none graded correct.
@@ -26,7 +26,7 @@ def grade(rows):
     return own, swapped
 
 
-@pytest.mark.parametrize("name, own_share, unsure_correct", [("math500", 0.95, 4), ("gsm8k", 0.995, 0)])
+@pytest.mark.parametrize("name, own_share, unsure_correct", [("math500", 0.965, 4), ("gsm8k", 0.995, 0)])
 def test_reference_solutions_grade_correct_and_swapped_answers_do_not(shared_data, name, own_share, unsure_correct):
     rows = getattr(labelled, name)(shared_data / "benchmarks" / f"{name}.jsonl")
     assert len(rows) > 400

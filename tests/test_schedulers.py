@@ -117,6 +117,26 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP OverSubsc
     pytest.skip(f"the one-node Slurm cluster did not start: {logs or 'no log'}")
 
 
+def _wait_for_an_empty_queue(env: dict, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        queue = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True).stdout
+        if not queue.strip():
+            return
+        time.sleep(2)
+
+
+def _stop_slurm(slurm: dict) -> None:
+    subprocess.run(["scancel", "--user", "root"], env=slurm["env"], capture_output=True)
+    for daemon in reversed(slurm["daemons"]):
+        daemon.terminate()
+    for daemon in slurm["daemons"]:
+        try:
+            daemon.wait(10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+
+
 @pytest.mark.slow
 def test_a_slurm_array_and_a_dependent_merge_build_the_single_runs_dataset(tmp_path):
     slurm = _start_slurm(tmp_path)
@@ -127,12 +147,7 @@ def test_a_slurm_array_and_a_dependent_merge_build_the_single_runs_dataset(tmp_p
                                    env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert submitted.returncode == 0, submitted.stdout + submitted.stderr
         merge_job = submitted.stdout.split("merge: job ")[1].split()[0]
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline:
-            queue = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True).stdout
-            if not queue.strip():
-                break
-            time.sleep(2)
+        _wait_for_an_empty_queue(env, 400)
         outputs = {p.name: p.read_text() for p in Path(tmp_path).glob("hinttune-*.out")}
         merged = tmp_path / "big" / "export" / "hint_tuning.json"
         assert merged.exists(), json.dumps(outputs, indent=1)[-3000:]
@@ -140,11 +155,40 @@ def test_a_slurm_array_and_a_dependent_merge_build_the_single_runs_dataset(tmp_p
         assert f"hinttune-merge-{merge_job}.out" in outputs
         assert len([n for n in outputs if n.startswith("hinttune-shard-")]) == 3
     finally:
-        subprocess.run(["scancel", "--user", "root"], env=slurm["env"], capture_output=True)
-        for daemon in reversed(slurm["daemons"]):
-            daemon.terminate()
-        for daemon in slurm["daemons"]:
-            try:
-                daemon.wait(10)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+        _stop_slurm(slurm)
+
+
+@pytest.mark.slow
+def test_an_experiment_as_slurm_arrays_trains_evaluates_and_tabulates(tmp_path, smollm_hf):
+    """examples/slurm/experiment.sh: the trainings as one array (the small model, two steps
+    each), the evaluations as a dependent array, then the table - as one process would."""
+    from test_pipeline import config_dict
+
+    slurm = _start_slurm(tmp_path)
+    build(validate_config(config_dict(tmp_path, assemble={"baselines": ["full"]})))
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"problem": "what is 2+2", "answer": "4"}) + "\n")
+    experiment = {"name": "slurm", "output_dir": str(tmp_path / "exp"), "run": str(tmp_path / "run"),
+                  "datasets": ["hint-tuning", "full"],
+                  "training": {"model": str(smollm_hf), "set": {
+                      "global_batch_size": 2, "num_train_epochs": 1, "max_length": 128, "quick": True,
+                      "report_to": ["none"], "learning_rate": 1e-5}},
+                  "evaluation": {"backend": "fake", "model": {"answers": {"2+2": "The answer is 4."}},
+                                 "set": {"benchmarks": ["mini"], "data_files": {"mini": str(bench)}, "n": 1}}}
+    config = tmp_path / "exp.yaml"
+    config.write_text(yaml.safe_dump(experiment))
+    env = {**slurm["env"], "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    try:
+        submitted = subprocess.run([str(EXAMPLES / "slurm" / "experiment.sh"), str(config)],
+                                   env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+        assert "array 0-1" in submitted.stdout
+        _wait_for_an_empty_queue(env, 900)
+        outputs = {p.name: p.read_text()[-1500:] for p in Path(tmp_path).glob("hinttune-exp*.out")}
+        table = tmp_path / "exp" / "experiment.json"
+        assert table.exists(), json.dumps(outputs, indent=1)[-4000:]
+        rows = json.loads(table.read_text())["rows"]
+        assert {r["model"] for r in rows} == {"base", "hint-tuning", "full"}
+        assert len([n for n in outputs if n.startswith("hinttune-exp-") and "table" not in n]) == 2 + 3
+    finally:
+        _stop_slurm(slurm)

@@ -635,7 +635,8 @@ def experiment(config: str = typer.Option(..., "--config", "-c", help="An experi
     --jobs --stage train[/], then [cyan]--job-index $SLURM_ARRAY_TASK_ID --stage train[/] per task (see examples/slurm)
     """
     from hinttune.core.rundir import setup_logging
-    from hinttune.experiment.runner import jobs_of, load_experiment, report, run_jobs
+    from hinttune.core.config import load_experiment
+    from hinttune.experiment.runner import jobs_of, report, run_jobs
     from hinttune.experiment.table import rich_table
 
     if stage not in (None, "train", "eval"):

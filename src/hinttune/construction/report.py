@@ -59,9 +59,14 @@ def stage_report(result: Any) -> list[Any]:
     if result.assignments:
         states = Counter(a.state for a in result.assignments)
         line = ", ".join(f"{state}: {n}" for state, n in states.items())
-        if result.files:
-            return [f"{sum(a.exported for a in result.assignments)} records ({line})",
-                    f"written:\n{files}"]
+        if result.files:  # the records by state; the problems left out apart from them
+            kept = Counter(a.state for a in result.assignments if a.exported)
+            left = Counter(a.state for a in result.assignments if not a.exported)
+            records = ", ".join(f"{state}: {n}" for state, n in kept.items())
+            out = f"{sum(kept.values())} records ({records})"
+            if left:
+                out += "; not exported: " + ", ".join(f"{state} {n}" for state, n in left.items())
+            return [out, f"written:\n{files}"]
         return [f"assembled {len(result.assignments)} problems: {line} "
                 "(computed from the run store; `hinttune export` writes the dataset)"]
     if result.probes:

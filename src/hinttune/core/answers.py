@@ -85,6 +85,7 @@ def _closing(text: str, close: str, start: int) -> int | None:
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[。！？；])\s*")
 _CHECK = re.compile(r"^\W*(?:double[- ]?check\w*|check\w*|verif\w*|sanity\s+check|as\s+a\s+check|indeed"
+                    r"|we\s+(?:can|could|may|might|should)\s+(?:double[- ]?)?(?:check|verify|confirm)"
                     r"|let(?:'s|\s+me|\s+us)\s+(?:double[- ]?)?(?:check|verify|confirm)|to\s+(?:check|verify|confirm)"
                     r"|(?:this|which|that)\s+(?:matches|checks\s+out|is\s+consistent|confirms)"
                     r"|note\b|remark\b|验证|检验|验算|检查|注)", re.I)
@@ -104,7 +105,7 @@ _COPULA = re.compile(r"(?:(?<!to )\b(?:is|are|was|were|equals?|be|becomes?|gives
                      r"|(?<![<>!=\\])=(?!=)|:|是|为|等于|得|共|所以|因此|故)\s*", re.I)
 _CLAUSE = re.compile(r"(?:,|;)\s*(?:and\s+(?:thus|so|hence|then|therefore)?|so|or|then|thus|hence|therefore|which\s+"
                      r"(?:is|gives|means))\b\s*|\s+and\s+(?:thus|so|hence|then|therefore)\b\s*"
-                     r"|\s+and\s+(?=\$[^$]*=)", re.I)  # "Thus, $k-1=1,$ and $k=2.$": an equation of its own
+                     r"|\s+(?:and|or)\s+(?=\$)", re.I)  # "Thus, $k-1=1,$ and $k=2.$" (a comma inside the span)
 _COMPARATIVE = re.compile(r"(?:not\s+)?(?:greater|less|more|fewer|larger|smaller|bigger|at\s+(?:least|most)|divisible"
                           r"|positive|negative|the\s+(?:first|smallest|largest|only))\b", re.I)
 _CONCLUSION = re.compile(r"\b(?:therefore|thus|hence|so|consequently|in\s+total|altogether|in\s+all|overall"
@@ -272,7 +273,9 @@ def _read(sentence: str, lead: bool) -> tuple[list[_Value], bool, str]:
     said = re.split(r",?\s+(?:because|since)\b", sentence.strip(), maxsplit=1)[0]
     sentence = said if _values(said) else sentence.strip()  # "one hour because 60 / 60 = 1"
     # "Because $x$ cannot be $0$, $x=5$.", "If $N^2 = 121$, then $N = 11$.": the main clause
-    main = re.match(r"^(?:because|since|as|if|when|given|for)\b[^,]*,\s*(?:then\s+)?(.+)$", _blank_spans(sentence), re.I | re.S)
+    main = re.match(r"^(?:(?:thus|so|hence|therefore),?\s+)?(?:because|since|as|if|when|given|for)\b"
+                    r"(?:[^,]*,\s*(?:then\s+)?|.*?\s+then\s+)(.+)$",  # "if $f(-3) = 2,$ then ...": a comma in the span
+                    _blank_spans(sentence), re.I | re.S)
     if main and _values(sentence[main.start(1):]):
         sentence = sentence[main.start(1):]
     approx = re.search(r"\s*(?:≈|~=)", _blank_spans(sentence))  # "1/6 ≈ 0.167": the exact form

@@ -715,11 +715,20 @@ def load_config(config: str, overrides: list[str] | None = None) -> RunConfig:
 _ALL_BACKEND_KEYS = {k for cls in MODEL_CLASSES.values() for k in cls.model_fields}
 
 
-def load_train_config(recipe: str, overrides: list[str] | None = None) -> TrainConfig:
-    data, where = read_yaml(recipe, "recipes")
+def load_settings(config: str, folder: str, cls: type[BaseModel], overrides: list[str] | None = None) -> Any:
+    """A YAML file, or a preset of ``folder``, with KEY=VALUE overrides, validated as ``cls``."""
+    data, where = read_yaml(config, folder)
     for override in overrides or []:
         apply_override(data, override)
-    return validate_config(data, where + (" with overrides" if overrides else ""), TrainConfig)
+    return validate_config(data, where + (" with overrides" if overrides else ""), cls)
+
+
+def load_train_config(recipe: str, overrides: list[str] | None = None) -> TrainConfig:
+    return load_settings(recipe, "recipes", TrainConfig, overrides)
+
+
+def load_experiment(config: str, overrides: list[str] | None = None) -> ExperimentConfig:
+    return load_settings(config, "experiments", ExperimentConfig, overrides)
 
 
 def dump_config(cfg: BaseModel) -> str:

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hinttune.core.config import ExperimentConfig, apply_override, load_config, read_yaml, validate_config
+from hinttune.core.config import ExperimentConfig, load_config
 from hinttune.core.errors import HinttuneError
 from hinttune.core.progress import console
 from hinttune.experiment.datasets import HINT_TUNING, resolve
@@ -15,13 +15,6 @@ from hinttune.experiment.jobs import Job, plan, run_job
 from hinttune.experiment.table import build_table, write_outputs
 
 log = logging.getLogger(__name__)
-
-
-def load_experiment(config: str, overrides: list[str] | None = None) -> ExperimentConfig:
-    data, where = read_yaml(config, "experiments")
-    for override in overrides or []:
-        apply_override(data, override)
-    return validate_config(data, where + (" with overrides" if overrides else ""), ExperimentConfig)
 
 
 def ensure_run(cfg: ExperimentConfig) -> None:
