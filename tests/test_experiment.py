@@ -137,6 +137,10 @@ def test_evaluations_wait_for_their_training_then_the_table(run, tmp_path):
     assert rows["full"]["overlap"] == 0 and rows["base"]["overlap"] is None
     markdown = (tmp_path / "exp" / "experiment.md").read_text()
     assert "| mini | full | 66.7 [" in markdown and "equal steps" in markdown
+    shown = runner.invoke(app, ["view", str(tmp_path / "exp")])  # the page of the table
+    assert shown.exit_code == 0, shown.output
+    page = (tmp_path / "exp" / "view" / "index.html").read_text()
+    assert '<a href="../evals/full-s42">full</a>' in page and "66.7 [" in page and "&lt;" not in page
 
 
 def test_inputs_that_change_run_the_job_again_from_scratch(run, tmp_path):

@@ -256,7 +256,7 @@ for _name in STAGE_HELP:
 
 @app.command("view")
 @friendly
-def view_command(run_dir: Path = typer.Argument(..., help="A run directory."),
+def view_command(run_dir: Path = typer.Argument(..., help="A run directory, or an experiment's folder."),
                  output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the page "
                                                        "(default: RUN_DIR/view)."),
                  serve: bool = typer.Option(False, "--serve", help="Also serve it on localhost."),
@@ -264,12 +264,19 @@ def view_command(run_dir: Path = typer.Argument(..., help="A run directory."),
     """A page to look at a run: state mix, K* histogram, every problem with filters, and per
     problem its trace by episode with the K* cut, every probe continuation and the target.
 
+    Of an experiment's folder: its table (each model linking to its evaluation) and plot.
+
     Example: [cyan]hinttune view runs/demo[/], then open runs/demo/view/index.html
     """
     from hinttune.construction.viewer import serve as serve_folder
     from hinttune.construction.viewer import write_view
 
-    index = write_view(run_dir, output)
+    if (run_dir / "experiment.json").exists() and not (run_dir / "store.sqlite").exists():
+        from hinttune.experiment.page import write_page
+
+        index = write_page(run_dir, output)
+    else:
+        index = write_view(run_dir, output)
     console.print(f"wrote {index} (open it in a browser)", highlight=False)
     if serve:
         serve_folder(index.parent, port)
