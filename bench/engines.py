@@ -122,7 +122,7 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
         "instruct": {"backend": "vllm", "model": "sim-model", "tokenizer": str(args.tokenizer),
                      "max_in_flight": slots, "data_parallel_size": engines, "engine_timeout": None},
         "grading": {"grader": grader}, "segment": {"keywords": ["wait"]},
-        "probe": {"max_tokens": 16384, "fill_batch": engines * slots}})))
+        "probe": {"max_tokens": 16384}})))  # fill_batch: derived from the engines
     from vllm import sim_cpu  # the stand-in (bench/sim_vllm comes first on the path)
 
     window = {}

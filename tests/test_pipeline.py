@@ -299,7 +299,8 @@ def test_a_killed_runs_lock_is_not_stale(tmp_path):
 
 
 @pytest.mark.parametrize("probe", [
-    {"strategy": "linear"},
+    {"strategy": "linear"},  # look-ahead over every slot of the engines (the default)
+    {"strategy": "linear", "fill_batch": 0},  # one k at a time
     {"strategy": "linear", "fill_batch": 8},
     {"strategy": "sweep"},
     {"strategy": "gallop", "verify": True},
@@ -321,7 +322,8 @@ def test_one_engine_and_two_find_the_same_k_star(tmp_path, probe):
         [(a.state, a.k_star, a.output) for a in rounds.assignments]
     assert records(tmp_path / "2" / "run") == records(tmp_path / "1" / "run")
     assert {a.state for a in rounds.assignments} >= {"No-Hint", "Sparse-Hint"}
-    if not probe.get("fill_batch"):  # look-ahead may differ with what is open when; K* may not
+    if probe.get("fill_batch") == 0 or probe["strategy"] != "linear":  # look-ahead may differ with
+        # what is open when; K* may not
         assert {p: sorted((a.k, a.sample) for a in o.attempts) for p, o in continuous.probes.items()} == \
             {p: sorted((a.k, a.sample) for a in o.attempts) for p, o in rounds.probes.items()}
 
@@ -364,6 +366,25 @@ def test_look_ahead_keeps_linears_k_star_on_many_problems(tmp_path):
     assert records(tmp_path / "16" / "run") == records(tmp_path / "0" / "run")
     stats = built[16].summary["probing"]
     assert stats["beyond_linear"] > 0  # the window asked past K*, and says so
+
+
+def test_look_ahead_is_per_engine_and_derived_from_the_engines_by_default():
+    from hinttune.construction.probing import LookAhead
+
+    class Engines:  # two engines of 256 slots
+        replicas = [object(), object()]
+        slots = 512
+
+    assert LookAhead(Engines(), None).limit == 512 * 5 // 4  # every slot, a quarter more queued
+    assert LookAhead(Engines(), 100).limit == 200 * 5 // 4  # 100 on each engine
+    assert LookAhead(Engines(), 1000).limit == 512 * 5 // 4  # never more than the engines hold
+    assert LookAhead(Engines(), 0).limit == 0  # one k at a time
+    assert validate_config(config_dict_minimal()).probe.fill_batch is None
+
+
+def config_dict_minimal():
+    return {"problems": {"source": "demo"}, "think": {"backend": "fake", "model": "t"},
+            "instruct": {"backend": "fake", "model": "i"}}
 
 
 def test_look_ahead_never_holds_more_than_its_limit(tmp_path, monkeypatch):

@@ -110,6 +110,11 @@ class Tried:
     incomplete: str | None = None
 
 
+def engine_count(backend: Any) -> int:
+    """The engines behind a backend: data-parallel replicas, or one."""
+    return len(getattr(backend, "replicas", None) or [backend])
+
+
 class LookAhead:
     """Idle engine slots, handed to linear searches that may ask further k ahead of their
     lowest unsettled one: when a generation finishes and slots are free (up to ``limit`` in
@@ -122,11 +127,14 @@ class LookAhead:
     engine holds let every search woken in one turn see the same free slots, and bursts of
     thousands of requests queued on one engine while the others idled."""
 
-    def __init__(self, backend: Any, limit: int, judges: AsyncJobs | None = None):
-        # a quarter more than the slots, queued in the engines: a slot whose sequence finishes
-        # is refilled in the same step, not after hinttune has heard of it (bench/engines.py:
-        # 78% busy per engine on 4 x 256 with none queued, 82% with a quarter, 83% with half)
-        self.backend, self.limit = backend, min(limit, backend.slots) * 5 // 4 if limit else 0
+    def __init__(self, backend: Any, per_engine: int | None, judges: AsyncJobs | None = None):
+        # ``per_engine`` slots on each engine (None: all its slots; 0: no look-ahead), and a
+        # quarter more than the slots queued in the engines: a slot whose sequence finishes is
+        # refilled in the same step, not after hinttune has heard of it (bench/engines.py: 78%
+        # busy per engine on 4 x 256 with none queued, 82% with a quarter, 83% with half)
+        slots = backend.slots
+        wanted = slots if per_engine is None else min(per_engine * engine_count(backend), slots)
+        self.backend, self.limit = backend, wanted * 5 // 4
         self.judges = judges  # judge calls on the same engines take slots too
         self.waiters: list[tuple[int, int, asyncio.Future]] = []  # (-k left, arrival, waiter)
         self.arrivals = count()

@@ -251,10 +251,11 @@ class ProbeConfig(Strict):
         "linear", description="linear: k = 1, 2, ... (the paper); sweep: every k in one round; "
         "gallop: exponential then binary search (fewest generations if success is monotone in k)")
     verify: bool = Field(False, description="gallop: re-check k-1 of the found K* with fresh samples")
-    fill_batch: int = Field(0, ge=0, description="linear: the engine slots to keep full by "
-                            "asking further k ahead of each problem's lowest open one whenever "
-                            "they would idle, with a quarter more queued (0: one k at a time; the "
-                            "engines' slots are a good value); what is asked past K* is counted")
+    fill_batch: int | None = Field(None, ge=0, description="linear: the slots per engine to keep "
+                                   "full by asking further k ahead of each problem's lowest open one "
+                                   "whenever they would idle, with a quarter more queued (default: every "
+                                   "slot of the instruct engines, derived from them; 0: one k at a time, "
+                                   "the paper's walk); what is asked past K* is counted")
     samples_per_prefix: int = Field(1, ge=1, description="continuations per prefix")
     success_rule: Literal["any", "majority", "at_least"] = Field(
         "any", description="when a prefix counts as solving the problem, over its samples")
