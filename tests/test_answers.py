@@ -50,7 +50,7 @@ def test_a_reply_with_no_value_states_nothing():
 @pytest.mark.skipif(not GSM8K.exists(), reason="needs the shared GSM8K file (../shared/data)")
 def test_gsm8k_solutions_without_their_final_line_are_read_right():
     """GSM8K's reference solutions are worked replies in words; with the "#### N" line and the
-    calculator notes removed, the answer is what their last sentences state. Measured: 99.4%
+    calculator notes removed, the answer is what their last sentences state. Measured: 99.3%
     of first candidates right, and 6 of 1,319 read as sure and wrong (three labels in cents
     against solutions in dollars, a percentage before its rounding, a clock time, one label its
     own solution contradicts)."""
@@ -86,7 +86,7 @@ def _unboxed(solution: str) -> tuple[str, str] | None:
 @pytest.mark.skipif(not MATH500.exists(), reason="needs the shared MATH-500 file (../shared/data)")
 def test_math500_solutions_without_their_box_are_read_at_their_copula():
     """MATH-500's reference solutions with the box removed ("the value of $x$ ... is $3400$"):
-    measured 95.5% of first readings right (the rest mostly end in a diagram, a note or a
+    measured 96.5% of first readings right (the rest mostly end in a diagram, a note or a
     restated condition). The target is 98%; this guards what is reached."""
     import json
 
@@ -102,4 +102,4 @@ def test_math500_solutions_without_their_box_are_read_at_their_copula():
         gold = parse(f"\\boxed{{{row['answer']}}}")
         right += bool(stated.candidates) and bool(verify(gold, parse(stated.candidates[0])))
         total += 1
-    assert right / total >= 0.95, (right, total)
+    assert right / total >= 0.96, (right, total)

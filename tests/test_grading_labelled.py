@@ -3,12 +3,12 @@ reference solutions with their own final answer in the words (must grade correct
 another problem's answer swapped in (must not). Runs the worker's check in process.
 
 Measured (what the figures below guard):
-- MATH-500, 469 solutions: 454 (96.8%) of their own graded correct, 21 of the 469 unsure;
+- MATH-500, 469 solutions: 460 (98.1%) of their own graded correct, 20 of the 469 unsure;
   swapped: none graded correct and sure, 4 correct but unsure (``hybrid`` sends them to the
-  judge), 27 unsure in all. The 98% target is not reached: the rest end in a diagram, a note
-  that restates other values, or an answer written only in words ("so that number is the
-  correct answer").
-- GSM8K, 1,296 solutions: 1,292 (99.7%) correct, 7 unsure; swapped: none graded correct.
+  judge), 26 unsure in all. The 9 missed end in a diagram, a note that restates other values,
+  a value approximated from an expression, or an answer written only in words ("so that
+  number is the correct answer").
+- GSM8K, 1,296 solutions: 1,293 (99.8%) correct, 6 unsure; swapped: none graded correct.
 """
 
 import pytest
@@ -26,7 +26,7 @@ def grade(rows):
     return own, swapped
 
 
-@pytest.mark.parametrize("name, own_share, unsure_correct", [("math500", 0.965, 4), ("gsm8k", 0.995, 0)])
+@pytest.mark.parametrize("name, own_share, unsure_correct", [("math500", 0.98, 4), ("gsm8k", 0.995, 0)])
 def test_reference_solutions_grade_correct_and_swapped_answers_do_not(shared_data, name, own_share, unsure_correct):
     rows = getattr(labelled, name)(shared_data / "benchmarks" / f"{name}.jsonl")
     assert len(rows) > 400

@@ -83,12 +83,12 @@ def _closing(text: str, close: str, start: int) -> int | None:
 
 # --- sentences --------------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[。！？；])\s*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[.!?]\))\s+(?=\S)|(?<=[。！？；])\s*")  # "... = 0.)  Therefore"
 _CHECK = re.compile(r"^\W*(?:double[- ]?check\w*|check\w*|verif\w*|sanity\s+check|as\s+a\s+check|indeed"
-                    r"|we\s+(?:can|could|may|might|should)\s+(?:double[- ]?)?(?:check|verify|confirm)"
+                    r"|(?:we|you)\s+(?:can|could|may|might|should)\s+(?:double[- ]?)?(?:check|verify|confirm)"
                     r"|let(?:'s|\s+me|\s+us)\s+(?:double[- ]?)?(?:check|verify|confirm)|to\s+(?:check|verify|confirm)"
                     r"|(?:this|which|that)\s+(?:matches|checks\s+out|is\s+consistent|confirms)"
-                    r"|note\b|remark\b|验证|检验|验算|检查|注)", re.I)
+                    r"|note\b|notice\b|remark\b|alternatively\b|验证|检验|验算|检查|注)", re.I)
 _REVISION = re.compile(r"\b(?:wait|actually|correction|oops|on\s+second\s+thought|i\s+made\s+an?\s+(?:mistake|error)"
                        r"|let\s+me\s+(?:re\w+|correct)|sorry|no,)", re.I)
 _STATEMENT = re.compile(r"(?:\b(?:final\s+answer|(?:correct\s+)?answer)\s*(?:is|:|=|would be|will be|should be)"
@@ -104,7 +104,7 @@ _COPULA = re.compile(r"(?:(?<!to )\b(?:is|are|was|were|equals?|be|becomes?|gives
                      r"|therefore|thus|hence|so|consequently|finally|altogether|in\s+total|in\s+all)\b"
                      r"|(?<![<>!=\\])=(?!=)|:|是|为|等于|得|共|所以|因此|故)\s*", re.I)
 _CLAUSE = re.compile(r"(?:,|;)\s*(?:and\s+(?:thus|so|hence|then|therefore)?|so|or|then|thus|hence|therefore|which\s+"
-                     r"(?:is|gives|means))\b\s*|\s+and\s+(?:thus|so|hence|then|therefore)\b\s*"
+                     r"(?:is|gives|means)|in\s+which\s+case|giving|yielding)\b\s*|\s+and\s+(?:thus|so|hence|then|therefore)\b\s*"
                      r"|\s+(?:and|or)\s+(?=\$)", re.I)  # "Thus, $k-1=1,$ and $k=2.$" (a comma inside the span)
 _COMPARATIVE = re.compile(r"(?:not\s+)?(?:greater|less|more|fewer|larger|smaller|bigger|at\s+(?:least|most)|divisible"
                           r"|positive|negative|the\s+(?:first|smallest|largest|only))\b", re.I)
@@ -191,6 +191,8 @@ def _clean(body: str) -> str:
 def _value_of_span(body: str) -> _Value | None:
     """The value a math span states: an align block's last line, an equation's right-hand
     side, the exact form before ≈; a relation kept whole beside its bound."""
+    if re.search(r"\\(?:multicolumn|cline|hline)\b", body):  # a table of working (long division), not a value
+        return None
     nested: list[str] = []
     masked = re.sub(r"\\begin\{(\w+\*?)\}.*?\\end\{\1\}", lambda m: nested.append(m.group(0)) or f"\x01{len(nested) - 1}\x01",
                     body, flags=re.S)  # a matrix's rows are not the block's lines
@@ -278,6 +280,9 @@ def _read(sentence: str, lead: bool) -> tuple[list[_Value], bool, str]:
                     _blank_spans(sentence), re.I | re.S)
     if main and _values(sentence[main.start(1):]):
         sentence = sentence[main.start(1):]
+    condition = re.search(r"\s+(?:for\s+(?:all|every|each|any)|whenever|provided)\b", _blank_spans(sentence), re.I)
+    if condition and _values(sentence[:condition.start()]):  # "$f(i,2) = 1$ for all $i \ge 5$": a condition
+        sentence = sentence[:condition.start()]
     approx = re.search(r"\s*(?:≈|~=)", _blank_spans(sentence))  # "1/6 ≈ 0.167": the exact form
     if approx and _values(sentence[:approx.start()]):
         sentence = sentence[:approx.start()]
@@ -430,7 +435,7 @@ def _money_to_numbers(text: str) -> str:
     ("$18 and the tax is $2", "$204 + $160"): where a span that starts with a digit holds two
     words or ends in a space or an operator, ``$`` before a digit is money."""
     money = re.compile(r"(?<!\\)\$(?=\d)")
-    if re.search(r"\\[A-Za-z\[(]|[\^_{}]", text):  # LaTeX is written: "$" delimits math
+    if re.search(r"\\[A-Za-z\[(,!;:]|[\^_{}]", text):  # LaTeX is written ("\\!" too): "$" delimits math
         return text
     for start, end, body in math_spans(text):
         if text[start] == "$" and not text.startswith("$$", start) and re.match(r"\d", body) and (
@@ -439,7 +444,7 @@ def _money_to_numbers(text: str) -> str:
             return money.sub("", text)
     if text.count("$") % 2 and money.search(text):  # one lone "$5"
         return money.sub("", text)
-    if re.search(r"\d\$(?=[\s,.;]|$)", text) and not re.search(r"(?<!\d)\$", text):  # "20$": dollars after the number
+    if re.search(r"\d\$(?=[\s,.;]|$)", text) and not re.search(r"\$[-(A-Za-z\\]|[A-Za-z)}]\$", text):  # "20$": dollars after the number
         return re.sub(r"(?<=\d)\$|(?<!\\)\$(?=\d)", "", text)
     return text
 

@@ -122,7 +122,9 @@ def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | No
     answer_parsed, doubt = None, ""
     if stated is not None:  # a boxed answer is Math-Verify's own case
         doubt = stated.why if not stated.sure else ""
-        whole = stated.relation or stated.equation  # "x \geq 5" against [5, \infty); a plane's equation
+        # "x \geq 5" against [5, \infty); a plane's equation against an equation (not a point
+        # "(-1,6)" that Math-Verify reads as an open interval)
+        whole = stated.relation or (stated.equation if _is_equation(gold_parsed[0]) else None)
         if whole and _is_set_or_relation(gold_parsed[0]):
             answer_parsed = parse(whole, parsing_timeout=None)
         for candidate in stated.candidates:
@@ -165,6 +167,12 @@ def _is_list(value: Any) -> bool:
     import sympy
 
     return isinstance(value, (sympy.FiniteSet, sympy.Tuple)) and len(value.args) > 1
+
+
+def _is_equation(value: Any) -> bool:
+    import sympy
+
+    return isinstance(value, (sympy.core.relational.Relational, sympy.logic.boolalg.BooleanFunction))
 
 
 def _is_set_or_relation(value: Any) -> bool:
