@@ -212,3 +212,10 @@ def test_status_lists_stages_in_the_order_they_run():
     lines = [line for line in console.export_text().splitlines() if "│" in line]
     assert [line.split("│")[1].strip() + "/" + line.split("│")[2].strip() for line in lines] == [
         "attempts/think", "attempts/instruct", "probe/instruct"]
+
+
+@pytest.mark.parametrize("command", ["train", "llamafactory", "compare", "view", "experiment"])
+def test_flags_show_no_value_in_help(command):
+    result = runner.invoke(app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "--help" in result.output
+    assert "<bool>" not in result.output, result.output

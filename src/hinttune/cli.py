@@ -16,6 +16,21 @@ from rich.markup import escape
 from hinttune.core.errors import HinttuneError
 from hinttune.core.progress import console, show
 
+def _flags_take_no_value() -> None:
+    """Recent typer prints a type after every option, flags too ("--lora <bool>", "--help
+    <bool>"), as if they took a value: a flag's help shows none."""
+    original = getattr(typer.core.TyperOption, "display_type_rich", None)
+    if original is None or getattr(original, "_hinttune", False):
+        return
+
+    def display_type_rich(self, ctx):  # type: ignore[no-untyped-def]
+        return None if getattr(self, "is_flag", False) and not getattr(self, "count", False) else original(self, ctx)
+
+    display_type_rich._hinttune = True  # type: ignore[attr-defined]
+    typer.core.TyperOption.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Hint Tuning: difficulty-adaptive reasoning datasets, built resumably.")
 
