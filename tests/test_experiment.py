@@ -193,3 +193,12 @@ def test_the_demo_experiment_end_to_end_on_cpu(tmp_path, demo_run):
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and again.output.count("done before, skipped") == 7, again.output
     assert json.loads((tmp_path / "exp" / "experiment.json").read_text()) == table
+
+
+def test_the_example_experiment_is_valid():
+    from pathlib import Path
+
+    from hinttune.core.config import load_experiment
+
+    cfg = load_experiment(str(Path(__file__).resolve().parents[1] / "examples" / "experiment-paper.yaml"))
+    assert cfg.reference == "hint-tuning" and len(cfg.training.seeds) == 3 and cfg.evaluation.preset == "paper"
