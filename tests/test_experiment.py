@@ -157,6 +157,31 @@ def test_inputs_that_change_run_the_job_again_from_scratch(run, tmp_path):
     assert not (base.folder / "leftover.txt").exists() and changed.done()
 
 
+def test_a_failed_generation_leaves_the_evaluation_incomplete_until_it_is_retried(run, tmp_path):
+    cfg = experiment(run, tmp_path)
+    failing = experiment(run, tmp_path, evaluation={**cfg.evaluation.model_dump(), "model": {
+        "answers": {"2+2": "!fail", "alpha": "2"}}})
+    base = next(j for j in plan(failing) if j.id == "eval:base")
+    with pytest.raises(HinttuneError, match="eval:base: 2 generations failed .*run the experiment again"):
+        run_job(failing, base, plan(failing))
+    assert not base.done() and base.marker()["done"] is False  # begun, not done: never in the table
+    with pytest.raises(HinttuneError, match="2 generations failed"):  # the next run asks them again
+        run_job(failing, base, plan(failing))
+    table, _ = report(failing, plan(failing))
+    assert "eval:base" in table["missing_jobs"] and "base" not in {r["model"] for r in table["rows"]}
+
+
+def test_a_job_begun_with_other_inputs_starts_from_an_empty_folder(run, tmp_path):
+    cfg = experiment(run, tmp_path)
+    jobs = plan(cfg)
+    pretend_trained(jobs)
+    base = next(j for j in jobs if j.id == "eval:base")
+    write_json(base.folder / MARKER, {"job": base.id, "fingerprint": "other inputs", "done": False})
+    (base.folder / "store.sqlite").write_text("samples of the other inputs")
+    assert run_job(cfg, base, jobs) and base.done()
+    assert (base.folder / "store.sqlite").read_bytes()[:15] == b"SQLite format 3"
+
+
 def test_the_command_lists_runs_one_job_and_reports(run, tmp_path):
     cfg = experiment(run, tmp_path)
     path = tmp_path / "exp.yaml"

@@ -658,14 +658,14 @@ def experiment(config: str = typer.Option(..., "--config", "-c", help="An experi
     """
     from hinttune.core.rundir import setup_logging
     from hinttune.core.config import load_experiment
-    from hinttune.experiment.runner import jobs_of, report, run_jobs
+    from hinttune.experiment.runner import prepare, report, run_jobs
     from hinttune.experiment.table import rich_table
 
     if stage not in (None, "train", "eval"):
         raise HinttuneError(f"--stage {stage!r}: use train or eval")
     cfg = load_experiment(config, list(set or []))
     setup_logging(Path(cfg.output_dir), verbose)
-    every = jobs_of(cfg)
+    datasets, every = prepare(cfg)
     listed = [j for j in every if stage is None or j.kind == stage]
     if jobs:
         for j in listed:
@@ -680,7 +680,7 @@ def experiment(config: str = typer.Option(..., "--config", "-c", help="An experi
         return
     if not report_only:
         run_jobs(cfg, every)
-    table, written = report(cfg, every)
+    table, written = report(cfg, every, datasets)
     show(rich_table(table))
     console.print("written: " + ", ".join(str(p) for p in written), highlight=False)
     if table["missing_jobs"]:

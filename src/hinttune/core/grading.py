@@ -119,7 +119,7 @@ def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | No
         letter, said = choice_letter(gold), choice_letter(final)
         if said:  # "(C)", "(C) 12", "choice C": the letter decides
             return ("correct" if said == letter else "wrong"), f"choice {letter} vs {said}", said
-    answer_parsed, doubt = None, ""
+    answer_parsed, doubt, whole = None, "", None
     if stated is not None:  # a boxed answer is Math-Verify's own case
         doubt = stated.why if not stated.sure else ""
         # "x \geq 5" against [5, \infty); a plane's equation against an equation (not a point
@@ -127,8 +127,8 @@ def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | No
         whole = stated.relation or (stated.equation if _is_equation(gold_parsed[0]) else None)
         if whole and _is_set_or_relation(gold_parsed[0]):
             answer_parsed = parse(whole, parsing_timeout=None)
-        for candidate in stated.candidates:
-            answer_parsed = answer_parsed or parse(candidate, parsing_timeout=None)
+        for candidate in [] if answer_parsed else stated.candidates:
+            answer_parsed = parse(candidate, parsing_timeout=None)
             if answer_parsed:
                 break
         if stated.relation and not _is_set_or_relation(gold_parsed[0]):
@@ -146,10 +146,11 @@ def _math_check(gold: str, answer: str, short: bool) -> tuple[str, str, str | No
     text_gold = short and is_text(gold)
     if text_gold:
         said = boxed if boxed is not None else (stated.candidates[0] if stated.candidates else "")
-        if said and normalized_text(said) == normalized_text(gold):
-            return "correct", f"text {normalized_text(gold)!r}", said
-        if not said and normalized_text(gold) and f" {normalized_text(gold)} " in f" {normalized_text(final)} ":
-            return "correct", f"{UNSURE} (the text gold is in the final sentence): {normalized_text(gold)!r}", said
+        words = normalized_text(gold)
+        if said and normalized_text(said) == words:
+            return "correct", f"text {words!r}", said
+        if not said and words and f" {words} " in f" {normalized_text(final)} ":
+            return "correct", f"{UNSURE} (the text gold is in the final sentence): {words!r}", said
     if not answer_parsed:
         if text_gold:  # "So there is no real solution." against \text{no solution}: the judge reads it
             return "wrong", f"{UNSURE} (words against a text gold): gold {gold:.40}", None
@@ -178,7 +179,7 @@ def _is_equation(value: Any) -> bool:
 def _is_set_or_relation(value: Any) -> bool:
     import sympy
 
-    return isinstance(value, (sympy.Set, sympy.core.relational.Relational, sympy.logic.boolalg.BooleanFunction))
+    return isinstance(value, sympy.Set) or _is_equation(value)
 
 
 def _worker_main(conn: Any, check: Any) -> None:

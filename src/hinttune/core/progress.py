@@ -17,6 +17,9 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.text import Text
 
 
+OFF_TERMINAL_WIDTH = 250
+
+
 def _console() -> Console:
     """Off a terminal (a scheduler's log file, a pipe, CI) rich would lay tables out for 80
     columns and cut their headers ("benchm…"); there they are printed whole (COLUMNS, when
@@ -27,7 +30,6 @@ def _console() -> Console:
     return Console(stderr=True, width=OFF_TERMINAL_WIDTH)
 
 
-OFF_TERMINAL_WIDTH = 250
 console = _console()
 
 

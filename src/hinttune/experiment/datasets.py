@@ -30,6 +30,11 @@ class Dataset:
     digest: str  # of the file's bytes: retrain when it changes
 
 
+def dataset_folder(run: str, name: str) -> Path:
+    """Where a run exports the dataset of that name: Hint Tuning's, or a baseline's."""
+    return Path(run) / "export" if name == HINT_TUNING else Path(run) / "export" / "baselines" / name
+
+
 def dataset_path(cfg: ExperimentConfig, entry: str) -> tuple[str, str]:
     """(name, path) of one ``datasets`` entry."""
     name, sep, path = entry.partition("=")
@@ -39,8 +44,7 @@ def dataset_path(cfg: ExperimentConfig, entry: str) -> tuple[str, str]:
     if cfg.run is None:
         raise HinttuneError(f"datasets: {name!r} names a dataset of a run, but the experiment has no `run` "
                             "(set run: RUN_DIR, or write NAME=PATH)")
-    run = Path(cfg.run)
-    folder = run / "export" if name == HINT_TUNING else run / "export" / "baselines" / name
+    folder = dataset_folder(cfg.run, name)
     if not folder.is_dir():
         hint = ("" if name == HINT_TUNING else
                 f" (build it with --set 'assemble.baselines=[{name}]' on the run)")

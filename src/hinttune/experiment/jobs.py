@@ -42,9 +42,13 @@ class Job:
     def label(self) -> str:
         return BASE if self.dataset is None else f"{self.dataset}-s{self.seed}"
 
+    def marker(self) -> dict[str, Any]:
+        path = self.folder / MARKER
+        return read_json(path) if path.exists() else {}
+
     def done(self) -> bool:
-        marker = self.folder / MARKER
-        return marker.exists() and read_json(marker).get("fingerprint") == self.fingerprint
+        marker = self.marker()
+        return marker.get("fingerprint") == self.fingerprint and marker.get("done", True)
 
 
 def base_model(cfg: ExperimentConfig) -> str:
@@ -66,9 +70,10 @@ def ensure_base_model(cfg: ExperimentConfig) -> str:
     return path
 
 
-def _recipe(cfg: ExperimentConfig) -> dict[str, Any]:
-    data, _ = read_yaml(cfg.training.recipe, "recipes")
-    for key, value in cfg.training.set.items():
+def _settings(config: str, folder: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A recipe or evaluation preset (or YAML file) with the experiment's overrides applied."""
+    data, _ = read_yaml(config, folder)
+    for key, value in overrides.items():
         apply_override(data, f"{key}={json.dumps(value)}")
     return data
 
@@ -77,14 +82,15 @@ def plan(cfg: ExperimentConfig, datasets: list[Dataset] | None = None) -> list[J
     """Every job, trainings first, each evaluation after the training it evaluates."""
     datasets = datasets if datasets is not None else resolve(cfg)
     out = Path(cfg.output_dir)
-    recipe = _recipe(cfg)
+    recipe = _settings(cfg.training.recipe, "recipes", cfg.training.set)
+    evaluation = _settings(cfg.evaluation.preset, "eval_presets", cfg.evaluation.set)
     model = base_model(cfg)
     steps = training_steps(cfg, validate_config({**recipe, "data": "-", "model": model}, "recipe", TrainConfig),
                            datasets)
     jobs: list[Job] = []
     evals: list[Job] = []
     if cfg.evaluate_base:
-        evals.append(_eval_job(cfg, model, out / "evals" / BASE, f"eval:{BASE}", None, None, None,
+        evals.append(_eval_job(cfg, evaluation, model, out / "evals" / BASE, f"eval:{BASE}", None, None, None,
                                stable_hash("base", model, cfg.training.gguf_file)))
     for d in datasets:
         for seed in cfg.training.seeds:
@@ -96,18 +102,15 @@ def plan(cfg: ExperimentConfig, datasets: list[Dataset] | None = None) -> list[J
             train = Job(f"train:{d.name}:s{seed}", "train", folder, train_cfg,
                         stable_hash(d.digest, settings, cfg.training.gguf_file), d.name, seed)
             jobs.append(train)
-            evals.append(_eval_job(cfg, str(folder), out / "evals" / train.label, f"eval:{d.name}:s{seed}",
+            evals.append(_eval_job(cfg, evaluation, str(folder), out / "evals" / train.label, f"eval:{d.name}:s{seed}",
                                    d.name, seed, train.id, train.fingerprint))
     return jobs + evals
 
 
-def _eval_job(cfg: ExperimentConfig, model: str, folder: Path, job_id: str, dataset: str | None,
-              seed: int | None, needs: str | None, model_fingerprint: str) -> Job:
-    data, _ = read_yaml(cfg.evaluation.preset, "eval_presets")
-    data["model"] = {"backend": cfg.evaluation.backend, "model": model, **cfg.evaluation.model}
-    for key, value in cfg.evaluation.set.items():
-        apply_override(data, f"{key}={json.dumps(value)}")
-    data["output_dir"] = str(folder)
+def _eval_job(cfg: ExperimentConfig, evaluation: dict[str, Any], model: str, folder: Path, job_id: str,
+              dataset: str | None, seed: int | None, needs: str | None, model_fingerprint: str) -> Job:
+    data = {**evaluation, "output_dir": str(folder),
+            "model": {"backend": cfg.evaluation.backend, "model": model, **cfg.evaluation.model}}
     eval_cfg = validate_config(data, f"evaluation of {job_id.removeprefix('eval:')}", EvalConfig)
     settings = eval_cfg.model_dump(mode="json", exclude={"output_dir"})
     return Job(job_id, "eval", folder, eval_cfg, stable_hash(model_fingerprint, settings), dataset, seed, needs)
@@ -122,10 +125,14 @@ def run_job(cfg: ExperimentConfig, job: Job, jobs: list[Job]) -> bool:
         if not needed.done():
             raise HinttuneError(f"{job.id} evaluates the model of {needed.id}, which has not run "
                                 f"(run it first: hinttune experiment ... --job {needed.id})")
-    if (job.folder / MARKER).exists():  # done before, with other inputs: start afresh
+    if job.marker() and job.marker().get("fingerprint") != job.fingerprint:
+        # begun or done with other inputs: its checkpoints or stored samples are not this job's
         log.info("%s: its inputs changed since it ran; running it again from scratch", job.id)
         shutil.rmtree(job.folder)
     ensure_base_model(cfg)
+    # begun: a killed job resumes (a training from its last checkpoint, an evaluation from the
+    # samples its store holds) as long as its inputs are the same
+    write_json(job.folder / MARKER, {"job": job.id, "fingerprint": job.fingerprint, "done": False})
     if job.kind == "train":
         from hinttune.training.sft import train
 
@@ -135,6 +142,11 @@ def run_job(cfg: ExperimentConfig, job: Job, jobs: list[Job]) -> bool:
         from hinttune.evaluation.evaluate import run_eval
 
         results = run_eval(job.config)
+        failed = {b: m["failed"] for b, m in results["benchmarks"].items() if m.get("failed")}
+        if failed:  # a failed generation is not a wrong answer: the job is incomplete, retried next time
+            raise HinttuneError(f"{job.id}: {sum(failed.values())} generations failed ("
+                                + ", ".join(f"{b}: {n}" for b, n in failed.items())
+                                + "); the evaluation is incomplete - run the experiment again to retry them")
         summary = {"benchmarks": list(results["benchmarks"])}
-    write_json(job.folder / MARKER, {"job": job.id, "fingerprint": job.fingerprint, **summary})
+    write_json(job.folder / MARKER, {"job": job.id, "fingerprint": job.fingerprint, "done": True, **summary})
     return True

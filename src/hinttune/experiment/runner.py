@@ -10,7 +10,7 @@ from typing import Any
 from hinttune.core.config import ExperimentConfig, load_config
 from hinttune.core.errors import HinttuneError
 from hinttune.core.progress import console
-from hinttune.experiment.datasets import HINT_TUNING, resolve
+from hinttune.experiment.datasets import Dataset, dataset_folder, resolve
 from hinttune.experiment.jobs import Job, plan, run_job
 from hinttune.experiment.table import build_table, write_outputs
 
@@ -21,9 +21,8 @@ def ensure_run(cfg: ExperimentConfig) -> None:
     """Build the construction run first when ``build`` is set and the run has no export."""
     if cfg.build is None or cfg.run is None:
         return
-    wanted = [d.partition("=")[0].strip() for d in cfg.datasets if "=" not in d]
-    folders = [Path(cfg.run) / "export" / ("" if name == HINT_TUNING else f"baselines/{name}") for name in wanted]
-    if all((folder / "dataset_info.json").exists() for folder in folders):
+    named = [d.strip() for d in cfg.datasets if "=" not in d]
+    if all((dataset_folder(cfg.run, name) / "dataset_info.json").exists() for name in named):
         return
     from hinttune.construction.pipeline import build
 
@@ -34,9 +33,15 @@ def ensure_run(cfg: ExperimentConfig) -> None:
         raise HinttuneError(f"the run {cfg.run} was built but exported no dataset ({result.summary.get('records')} records)")
 
 
-def jobs_of(cfg: ExperimentConfig) -> list[Job]:
+def prepare(cfg: ExperimentConfig) -> tuple[list[Dataset], list[Job]]:
+    """The datasets (the run built first where needed) and every job over them."""
     ensure_run(cfg)
-    return plan(cfg, resolve(cfg))
+    datasets = resolve(cfg)
+    return datasets, plan(cfg, datasets)
+
+
+def jobs_of(cfg: ExperimentConfig) -> list[Job]:
+    return prepare(cfg)[1]
 
 
 def run_jobs(cfg: ExperimentConfig, jobs: list[Job], only: str | None = None) -> None:
@@ -51,13 +56,14 @@ def run_jobs(cfg: ExperimentConfig, jobs: list[Job], only: str | None = None) ->
         run_job(cfg, job, jobs)
 
 
-def report(cfg: ExperimentConfig, jobs: list[Job]) -> tuple[dict[str, Any], list[Path]]:
+def report(cfg: ExperimentConfig, jobs: list[Job],
+           datasets: list[Dataset] | None = None) -> tuple[dict[str, Any], list[Path]]:
     from hinttune.evaluation.compare import load_results
 
     missing = [j.id for j in jobs if not j.done()]
     if missing:
         log.warning("%d jobs have not run yet (%s): the table leaves them out", len(missing), ", ".join(missing))
     results = {j.id: load_results(str(j.folder), j.label) for j in jobs if j.kind == "eval" and j.done()}
-    table = build_table(cfg, jobs, resolve(cfg), results)
+    table = build_table(cfg, jobs, datasets if datasets is not None else resolve(cfg), results)
     table["missing_jobs"] = missing
     return table, write_outputs(table, Path(cfg.output_dir))
