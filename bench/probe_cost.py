@@ -134,7 +134,7 @@ def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
     """Official loop vs batched probing with SmolLM2 on CPU, same problems and seeds."""
     import tempfile
 
-    from hinttune.construction.attempts import run_attempts
+    from hinttune.construction.pipeline import build
     from hinttune.construction.probing import (
         ProbeTarget,
         graded_part,
@@ -153,9 +153,9 @@ def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
     cfg = load_config("demo", [f"run_dir={work / 'run'}", f"problems.limit={problems}",
                                f"probe.max_tokens={max_tokens}", f"instruct.batch_size={batch_size}",
                                f"probe.fill_batch={batch_size}"])
+    attempts = build(cfg, until="attempts").attempts
     store, loaded = open_run(cfg)
     with store, BackendPool() as pool:
-        attempts = run_attempts(cfg, store, loaded.problems, pool)
         tok = TokenCounter(cfg.think).tokenizer
         targets = []
         for p in loaded.problems:

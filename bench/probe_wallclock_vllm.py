@@ -7,7 +7,9 @@ The demo's problems and model (SmolLM2-135M-Instruct as a Hugging Face checkpoin
 with `hinttune convert-gguf`) run on vLLM's CPU build (or the CUDA build on a GPU). Attempts,
 grades and segments are made once; each schedule then probes from a copy of that run, so each
 generates its own continuations. Printed per schedule: probe seconds, generations, K* per
-problem (must agree), and the mean number of requests in the engine at its steps.
+problem (must agree), and the mean number of requests in the engine at its steps. (In a run
+the searches start inside the per-problem pipeline; here the probe stage's searches run on
+their own, to time the schedules alone.)
 
     python bench/probe_wallclock_vllm.py --model smollm2-hf [--limit 14] [--max-in-flight 64]
 """
@@ -22,17 +24,6 @@ from pathlib import Path
 from statistics import mean
 
 
-def official_probes(cfg, store, grader, pool, targets, role="instruct"):
-    """The official scripts' loop: one problem after another, k = first, first+1, ... one
-    request at a time (hinttune's probe stage given one problem at a time, no look-ahead)."""
-    from hinttune.construction.probing import Probing
-
-    out = {}
-    for target in targets:
-        out.update(Probing(cfg, store, grader, pool, role).run([target]))
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="Hugging Face checkpoint of the demo model")
@@ -41,8 +32,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import hinttune.construction.pipeline as pipeline
+    from hinttune.construction.per_problem import probe_target
+    from hinttune.construction.probing import run_probes
     from hinttune.core.backends import BackendPool
     from hinttune.core.config import load_config
+    from hinttune.core.grading import UNGRADED, Grader
+    from hinttune.core.store import RunStore
 
     engine = ["max_model_len=2048", "dtype=float32", "gpu_memory_utilization=0.15",
               "engine_kwargs={enforce_eager: true, kv_cache_memory_bytes: 268435456}", f"max_in_flight={args.max_in_flight}"]
@@ -56,27 +51,30 @@ def main() -> None:
     shared_close, shared.close = shared.close, lambda: None
     pipeline.BackendPool = lambda frozen=None: shared
     base = load_config("demo", overrides + [f"run_dir={work / 'base'}"])
-    pipeline.build(base, until="segment")
+    made = pipeline.build(base, until="segment")
+    targets = [t for p in made.problems if p.id in made.episodes and (t := probe_target(
+        base, p, made.episodes[p.id], made.verdicts["think"].get(p.id, UNGRADED),
+        made.verdicts["instruct"].get(p.id, UNGRADED))) is not None]
 
     timings, results = {}, {}
-    original = pipeline.run_probes
     for schedule in ("official", "continuous", "look-ahead"):
         run_dir = work / schedule
         shutil.copytree(work / "base", run_dir)
         fill = args.max_in_flight if schedule == "look-ahead" else 0
         cfg = load_config("demo", overrides + [f"run_dir={run_dir}", f"probe.fill_batch={fill}"])
-
-        def timed(*a, _schedule=schedule, **k):
-            backend = shared.get(cfg.instruct)
-            backend.occupancy.clear()
+        backend = shared.get(cfg.instruct)
+        backend.occupancy.clear()
+        with RunStore(run_dir) as store:
+            grader = Grader(cfg, store, shared)
             started = time.perf_counter()
-            out = (official_probes if _schedule == "official" else original)(*a, **k)
-            timings[_schedule] = (time.perf_counter() - started, list(backend.occupancy))
-            return out
-
-        pipeline.run_probes = timed
-        results[schedule] = pipeline.build(cfg, until="probe").probes
-    pipeline.run_probes = original
+            if schedule == "official":  # one problem after another, one request at a time
+                results[schedule] = {}
+                for target in targets:
+                    results[schedule].update(run_probes(cfg, store, grader, shared, [target]))
+            else:
+                results[schedule] = run_probes(cfg, store, grader, shared, targets)
+            timings[schedule] = (time.perf_counter() - started, list(backend.occupancy))
+            grader.close()
     shared_close()
 
     reference = {pid: o.k_star for pid, o in results["official"].items()}

@@ -21,12 +21,14 @@ def table_rows(out):
     return [line for line in out.splitlines() if line.startswith("| ") and "---" not in line][1:]
 
 
-def test_engines_bench_on_one_and_two_engines():
+def test_construction_bench_on_one_and_two_gpus():
     pytest.importorskip("math_verify")
-    out = bench("engines.py", "--problems", "30", "--rows", "1x32:math", "2x16:judge")
+    out = bench("construction.py", "--problems", "30", "--rows", "1x32:math", "2x16:judge")
     rows = table_rows(out)
     assert len(rows) == 2 and rows[1].startswith("| 2 x 16 | judge |")
-    assert rows[1].split("|")[3].count("%") == 2  # busy per engine, both engines worked
+    cells = rows[1].split("|")
+    assert cells[5].count("%") == 4  # busy per engine: the think and instruct engine on each GPU
+    assert all("%" in cell for cell in cells[6:10])  # every stage ran, the judge's too
 
 
 def test_cost_and_scale_benches():

@@ -1,14 +1,12 @@
 """Stage 1, attempts: the think model and the instruct model each answer every problem
-(``attempts.samples`` times), with no hint."""
+(``attempts.samples`` times), with no hint. The requests; ``per_problem.py`` runs them."""
 
 from __future__ import annotations
 
-from hinttune.core.backends import BackendPool
 from hinttune.core.backends.base import Request
-from hinttune.core.config import ModelBase, RunConfig
-from hinttune.core.generations import Job, run_jobs
+from hinttune.core.config import ModelBase
+from hinttune.core.generations import Job
 from hinttune.core.problems import Problem
-from hinttune.core.store import GenerationRecord, RunStore
 
 ROLES = ("think", "instruct")
 STAGE = "attempts"
@@ -26,13 +24,7 @@ def attempt_request(model: ModelBase, problem: Problem) -> Request:
                    template_kwargs=dict(model.chat_template_kwargs))
 
 
-def run_attempts(cfg: RunConfig, store: RunStore, problems: list[Problem], pool: BackendPool,
-                 roles: dict[str, ModelBase] | None = None) -> dict[str, dict[tuple[str, int], GenerationRecord]]:
-    """Every role's attempts (default: the think and the instruct model), by role."""
-    results = {}
-    for role, model in (roles or {"think": cfg.think, "instruct": cfg.instruct}).items():
-        jobs = [Job(p.id, sample, attempt_request(model, p), output_prefix=model.response_prefix)
-                for p in problems for sample in range(cfg.attempts.samples)]
-        results[role] = run_jobs(store, pool.get(model), STAGE, role, jobs, cfg.seed,
-                                 label=f"attempts · {role} model")
-    return results
+def attempt_jobs(model: ModelBase, problem: Problem, samples: int) -> list[Job]:
+    """A model's ``samples`` attempts at one problem (sample 0 is what the states use)."""
+    return [Job(problem.id, sample, attempt_request(model, problem), output_prefix=model.response_prefix)
+            for sample in range(samples)]

@@ -1,5 +1,6 @@
-"""``hinttune run``: problems → attempts → grades → segments → probes → states → exports →
-summary, in order, each stage resuming from what the run store already holds."""
+"""``hinttune run``: problems → attempts → grades → segments → probes (one pipeline per
+problem, ``per_problem.py``) → dataset variants → states → exports → summary, each step
+resuming from what the run store already holds."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from hinttune.construction import first_correct, probe_memo
-from hinttune.construction.attempts import run_attempts
 from hinttune.construction.audit import run_audit
 from hinttune.construction.export import export_dataset, export_official_layout
 from hinttune.construction.planning import read_plan
 from hinttune.construction.probing import ProbeOutcome, ProbeTarget, graded_part, run_probes
-from hinttune.construction.result import RunResult, attempt_text, facts_of, probe_statistics, record_meta
-from hinttune.construction.segmentation import trace_episodes
+from hinttune.construction.result import RunResult, facts_of, probe_statistics, record_meta
+from hinttune.construction.per_problem import PerProblem, Side
 from hinttune.construction.states import assign
 from hinttune.construction.summary import summarize, write_summary
 from hinttune.construction.variants import export_baselines, export_probes, policy_stats, think_samples
@@ -23,8 +23,7 @@ from hinttune.core.backends import BackendPool
 from hinttune.core.chat import TokenCounter
 from hinttune.core.config import AssembleConfig, ExportConfig, RunConfig
 from hinttune.core.files import write_jsonl
-from hinttune.core.grading import UNGRADED, GradeItem, Grader, Verdict
-from hinttune.core.reasoning import split_think
+from hinttune.core.grading import GradeItem, Grader
 from hinttune.core.rundir import open_run
 from hinttune.core.secrets import MASKED_COUNTER
 
@@ -32,61 +31,19 @@ log = logging.getLogger(__name__)
 STAGES = ("attempts", "grade", "segment", "probe", "assemble", "export", "summary")
 
 
-def _grade_attempts(cfg: RunConfig, grader: Grader, result: RunResult,
-                    roles: tuple[str, ...] = ("think", "instruct")) -> None:
-    """Verdicts on sample 0 of each model's attempt (the one the states are built from)."""
-    by_id = {p.id: p for p in result.problems}
-    for role in roles:
-        items, verdicts = [], {}
-        for (pid, sample), rec in result.attempts[role].items():
-            if sample != 0 or rec.status != "ok":
-                continue
-            text = rec.text or ""
-            if role == "think" and not cfg.official:  # the official scripts grade the whole response
-                split = split_think(text)
-                if not split.closed:  # cut before </think>: there is no answer to grade
-                    verdicts[pid] = Verdict(False, "no answer", "the reasoning never closed")
-                    continue
-                text = split.answer
-            # keyed by generation and problem: twin problems can share one generation
-            items.append(GradeItem(f"{rec.key}/{pid}", by_id[pid].problem, by_id[pid].gold_answer, text))
-        graded = grader.grade(items, label=f"attempts:{role}")
-        result.graded += [(item.key.rsplit("/", 1)[1], item) for item in items]
-        verdicts.update({key.rsplit("/", 1)[1]: v for key, v in graded.items()})
-        result.verdicts[role] = verdicts
-
-
-def _targets(cfg: RunConfig, result: RunResult) -> list[ProbeTarget]:
-    targets = []
-    for p in result.problems:
-        eps = result.episodes.get(p.id)
-        if eps is None:
-            continue
-        if cfg.official:  # the official scripts probe the think model's failures, k = 0..N
-            if result.verdicts["think"].get(p.id, UNGRADED).correct is not False:
-                continue
-            targets.append(ProbeTarget(p, eps, 0, len(eps)))
-        else:  # the paper: problems the instruct model could not solve; K* = 0 is the attempt
-            instruct = result.verdicts["instruct"].get(p.id)
-            if instruct is None or instruct.correct is not False or len(eps) < 2:
-                continue  # solved, or undecided (the problem is incomplete, not probed)
-            targets.append(ProbeTarget(p, eps, 1, len(eps) - 1))
-    return targets
-
-
 def probe(cfg: RunConfig, store: Any, grader: Grader, pool: BackendPool,
-          targets: list[ProbeTarget], role: str = "instruct") -> dict[str, ProbeOutcome]:
-    """Stage 4: searches finished by an earlier run with the same inputs are taken as they
-    are (``probe_memo``); the others run, and those that finish are remembered."""
-    common = {"instruct": pool.get(cfg.instruct).identity(), "model": cfg.instruct.model_dump(mode="json"),
-              "probe": cfg.probe.model_dump(mode="json"), "grading": grader.settings,
-              "seed": cfg.seed, "official": cfg.official}
-    prints = probe_memo.fingerprints(common, targets)
-    known = probe_memo.recall(store, prints, role)
+          targets: list[ProbeTarget], role: str) -> dict[str, ProbeOutcome]:
+    """A dataset variant's searches (the first-correct self-probe): those finished by an
+    earlier run with the same inputs are taken as they are (``probe_memo``); the others run,
+    and those that finish are remembered."""
+    memo = probe_memo.Memo(store, role, probe_memo.common(cfg, pool.get(cfg.instruct), grader))
+    known = {t.problem.id: found for t in targets if (found := memo.recall(t)) is not None}
     if known:
         log.info("probe (%s): %d of %d searches finished in an earlier run", role, len(known), len(targets))
     fresh = run_probes(cfg, store, grader, pool, [t for t in targets if t.problem.id not in known], role)
-    probe_memo.remember(store, prints, fresh, role)
+    for t in targets:
+        if t.problem.id in fresh:
+            memo.remember(t, fresh[t.problem.id])
     return {t.problem.id: known.get(t.problem.id) or fresh[t.problem.id] for t in targets}
 
 
@@ -126,6 +83,23 @@ def probe_runs(cfg: RunConfig) -> dict[str, tuple[str, RunConfig]]:
             for name, model in named.items()}
 
 
+def in_problem_order(result: RunResult) -> None:
+    """What the per-problem pipeline recorded as it completed, in the problems' order (the
+    same results give the same files, whatever order they came back in): think grades before
+    instruct grades, as the audit samples them."""
+    order = {p.id: i for i, p in enumerate(result.problems)}
+    for role, records in result.attempts.items():
+        result.attempts[role] = dict(sorted(records.items(), key=lambda kv: (kv[0][1], order[kv[0][0]])))
+    for role, verdicts in result.verdicts.items():
+        result.verdicts[role] = dict(sorted(verdicts.items(), key=lambda kv: order[kv[0]]))
+    episodes = sorted(result.episodes.items(), key=lambda kv: order[kv[0]])
+    result.episodes.clear()  # shared by every instruct model's result
+    result.episodes.update(episodes)
+    result.probes = dict(sorted(result.probes.items(), key=lambda kv: order[kv[0]]))
+    think = {f"{rec.key}/{pid}" for (pid, _), rec in result.attempts["think"].items()}
+    result.graded.sort(key=lambda pair: (pair[1].key not in think, order[pair[0]]))
+
+
 def _probe_items(cfg: RunConfig, result: RunResult) -> list[tuple[str, GradeItem]]:
     by_id = {p.id: p for p in result.problems}
     return [(pid, GradeItem(f"{a.key}/{pid}", by_id[pid].problem, by_id[pid].gold_answer,
@@ -141,38 +115,29 @@ def build(cfg: RunConfig, until: str = "summary", frozen: str | None = None) -> 
     run_dir = Path(cfg.run_dir)
     counter = TokenCounter(cfg.think)  # think-model tokens: windows and token counts
     runs = probe_runs(cfg)
+    problems = loaded.problems
     with store, BackendPool(frozen) as pool:
-        roles = {"think": cfg.think, **{role: c.instruct for role, c in runs.values()}}
-        attempts = run_attempts(cfg, store, loaded.problems, pool, roles)
-        results = {name: RunResult(loaded.problems, {"think": attempts["think"], "instruct": attempts[role]})
-                   for name, (role, _) in runs.items()}
-        result = next(iter(results.values()))
-        result.others = {name: r for name, r in results.items() if r is not result}
-        if stop < 1:
-            return result
         grader = Grader(cfg, store, pool)
         graders = {name: grader if role == "instruct" else Grader(probe_cfg, store, pool, lender=grader)
                    for name, (role, probe_cfg) in runs.items()}
+        result = RunResult(problems, {"think": {}, "instruct": {}}, {"think": {}, "instruct": {}})
+        results = {name: result if role == "instruct" else
+                   RunResult(problems, {"think": result.attempts["think"], "instruct": {}},
+                             {"think": result.verdicts["think"], "instruct": {}}, result.episodes)
+                   for name, (role, _) in runs.items()}
+        result.others = {name: r for name, r in results.items() if r is not result}
         try:
-            _grade_attempts(cfg, grader, result)  # the think attempt is graded once, for all
-            for name, other in result.others.items():
-                other.verdicts["think"] = result.verdicts["think"]
-                _grade_attempts(runs[name][1], graders[name], other, roles=("instruct",))
+            sides = [Side(name, role, probe_cfg, graders[name], results[name])
+                     for name, (role, probe_cfg) in runs.items()]
+            PerProblem(cfg, store, pool, sides, min(stop, 3), counter.tokenizer).run(problems)
+            for r in results.values():
+                in_problem_order(r)
             if stop < 2:
                 return result
-            for p in result.problems:
-                text = attempt_text(result, "think", p.id)
-                if text:
-                    result.episodes[p.id] = trace_episodes(text, cfg.segment, cfg.official,
-                                                           counter.tokenizer)
             write_jsonl(run_dir / "segments.jsonl", ({"id": pid, "n": len(eps), "episodes": eps}
                                                       for pid, eps in result.episodes.items()))
             if stop < 3:
                 return result
-            for name, (role, probe_cfg) in runs.items():
-                results[name].episodes = result.episodes
-                results[name].probes = probe(probe_cfg, store, graders[name], pool,
-                                             _targets(probe_cfg, results[name]), role)
             if "shortest-of-n" in cfg.assemble.baselines:
                 result.think_samples = think_samples(cfg, grader, result)
             if "first-correct" in cfg.assemble.baselines:

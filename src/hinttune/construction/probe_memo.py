@@ -14,11 +14,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from hinttune.core.grading import Grader
+
 from hinttune.construction.probing import STAGE, ProbeAttempt, ProbeOutcome, ProbeTarget
 from hinttune.core.grading import Verdict
+from hinttune.core.config import RunConfig
 from hinttune.core.store import RunStore, stable_hash
 
 VERSION = 2  # bump when what a fingerprint covers, or the stored body, changes
+
+
+def common(cfg: RunConfig, backend: Any, grader: Grader) -> dict[str, Any]:
+    """What every search of one instruct model in one run shares."""
+    return {"instruct": backend.identity(), "model": cfg.instruct.model_dump(mode="json"),
+            "probe": cfg.probe.model_dump(mode="json"), "grading": grader.settings,
+            "seed": cfg.seed, "official": cfg.official}
+
+
+class Memo:
+    """The searches an earlier run finished, read once; a search that finishes now is
+    remembered at once (one small transaction), so a kill loses none."""
+
+    def __init__(self, store: RunStore, role: str, shared: dict[str, Any]):
+        self.store, self.role, self.shared = store, role, shared
+        self.known = store.stage_results(_stage(role))
+
+    def fingerprint(self, target: ProbeTarget) -> str:
+        return fingerprints(self.shared, [target])[target.problem.id]
+
+    def recall(self, target: ProbeTarget) -> ProbeOutcome | None:
+        pid = target.problem.id
+        found = self.known.get(pid)
+        if found is None or found[0] != self.fingerprint(target):
+            return None
+        return recall(self.store, {pid: found[0]}, self.role, {pid: found}).get(pid)
+
+    def remember(self, target: ProbeTarget, outcome: ProbeOutcome) -> None:
+        pid = target.problem.id
+        remember(self.store, {pid: self.fingerprint(target)}, {pid: outcome}, self.role)
 
 
 def fingerprints(common: dict[str, Any], targets: list[ProbeTarget]) -> dict[str, str]:
@@ -32,11 +65,12 @@ def _stage(role: str) -> str:
     return STAGE if role == "instruct" else f"{STAGE}/{role}"
 
 
-def recall(store: RunStore, prints: dict[str, str], role: str = "instruct") -> dict[str, ProbeOutcome]:
+def recall(store: RunStore, prints: dict[str, str], role: str = "instruct",
+           stored: dict[str, tuple[str, Any]] | None = None) -> dict[str, ProbeOutcome]:
     """The remembered outcomes whose fingerprint still matches (and whose generations are all
-    still in the store)."""
-    bodies = {pid: body for pid, (fingerprint, body) in store.stage_results(_stage(role)).items()
-              if prints.get(pid) == fingerprint}
+    still in the store); ``stored``: the stage's results already read."""
+    stored = store.stage_results(_stage(role)) if stored is None else stored
+    bodies = {pid: body for pid, (fingerprint, body) in stored.items() if prints.get(pid) == fingerprint}
     texts = store.texts(a[1] for body in bodies.values() for a in body["attempts"])
     out = {}
     for pid, body in bodies.items():

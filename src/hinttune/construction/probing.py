@@ -127,7 +127,7 @@ class LookAhead:
     engine holds let every search woken in one turn see the same free slots, and bursts of
     thousands of requests queued on one engine while the others idled."""
 
-    def __init__(self, backend: Any, per_engine: int | None, judges: AsyncJobs | None = None):
+    def __init__(self, backend: Any, per_engine: int | None, sharing: list[AsyncJobs] = ()):
         # ``per_engine`` slots on each engine (None: all its slots; 0: no look-ahead), and a
         # quarter more than the slots queued in the engines: a slot whose sequence finishes is
         # refilled in the same step, not after hinttune has heard of it (bench/engines.py: 78%
@@ -135,7 +135,9 @@ class LookAhead:
         slots = backend.slots
         wanted = slots if per_engine is None else min(per_engine * engine_count(backend), slots)
         self.backend, self.limit = backend, wanted * 5 // 4
-        self.judges = judges  # judge calls on the same engines take slots too
+        # other requests on the same engines take slots too: the instruct model's attempts,
+        # and the judge's calls when the instruct model judges (the paper's setup)
+        self.sharing = list(sharing)
         self.waiters: list[tuple[int, int, asyncio.Future]] = []  # (-k left, arrival, waiter)
         self.arrivals = count()
         self.open = 0  # searches not finished
@@ -143,7 +145,7 @@ class LookAhead:
         self.promised = 0  # searches woken for a free slot that have not yet run
 
     def busy(self) -> int:
-        return self.taken + (self.judges.in_flight if self.judges is not None else 0)
+        return self.taken + sum(jobs.in_flight for jobs in self.sharing)
 
     def grant(self, running: int, n: int) -> "Slots | None":
         """Slots for one more k (``n`` requests) of a search with ``running`` k in flight, if
@@ -201,46 +203,37 @@ class Slots:
 
 
 class Probing:
-    """The probe stage for one instruct model: ``run`` starts one task per problem; each asks
-    its search's next k, awaits the continuations and their verdicts, decides, and asks again,
-    while the other problems' requests run beside it on the same engines. K* is each search
-    strategy's own (the k are settled in the order the strategy asked them), whatever order
-    results come back in and however many engines serve them."""
+    """The probe stage for one instruct model: ``search`` is one problem's search, a task of
+    its own; it asks its search's next k, awaits the continuations and their verdicts,
+    decides, and asks again, while the other problems' requests run beside it on the same
+    engines. K* is each search strategy's own (the k are settled in the order the strategy
+    asked them), whatever order results come back in and however many engines serve them.
+    ``sharing``: other jobs on the instruct model's engines (its attempts)."""
 
-    def __init__(self, cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPool, role: str):
+    def __init__(self, cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPool, role: str,
+                 bar: Any = None, sharing: list[AsyncJobs] = ()):
         self.cfg, self.probe, self.store, self.grader, self.role = cfg, cfg.probe, store, grader, role
         self.spp = cfg.probe.samples_per_prefix
         self.backend = pool.get(cfg.instruct)
         self.tries: dict[tuple[str, int], int] = {}  # a re-checked k gets fresh sample indices
+        self.jobs = AsyncJobs(store, self.backend, STAGE, role, cfg.seed, bar)
+        self.judge_jobs = (AsyncJobs(store, pool.get(grader.judge), "grade", "judge:probe", cfg.seed)
+                           if grader.kind != "math" else None)
         # the paper's judge is the instruct model: its calls share the probe engine's slots
-        shares = grader.kind != "math" and engine_key(grader.judge) == engine_key(cfg.instruct)
-        self.judge_backend = pool.get(grader.judge) if shares else None
+        shares = self.judge_jobs is not None and engine_key(grader.judge) == engine_key(cfg.instruct)
+        self.ahead = LookAhead(self.backend, self.probe.fill_batch,
+                               [*sharing, *([self.judge_jobs] if shares else [])])
 
-    def run(self, targets: list[ProbeTarget]) -> dict[str, ProbeOutcome]:
-        return asyncio.run(self._run(targets))
-
-    async def _run(self, targets: list[ProbeTarget]) -> dict[str, ProbeOutcome]:
-        label = f"probe ({self.probe.strategy})"
-        with stage_progress(label, 0, transient=False) as bar:
-            self.jobs = AsyncJobs(self.store, self.backend, STAGE, self.role, self.cfg.seed, bar)
-            self.judge_jobs = (AsyncJobs(self.store, self.judge_backend, "grade", "judge:probe", self.cfg.seed)
-                               if self.judge_backend is not None else None)
-            self.ahead = LookAhead(self.backend, self.probe.fill_batch, self.judge_jobs)
-            self.ahead.open = len(targets)
-            self.backend.token_hook = bar.live
-            try:
-                found = await asyncio.gather(*(self.search(t) for t in targets))
-            finally:
-                self.backend.token_hook = None
-                self.jobs.close()
-                if self.judge_jobs is not None:
-                    self.judge_jobs.close()
-        return {o.problem_id: o for o in found}
+    def close(self) -> None:
+        self.jobs.close()
+        if self.judge_jobs is not None:
+            self.judge_jobs.close()
 
     async def search(self, target: ProbeTarget) -> ProbeOutcome:
         """One problem's search, from its first k to its K* (or to the end of its trace)."""
         outcome = ProbeOutcome(target.problem.id, len(target.episodes))
         search = make_search(self.probe.strategy, target.first_k, target.last_k, self.probe.verify)
+        self.ahead.open += 1
         try:
             if isinstance(search, Linear) and self.ahead.limit:
                 await self.linear(target, search, outcome)
@@ -352,12 +345,26 @@ class Probing:
 
 def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPool,
                targets: list[ProbeTarget], role: str = "instruct") -> dict[str, ProbeOutcome]:
-    """Search every target's K* with ``cfg.instruct`` (stored and planned under ``role``)."""
-    outcomes = Probing(cfg, store, grader, pool, role).run(targets) if targets else {}
+    """Search every target's K* with ``cfg.instruct`` (stored and planned under ``role``): the
+    dataset variants' searches (the first-correct self-probe); the run's own probes run in
+    its per-problem pipeline."""
+    if not targets:
+        return {}
+
+    async def every() -> list[ProbeOutcome]:
+        with stage_progress(f"probe ({cfg.probe.strategy}) · {role}", 0) as bar:
+            probing = Probing(cfg, store, grader, pool, role, bar)
+            probing.backend.token_hook = bar.live
+            try:
+                return await asyncio.gather(*(probing.search(t) for t in targets))
+            finally:
+                probing.backend.token_hook = None
+                probing.close()
+
+    outcomes = {o.problem_id: o for o in asyncio.run(every())}
     solved = sum(o.k_star is not None for o in outcomes.values())
-    rounds = max((o.rounds for o in outcomes.values()), default=0)
-    log.info("probing (%s): %d problems, %d solved with a hint, at most %d asks per problem",
-             cfg.probe.strategy, len(targets), solved, rounds)
+    log.info("probing (%s, %s): %d problems, %d solved with a hint", cfg.probe.strategy, role,
+             len(targets), solved)
     return outcomes
 
 

@@ -38,6 +38,13 @@ PLACEMENT = frozenset({
     "engine_kwargs", "num_threads"})
 
 
+# Model settings that go into each request rather than into the engine: two configs that
+# differ only in these can share one loaded engine.
+PER_REQUEST = frozenset({"system_prompt", "prompt_template", "response_prefix", "chat_template_kwargs",
+                         "sampling"})
+DEFAULT_GPU_MEMORY = 0.9
+
+
 class ModelBase(Strict):
     """What every backend shares: which model, how a problem becomes a prompt, how to sample."""
 
@@ -68,7 +75,10 @@ class VLLMModel(ModelBase, Parallel):
     backend: Literal["vllm"]
     tensor_parallel_size: int = Field(1, ge=1)
     max_model_len: int | None = 32768
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="share of each GPU's memory the engine takes; default: "
+        "0.9, divided among the vLLM engines a construction run holds at once, an instruct model "
+        "two parts to the think model's one (0.3 and 0.6). Set it per model for other sizes")
     dtype: str = "auto"
     enable_prefix_caching: bool = True
     trust_remote_code: bool = False
@@ -348,6 +358,28 @@ class RunConfig(Strict):
             folder = f"{parts[0]}-of-{parts[1]}"
             if not (self.run_dir.name == folder and self.run_dir.parent.name == "shards"):
                 self.run_dir = self.run_dir / "shards" / folder
+        return self
+
+    @model_validator(mode="after")
+    def _engines_share_the_gpus(self) -> "RunConfig":
+        # every model of a construction is loaded at once (one pipeline per problem): vLLM
+        # engines whose memory share is not set divide the default between them, an instruct
+        # model two parts to the think model's one - probing is most of the work (for two 7B
+        # models on an 80 GB GPU the think engine then holds about a fifth of the KV cache)
+        roles = [(self.think, 1), (self.instruct, 2), *((m, 2) for m in self.probes),
+                 *([(self.grading.judge, 1)] if self.grading.judge else [])]
+        engines: dict[str, tuple[Any, int]] = {}
+        for model, weight in roles:
+            if model.backend == "vllm":
+                key = model.model_dump_json(exclude=set(PER_REQUEST))
+                engines[key] = (model, max(weight, engines.get(key, (None, 0))[1]))
+        unset = {key: weight for key, (m, weight) in engines.items() if m.gpu_memory_utilization is None}
+        if len(engines) > 1 and unset:
+            left = max(0.05, DEFAULT_GPU_MEMORY - sum(m.gpu_memory_utilization or 0 for m, _ in engines.values()))
+            for model, _ in roles:
+                key = model.model_dump_json(exclude=set(PER_REQUEST)) if model.backend == "vllm" else None
+                if key in unset and model.gpu_memory_utilization is None:
+                    model.gpu_memory_utilization = round(left * unset[key] / sum(unset.values()), 3)
         return self
 
     @model_validator(mode="after")

@@ -119,18 +119,30 @@ class StageProgress:
 
 @contextmanager
 def stage_progress(description: str, total: int, transient: bool = False) -> Iterator[StageProgress]:
+    with stages_progress([description], total, transient) as bars:
+        yield bars[description]
+
+
+@contextmanager
+def stages_progress(descriptions: list[str], total: int = 0,
+                    transient: bool = False) -> Iterator[dict[str, StageProgress]]:
+    """One bar per stage, shown together (stages that run at the same time, as the
+    construction's per-problem pipeline does): by description."""
     if not console.is_terminal:
         every = float(os.environ.get("HINTTUNE_PROGRESS_EVERY", "30"))
-        stage = StageProgress(description, total, every=every)
-        stage.line()
+        stages = {d: StageProgress(d, total, every=every) for d in descriptions}
+        for stage in stages.values():
+            stage.line()
         try:
-            yield stage
+            yield stages
         finally:
-            stage.line(final=True)
+            for stage in stages.values():
+                stage.line(final=True)
         return
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TokensPerSecond(), TimeElapsedColumn(), TextColumn("ETA"),
                         TimeRemainingColumn(), console=console, transient=transient)
     with progress:
-        task = progress.add_task(description, total=total, tokens=0, started=time.monotonic())
-        yield StageProgress(description, total, progress, task)
+        yield {d: StageProgress(d, total, progress, progress.add_task(d, total=total, tokens=0,
+                                                                      started=time.monotonic()))
+               for d in descriptions}

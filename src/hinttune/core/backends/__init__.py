@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 
 from hinttune.core.backends.base import Backend, Generation, Request
-from hinttune.core.config import ModelBase
+from hinttune.core.config import PER_REQUEST, ModelBase
 
 
 def make_backend(cfg: ModelBase) -> Backend:
@@ -33,9 +33,7 @@ def make_backend(cfg: ModelBase) -> Backend:
 def engine_key(cfg: ModelBase) -> str:
     """Two model configs with the same engine key can share one loaded backend: they differ
     only in what goes into each request (system prompt, template switches, sampling)."""
-    per_request = {"system_prompt", "prompt_template", "response_prefix", "chat_template_kwargs",
-                   "sampling"}
-    return cfg.model_dump_json(exclude=per_request)
+    return cfg.model_dump_json(exclude=set(PER_REQUEST))
 
 
 class Frozen:
@@ -70,12 +68,11 @@ __all__ = ["Backend", "BackendPool", "Generation", "Request", "make_backend", "e
 
 
 class BackendPool:
-    """Loaded backends, reused while stages use the same engine (e.g. the demo's one small
-    model in both roles, or the paper's instruct model as its own judge). Engines that hold
-    an accelerator (vllm, transformers) are exclusive - loading one closes the other - so a
-    GPU never holds two; HTTP and fake backends are kept alongside."""
-
-    HEAVY = ("vllm", "transformers")
+    """Loaded backends, one per engine, all resident until the pool closes: a construction
+    keeps its think and instruct models busy at once (each vLLM engine with its share of GPU
+    memory, ``VLLMModel.gpu_memory_utilization``), and roles that use the same engine share
+    it (the demo's one small model in both roles, the paper's instruct model as its own
+    judge)."""
 
     def __init__(self, frozen: str | None = None) -> None:
         self.backends: dict[str, Backend] = {}
@@ -85,9 +82,6 @@ class BackendPool:
     def get(self, cfg: ModelBase) -> Backend:
         key = engine_key(cfg)
         if key not in self.backends:
-            if cfg.backend in self.HEAVY:
-                for other in [k for k, b in self.backends.items() if b.name in self.HEAVY]:
-                    self.backends.pop(other).close()
             self.backends[key] = make_backend(cfg) if self.frozen is None else Frozen(make_backend(cfg), self.frozen)
         backend = self.backends[key]
         backend.cfg = cfg  # per-request settings (system prompt, sampling) of this role

@@ -32,7 +32,7 @@ from typing import Any
 
 from hinttune.core.backends.base import Generation, Request, TemplatedBackend, failed, rejected, settle
 from hinttune.core.chat import encode_prompt, resolve_model_path
-from hinttune.core.config import VLLMModel
+from hinttune.core.config import DEFAULT_GPU_MEMORY, VLLMModel
 from hinttune.core.errors import HinttuneError, missing_extra
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class VLLMBackend(TemplatedBackend):
             args: dict[str, Any] = dict(
                 model=resolve_model_path(self.cfg.model),
                 tensor_parallel_size=self.cfg.tensor_parallel_size,
-                gpu_memory_utilization=self.cfg.gpu_memory_utilization,
+                gpu_memory_utilization=self.cfg.gpu_memory_utilization or DEFAULT_GPU_MEMORY,
                 dtype=self.cfg.dtype,
                 enable_prefix_caching=self.cfg.enable_prefix_caching,
                 trust_remote_code=self.cfg.trust_remote_code,
