@@ -64,7 +64,9 @@ def test_gallop_with_two_samples_per_prefix_on_the_small_model(tmp_path, smollm_
 
 def test_demo_on_the_real_vllm_engine_matches_transformers(tmp_path, smollm_hf):
     """Both roles on vLLM's CPU engine (continuous probing) and, from the same checkpoint, on
-    transformers: wherever the greedy outputs agree, the records are the same."""
+    transformers: wherever the greedy outputs agree, the records are the same. And with the
+    think model on an engine of its own (a second vLLM engine, both loaded at once, as the
+    per-problem pipeline runs them): the same dataset, byte for byte."""
     pytest.importorskip("vllm", exc_type=ImportError)
     common = ["-c", "demo", "--set", "problems.limit=8", "--set", f"think.model={smollm_hf}",
               "--set", f"instruct.model={smollm_hf}", "--set", "think.gguf_file=null",
@@ -74,12 +76,16 @@ def test_demo_on_the_real_vllm_engine_matches_transformers(tmp_path, smollm_hf):
     vllm_args = [arg for role in ("think", "instruct") for arg in
                  ["--set", f"{role}.backend=vllm", *[a if a == "--set" else f"{role}.{a}" for a in engine]]]
     runs = {}
-    for name, extra in (("transformers", []), ("vllm", vllm_args)):
+    for name, extra in (("transformers", []), ("vllm", vllm_args),
+                        ("two vllm engines", [*vllm_args, "--set", "think.name=thinker"])):
         result = runner.invoke(app, ["run", *common, "-o", str(tmp_path / name), *extra])
         assert result.exit_code == 0, result.output
         runs[name] = tmp_path / name
     config = (runs["vllm"] / "config.yaml").read_text()
     assert "backend: vllm" in config and "fill_batch: 8" in config
+    assert (runs["vllm"] / "export" / "hint_tuning.json").read_bytes() == \
+        (runs["two vllm engines"] / "export" / "hint_tuning.json").read_bytes()
+    del runs["two vllm engines"]
 
     def attempts(run):
         db = sqlite3.connect(run / "store.sqlite")

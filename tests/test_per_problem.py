@@ -20,21 +20,22 @@ def export_bytes(run):
 
 
 def test_a_problem_is_probed_while_the_think_model_still_writes(tmp_path, monkeypatch):
-    replies = []
-    real = FakeBackend._reply
+    replies = []  # (model, a probe continuation?, when it was answered)
+    real = FakeBackend._answer
 
-    def logged(self, prompt):
-        replies.append((self.cfg.model, "Wait" in prompt.rsplit("<|assistant|>", 1)[1], time.monotonic()))
-        return real(self, prompt)
+    def logged(self, request):
+        out = real(self, request)
+        replies.append((self.cfg.model, "Wait" in (request.continuation or ""), time.monotonic()))
+        return out
 
-    monkeypatch.setattr(FakeBackend, "_reply", logged)
+    monkeypatch.setattr(FakeBackend, "_answer", logged)
     cfg = validate_config(config_dict(tmp_path))
-    cfg.think.delay = 0.3  # one think trace after another, 0.3 s each
+    cfg.think.delay = 1.0  # one think trace after another, a second each (Math-Verify starts meanwhile)
     result = build(cfg)
     assert {a.problem.split(":")[0]: a.state for a in result.assignments}["beta"] == "Sparse-Hint"
     last_trace = max(t for model, _, t in replies if model == "think")
     probes = [t for model, is_probe, t in replies if model == "instruct" and is_probe]
-    assert probes and min(probes) < last_trace  # probing began before the think stage ended
+    assert probes and min(probes) < last_trace  # a probe was answered before the last trace was
 
 
 def test_the_same_results_give_the_same_dataset_in_any_order(tmp_path, monkeypatch):

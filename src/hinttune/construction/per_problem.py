@@ -79,7 +79,7 @@ class PerProblem:
             side.jobs = self._planned(self.pool.get(side.cfg.instruct), side.role, side.cfg.instruct, problems)
         with stages_progress(labels) as bars:
             self.bars = bars
-            self.think = AsyncJobs(store, think_model, "attempts", "think", cfg.seed, bars[labels[0]])
+            self.think = AsyncJobs(store, think_model, "attempts", "think", cfg.seed, bars[labels[0]], planned=True)
             for side in self.sides:
                 self._open(side, bars)
             try:
@@ -97,7 +97,8 @@ class PerProblem:
     def _open(self, side: Side, bars: dict[str, StageProgress]) -> None:
         cfg, store = side.cfg, self.store
         backend = self.pool.get(cfg.instruct)
-        side.attempts = AsyncJobs(store, backend, "attempts", side.role, cfg.seed, bars[f"attempts · {side.name}"])
+        side.attempts = AsyncJobs(store, backend, "attempts", side.role, cfg.seed, bars[f"attempts · {side.name}"],
+                                  planned=True)
         judge = self.pool.get(side.grader.judge) if side.grader.kind != "math" else None
         side.judge = {what: AsyncJobs(store, judge, "grade", f"judge:{what}", cfg.seed)
                       for what in ("attempts:think", "attempts:instruct")} if judge else {}

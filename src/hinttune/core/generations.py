@@ -1,14 +1,13 @@
 """Generate through a backend with the run store in between: compute each job's key, skip
 what is already stored, send the rest, store each result as it completes. Every generating
-stage goes through here: ``run_jobs`` for a list of jobs (attempts, eval samples, a batch of
-judge calls), ``AsyncJobs`` for jobs awaited one by one by the tasks that need them (a probe
-search's next continuation, its judge verdict)."""
+stage goes through one path, ``AsyncJobs``: jobs awaited one by one by the tasks that need
+them (a problem's attempts, a probe search's next continuation, a judge verdict); ``run_jobs``
+runs a list of jobs through it (evaluation samples)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,14 +54,11 @@ def _request_summary(request: Request) -> dict[str, Any]:
 
 def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: list[Job],
              run_seed: int, label: str | None = None) -> dict[tuple[str, int], GenerationRecord]:
-    """Run ``jobs`` (resuming), then return their records by (problem_id, sample).
-
-    The jobs become the plan of (stage, role). Every
-    request goes to the backend at once; each result is stored as it comes back (what came
-    back together, in one transaction), so a kill loses only what was in flight."""
+    """Run ``jobs`` (resuming), then return their records by (problem_id, sample): the jobs
+    become the plan of (stage, role), and every one not stored yet goes through ``AsyncJobs``
+    at once (the one request path), each result stored as it comes back."""
     keys = plan_keys(backend, jobs, run_seed)
-    rows = [(j.problem_id, j.sample, k) for j, k in zip(jobs, keys)]
-    store.set_plan(stage, role, rows)
+    store.set_plan(stage, role, [(j.problem_id, j.sample, k) for j, k in zip(jobs, keys)])
     done = store.done_keys(keys)
     todo: dict[str, Job] = {}
     for job, key in zip(jobs, keys):
@@ -71,36 +67,18 @@ def run_jobs(store: RunStore, backend: Backend, stage: str, role: str, jobs: lis
     if done:
         log.info("%s/%s: %d of %d already done", stage, role, len(set(keys) & done), len(set(keys)))
     if todo:
-        with stage_progress(label or f"{stage} · {role}", len(todo), transient=False) as bar:
+        with stage_progress(label or f"{stage} · {role}", 0, transient=False) as bar:
+            running = AsyncJobs(store, backend, stage, role, run_seed, bar, planned=True)
             backend.token_hook = bar.live
-            futures = {backend.submit(job.request, job.problem_id): (key, job) for key, job in todo.items()}
-            held: list[GenerationRecord] = []
+
+            async def every() -> None:
+                await asyncio.gather(*(running.run(job, job.problem_id) for job in todo.values()))
+
             try:
-                pending = set(futures)
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    broke = None
-                    for future in finished:  # what came back together is committed together
-                        if future.exception() is not None:  # the backend broke: keep the rest
-                            broke = broke or future.exception()
-                            continue
-                        key, job = futures[future]
-                        gen = future.result()[0]
-                        held.append(generation_record(backend, stage, role, key, job, gen,
-                                                      sampling_dict(job.request.sampling)))
-                        _log_failure(stage, role, job, gen)
-                        bar.advance(1, gen.completion_tokens or 0)
-                    store.put_many(held)
-                    held = []
-                    if broke is not None:
-                        raise broke
+                asyncio.run(every())
             finally:
-                for future in futures:  # an error or a kill: nothing of ours stays in the engine
-                    future.cancel()
-                if held:
-                    store.put_many(held)
                 backend.token_hook = None
-                _save_counts(store, backend, stage, role)
+                running.close()
     found = store.records(keys)
     return {(j.problem_id, j.sample): found[k] for j, k in zip(jobs, keys) if k in found}
 
@@ -140,15 +118,16 @@ class AsyncJobs:
     back together is committed together and a kill loses only what was in flight."""
 
     def __init__(self, store: RunStore, backend: Backend, stage: str, role: str, run_seed: int,
-                 bar: Any = None):
+                 bar: Any = None, planned: bool = False):
         self.store, self.backend, self.stage, self.role = store, backend, stage, role
         self.run_seed, self.bar = run_seed, bar
+        self.planned = planned  # the caller wrote every job's plan row (and knows its key)
         self.sending: dict[str, asyncio.Future] = {}  # key -> the generation on its way
 
     async def run(self, job: Job, affinity: str | None = None) -> GenerationRecord:
         (key,) = plan_keys(self.backend, [job], self.run_seed)
-        # plan rows only feed `hinttune status`
-        self.store.defer(plan=(self.stage, self.role, [(job.problem_id, job.sample, key)]))
+        if not self.planned:  # plan rows only feed `hinttune status`
+            self.store.defer(plan=(self.stage, self.role, [(job.problem_id, job.sample, key)]))
         if key in self.sending:
             twin = self.sending[key]
             try:
