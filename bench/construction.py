@@ -122,7 +122,10 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
     stats = work / "stats"
     stats.mkdir(parents=True)
     think_slots = max(1, round(slots * args.think_share))
-    os.environ.update(SIM_VLLM_SLOTS_THINK=str(think_slots), SIM_VLLM_SLOTS_INSTRUCT=str(slots - think_slots),
+    instruct_slots = slots - think_slots
+    if args.one_model_at_a_time:  # code that loads one model at a time gives each all the slots
+        think_slots = instruct_slots = slots
+    os.environ.update(SIM_VLLM_SLOTS_THINK=str(think_slots), SIM_VLLM_SLOTS_INSTRUCT=str(instruct_slots),
                       SIM_VLLM_TOKENS_PER_STEP=str(args.tokens_per_step), SIM_VLLM_STATS=str(stats),
                       SIM_PROBLEMS=str(problems), SIM_VLLM_DRIVER=str(os.getpid()))
     _wins.cache_clear()
@@ -134,7 +137,7 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
     cfg = validate_config(yaml.safe_load(yaml.safe_dump({
         "run_dir": str(work / "run"), "problems": {"source": str(source)},
         "think": {**engine, "model": "sim-think", "max_in_flight": think_slots, "response_prefix": "<think>\n"},
-        "instruct": {**engine, "model": "sim-model", "max_in_flight": slots - think_slots},
+        "instruct": {**engine, "model": "sim-model", "max_in_flight": instruct_slots},
         "grading": {"grader": grader}, "segment": {"keywords": ["wait"]},
         "probe": {"max_tokens": 16384}})))  # fill_batch: derived from the engines
     from vllm import CLOCK, sim_cpu  # the stand-in (bench/sim_vllm comes first on the path)
@@ -151,7 +154,8 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
         engine_layer.ProcessEngine = in_process
     seconds = time.monotonic() - started
     loop, cpu = time.thread_time() - loop, time.process_time() - cpu - (sim_cpu() - sim_before)
-    found = measure([json.loads(path.read_text()) for path in sorted(stats.glob("*.json"))])
+    found = measure([json.loads(path.read_text()) for path in sorted(stats.glob("*.json"))],
+                    engines * slots)
     with RunStore(work / "run") as store:
         rows = store.db.execute("SELECT problem_id, completion_tokens FROM generations "
                                 "WHERE stage='probe' AND status='ok'").fetchall()
@@ -176,13 +180,13 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
 KINDS = {"think": "think attempts", "attempt": "instruct attempts", "probe": "probes", "judge": "judge"}
 
 
-def measure(engines: list[dict]) -> dict:
-    """The figures of one row from what each simulated engine recorded."""
+def measure(engines: list[dict], slots: int) -> dict:
+    """The figures of one row from what each simulated engine recorded (``slots``: the GPUs'
+    in all)."""
     ticks = [step[0] for e in engines for step in e["steps"]]
     first, last = min(ticks), max(ticks)
     makespan = last - first + 1
     per_step = engines[0]["per_step"]
-    slots = sum(e["slots"] for e in engines)
     tokens = sum(step[2] for e in engines for step in e["steps"])
     finished = [f for e in engines for f in e["finished"]]
     longest = max(f[4] for f in finished)
@@ -218,6 +222,8 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", default=["1x256:math", "1x256:judge", "1x1024:math",
                                                       "1x1024:judge", "4x256:math", "4x256:judge"])
     parser.add_argument("--tokens-per-step", type=int, default=128)
+    parser.add_argument("--one-model-at-a-time", action="store_true",
+                        help="give each model all the slots (to bench code that loads one model at a time)")
     parser.add_argument("--think-share", type=float, default=0.2,
                         help="the think engine's share of each GPU's slots (the rest: the instruct engine's)")
     args = parser.parse_args()

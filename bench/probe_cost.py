@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from hinttune.construction.strategies import make_search
+from hinttune.construction.probe.strategies import make_search
 
 STRATEGIES = [("linear", False, 0), ("linear", False, 256), ("sweep", False, 0),
               ("gallop", False, 0), ("gallop", True, 0)]
@@ -135,9 +135,8 @@ def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
     import tempfile
 
     from hinttune.construction.pipeline import build
-    from hinttune.construction.probing import (
+    from hinttune.construction.probe.search import (
         ProbeTarget,
-        graded_part,
         probe_request,
         run_probes,
     )
@@ -147,7 +146,8 @@ def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
     from hinttune.core.config import load_config
     from hinttune.core.generations import Job, plan_keys
     from hinttune.core.grading import Grader, MathVerifier
-    from hinttune.core.rundir import open_run
+    from hinttune.core.reasoning import graded_part
+    from hinttune.core.store.rundir import open_run
 
     work = Path(tempfile.mkdtemp(prefix="hinttune-bench-"))
     cfg = load_config("demo", [f"run_dir={work / 'run'}", f"problems.limit={problems}",

@@ -33,7 +33,7 @@ def main() -> None:
 
     import hinttune.construction.pipeline as pipeline
     from hinttune.construction.per_problem import probe_target
-    from hinttune.construction.probing import run_probes
+    from hinttune.construction.probe.search import run_probes
     from hinttune.core.backends import BackendPool
     from hinttune.core.config import load_config
     from hinttune.core.grading import UNGRADED, Grader

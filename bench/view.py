@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--problems", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--episodes", type=int, default=40)
     args = parser.parse_args()
-    from hinttune.construction.viewer import write_view
+    from hinttune.construction.outputs.viewer import write_view
 
     print("| problems | build (s) | view written (s) | CPU (s) | view size (MB) | page usable in Chromium |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")

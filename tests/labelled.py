@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from hinttune.core.answers import last_boxed
+from hinttune.core.grading.answers import last_boxed
 
 
 def math500(path: Path) -> list[tuple[str, str, str]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hinttune.core.answers import stated_answer
+from hinttune.core.grading.answers import stated_answer
 
 GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks" / "gsm8k.jsonl"
 
@@ -74,7 +74,7 @@ MATH500 = GSM8K.with_name("math500.jsonl")
 
 def _unboxed(solution: str) -> tuple[str, str] | None:
     """The solution with its last \\boxed{X} replaced by X, and X."""
-    from hinttune.core.answers import last_boxed
+    from hinttune.core.grading.answers import last_boxed
 
     inside = last_boxed(solution)
     if inside is None:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from hinttune.construction.baselines import ThinkSample, shortest_of_n
+from hinttune.construction.variants.baselines import ThinkSample, shortest_of_n
 from hinttune.construction.pipeline import build
 from hinttune.construction.states import ProblemFacts
 from hinttune.core.config import validate_config

@@ -202,7 +202,7 @@ def test_a_rerun_says_nothing_was_left_to_generate(tmp_path):
 def test_status_lists_stages_in_the_order_they_run():
     from rich.console import Console
 
-    from hinttune.construction.report import status_table
+    from hinttune.construction.outputs.report import status_table
     from hinttune.core.store import PlanStatus
 
     planned = [PlanStatus("probe", "instruct", 4, 4, 0, 0, 40, 0), PlanStatus("attempts", "instruct", 2, 2, 0, 0, 9, 0),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hinttune.construction.combine import combine, pick, rank
+from hinttune.construction.variants.combine import combine, pick, rank
 from hinttune.construction.states import (
     FULL_HINT,
     INCOMPLETE,

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hinttune.cli import app
-from hinttune.construction.compare_datasets import agreement, dataset_rows, load_dataset
+from hinttune.construction.outputs.compare_datasets import agreement, dataset_rows, load_dataset
 from hinttune.construction.pipeline import build
 from hinttune.core.config import validate_config
 from test_pipeline import config_dict
@@ -68,7 +68,7 @@ def test_a_path_that_does_not_exist_is_said_so(tmp_path):
 def test_p90_is_never_below_the_median(values):
     from statistics import median
 
-    from hinttune.construction.compare_datasets import percentile
+    from hinttune.construction.outputs.compare_datasets import percentile
 
     assert percentile(values, 0.5) == median(values) <= percentile(values, 0.9) <= max(values)
     assert percentile(list(range(11)), 0.9) == 9

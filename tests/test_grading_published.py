@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from hinttune.core.answers import last_boxed
+from hinttune.core.grading.answers import last_boxed
 from hinttune.core.grading import _math_check, is_short_gold
 
 import math_verify_cases

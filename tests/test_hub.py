@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hinttune.cli import app
-from hinttune.construction.hub import dataset_card
+from hinttune.construction.outputs.hub import dataset_card
 from hinttune.construction.pipeline import build
 from hinttune.core.config import validate_config
 

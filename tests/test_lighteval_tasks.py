@@ -58,7 +58,7 @@ def agreement_cases() -> list[tuple[str, dict, str]]:
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "benchmarks").is_dir(), reason="the benchmark files are not here")
 def test_lighteval_tasks_score_like_hinttune_eval_on_every_gold(tmp_path):
-    from hinttune.construction.probing import graded_part
+    from hinttune.core.reasoning import graded_part
     from hinttune.core.grading import MathVerifier
     from hinttune.evaluation.benchmarks import BENCHMARKS as DEFS
 

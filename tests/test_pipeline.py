@@ -274,7 +274,7 @@ def test_run_exits_3_and_names_the_causes(tmp_path):
 
 def test_a_second_run_on_the_same_directory_is_refused(tmp_path):
     from hinttune.core.errors import HinttuneError
-    from hinttune.core.rundir import run_lock
+    from hinttune.core.store.rundir import run_lock
 
     with run_lock(tmp_path / "run"):
         with pytest.raises(HinttuneError, match=f"in use by PID {os.getpid()}"):
@@ -285,10 +285,10 @@ def test_a_second_run_on_the_same_directory_is_refused(tmp_path):
 
 
 def test_a_killed_runs_lock_is_not_stale(tmp_path):
-    from hinttune.core.rundir import run_lock
+    from hinttune.core.store.rundir import run_lock
 
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from hinttune.core.rundir import run_lock\n"
+        "import sys, time; from pathlib import Path; from hinttune.core.store.rundir import run_lock\n"
         f"with run_lock(Path({str(tmp_path / 'run')!r})):\n    print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -369,7 +369,7 @@ def test_look_ahead_keeps_linears_k_star_on_many_problems(tmp_path):
 
 
 def test_look_ahead_is_per_engine_and_derived_from_the_engines_by_default():
-    from hinttune.construction.probing import LookAhead
+    from hinttune.construction.probe.search import LookAhead
 
     class Engines:  # two engines of 256 slots
         replicas = [object(), object()]
@@ -392,7 +392,7 @@ def test_look_ahead_never_holds_more_than_its_limit(tmp_path, monkeypatch):
     together cannot all take the same free slots (each search may ask up to its window, here
     7, so three of them used to hold up to 21 requests for 5 slots), and every granted slot
     comes back, k abandoned past K* included."""
-    import hinttune.construction.probing as probing
+    import hinttune.construction.probe.search as probing
     from hinttune.core.generations import AsyncJobs
 
     made, running, peak = [], [0], [0]

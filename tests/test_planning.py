@@ -4,7 +4,7 @@ import math
 import pytest
 
 from hinttune.construction.pipeline import build
-from hinttune.construction.planning import estimate, expected_probe_cost, write_plan
+from hinttune.construction.scale.planning import estimate, expected_probe_cost, write_plan
 from hinttune.core.config import validate_config
 
 
@@ -53,7 +53,7 @@ def test_plan_counts_the_judge_and_prompt_tokens(tmp_path):
 def test_the_plan_table_ends_with_the_total(tmp_path):
     from rich.console import Console
 
-    from hinttune.construction.report import plan_table
+    from hinttune.construction.outputs.report import plan_table
     from test_pipeline import config_dict
 
     plan = estimate(validate_config(config_dict(tmp_path)), throughput=100.0)

@@ -3,7 +3,7 @@ search that could not finish, or a generation gone from the store makes it run a
 
 import pytest
 
-from hinttune.construction.probing import Probing
+from hinttune.construction.probe.search import Probing
 from hinttune.construction.pipeline import build
 from hinttune.core.config import validate_config
 from hinttune.core.store import RunStore

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from hinttune.cli import app
 from hinttune.construction.pipeline import build
-from hinttune.construction.shards import merge
+from hinttune.construction.scale.shards import merge
 from hinttune.core.config import validate_config
 from hinttune.core.errors import HinttuneError
 from hinttune.core.problems import shard_of
@@ -194,7 +194,7 @@ def test_judge_graded_shards_resumed_on_other_placements_merge_to_the_single_run
 
 
 def test_a_merge_names_a_damaged_shard_and_a_shard_still_running(tmp_path):
-    from hinttune.core.rundir import run_lock
+    from hinttune.core.store.rundir import run_lock
 
     data = scenario(tmp_path, 8)
     shards = []

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hinttune.construction.probing import ProbeAttempt, ProbeOutcome
+from hinttune.construction.probe.search import ProbeAttempt, ProbeOutcome
 from hinttune.construction.states import (
     FULL_HINT,
     FULL_MARKER,

@@ -158,7 +158,7 @@ def _config(tmp_path, problems, delay):
 def test_resume_after_sigkill(tmp_path):
     """Kill a real run with SIGKILL mid-stage; the re-run completes it with every record once
     and never regenerates what was finished before the kill."""
-    config = _config(tmp_path, problems=30, delay=0.05)
+    config = _config(tmp_path, problems=30, delay=0.1)
     cmd = [sys.executable, "-m", "hinttune", "attempts", "--config", str(config)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = tmp_path / "run" / "store.sqlite"

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from hinttune.construction.strategies import make_search
+from hinttune.construction.probe.strategies import make_search
 from hinttune.core.config import ProbeConfig
 
 

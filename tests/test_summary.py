@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from hinttune.construction.states import Assignment
-from hinttune.construction.summary import plural, summarize, summary_table, write_plots
+from hinttune.construction.outputs.summary import plural, summarize, summary_table, write_plots
 
 
 def assignment(pid, state, k=None):
@@ -40,7 +40,7 @@ def test_titles_count_in_words():
 
 
 def test_the_plot_is_drawn_again_only_when_its_data_changed(tmp_path, monkeypatch):
-    from hinttune.construction import summary as module
+    from hinttune.construction.outputs import summary as module
 
     calls = []
     real = module.write_plots

@@ -17,18 +17,17 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from hinttune.construction import probe_memo
 from hinttune.construction.attempts import attempt_jobs
-from hinttune.construction.probing import ProbeOutcome, ProbeTarget, Probing
+from hinttune.construction.policy import Policy
+from hinttune.construction.probe import memo as probe_memo
+from hinttune.construction.probe.search import ProbeOutcome, ProbeTarget, Probing
 from hinttune.construction.result import RunResult
-from hinttune.construction.segmentation import trace_episodes
-from hinttune.core.backends import BackendPool
+from hinttune.core.backends import BackendPool, engine_key
 from hinttune.core.config import ModelBase, RunConfig
 from hinttune.core.generations import AsyncJobs, Job, plan_keys
 from hinttune.core.grading import UNGRADED, GradeItem, Grader, Verdict
 from hinttune.core.problems import Problem
 from hinttune.core.progress import StageProgress, stages_progress
-from hinttune.core.reasoning import split_think
 from hinttune.core.store import GenerationRecord, RunStore
 
 log = logging.getLogger(__name__)
@@ -78,7 +77,6 @@ class PerProblem:
         for side in self.sides:
             side.jobs = self._planned(self.pool.get(side.cfg.instruct), side.role, side.cfg.instruct, problems)
         with stages_progress(labels) as bars:
-            self.bars = bars
             self.think = AsyncJobs(store, think_model, "attempts", "think", cfg.seed, bars[labels[0]], planned=True)
             for side in self.sides:
                 self._open(side, bars)
@@ -104,7 +102,11 @@ class PerProblem:
                       for what in ("attempts:think", "attempts:instruct")} if judge else {}
         if self.upto("probe"):
             bar = bars[f"probe · {side.name}"]
-            side.probing = Probing(cfg, store, side.grader, self.pool, side.role, bar, sharing=[side.attempts])
+            # what else runs on the instruct engines takes their slots: its attempts, and the
+            # think model's where one engine plays both roles (the demo)
+            same = engine_key(self.cfg.think) == engine_key(cfg.instruct)
+            side.probing = Probing(cfg, store, side.grader, self.pool, side.role, bar,
+                                   sharing=[side.attempts, *([self.think] if same else [])])
             side.memo = probe_memo.Memo(store, side.role, probe_memo.common(cfg, backend, side.grader))
         backend.token_hook = bars[f"attempts · {side.name}"].live
         self.pool.get(self.cfg.think).token_hook = bars["attempts · think model"].live
@@ -144,8 +146,9 @@ class PerProblem:
     async def think_verdict(self, p: Problem, think: "asyncio.Future") -> Verdict:
         """The think attempt is graded once, by the run's grader, for every instruct model."""
         verdict = await self.grade(self.main, p, await think, "think")
-        self.main.result.verdicts["think"][p.id] = verdict
-        return verdict
+        if verdict is not None:
+            self.main.result.verdicts["think"][p.id] = verdict
+        return verdict or UNGRADED
 
     async def instruct_side(self, side: Side, p: Problem, think: "asyncio.Future",
                             think_graded: "asyncio.Future | None") -> None:
@@ -153,25 +156,26 @@ class PerProblem:
         if think_graded is None:
             return
         # graded while the think model may still be writing
-        verdict = side.result.verdicts["instruct"][p.id] = await self.grade(side, p, instruct, "instruct")
+        verdict = await self.grade(side, p, instruct, "instruct")
+        if verdict is not None:
+            side.result.verdicts["instruct"][p.id] = verdict
         think_record, think_verdict = await think, await asyncio.shield(think_graded)
         if not self.upto("segment") or think_record is None or think_record.status != "ok":
             return
         episodes = side.result.episodes[p.id] = await self.segmented(p.id, think_record.text or "")
-        target = probe_target(side.cfg, p, episodes, think_verdict, verdict) if self.upto("probe") else None
+        if not self.upto("probe"):
+            return
+        target = probe_target(side.cfg, p, episodes, think_verdict, verdict or UNGRADED)
         if target is not None:
             side.result.probes[p.id] = await self.probe(side, target)
 
-    async def grade(self, side: Side, p: Problem, rec: GenerationRecord | None, role: str) -> Verdict:
+    async def grade(self, side: Side, p: Problem, rec: GenerationRecord | None, role: str) -> Verdict | None:
         """The verdict on sample 0 of a model's attempt (a failed or missing one has none)."""
         if rec is None or rec.status != "ok":
-            return UNGRADED
-        text = rec.text or ""
-        if role == "think" and not side.cfg.official:  # the official scripts grade the whole response
-            split = split_think(text)
-            if not split.closed:  # cut before </think>: there is no answer to grade
-                return Verdict(False, "no answer", "the reasoning never closed")
-            text = split.answer
+            return None
+        text = Policy.of(side.cfg).attempt_answer(role, rec.text or "")
+        if isinstance(text, Verdict):  # nothing to grade
+            return text
         # keyed by generation and problem: twin problems can share one generation
         item = GradeItem(f"{rec.key}/{p.id}", p.problem, p.gold_answer, text)
         side.result.graded.append((p.id, item))
@@ -183,7 +187,7 @@ class PerProblem:
         windows count tokens)."""
         if pid not in self.segments:
             self.segments[pid] = asyncio.ensure_future(asyncio.to_thread(
-                trace_episodes, text, self.cfg.segment, self.cfg.official, self.tokenizer))
+                Policy.of(self.cfg).episodes, text, self.cfg.segment, self.tokenizer))
         return await asyncio.shield(self.segments[pid])
 
     async def probe(self, side: Side, target: ProbeTarget) -> ProbeOutcome:
@@ -200,10 +204,5 @@ class PerProblem:
 def probe_target(cfg: RunConfig, p: Problem, episodes: list[str], think: Verdict,
                  instruct: Verdict) -> ProbeTarget | None:
     """What the probe searches for this problem, or None when it is not probed."""
-    if cfg.official:  # the official scripts probe the think model's failures, k = 0..N
-        return ProbeTarget(p, episodes, 0, len(episodes)) if think.correct is False else None
-    # the paper: problems the instruct model could not solve; K* = 0 is the attempt. An
-    # undecided grade leaves the problem incomplete, not probed.
-    if instruct.correct is not False or len(episodes) < 2:
-        return None
-    return ProbeTarget(p, episodes, 1, len(episodes) - 1)
+    found = Policy.of(cfg).probe_range(episodes, think, instruct)
+    return None if found is None else ProbeTarget(p, episodes, *found)

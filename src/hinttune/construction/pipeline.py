@@ -9,22 +9,24 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from hinttune.construction import first_correct, probe_memo
+from hinttune.construction.probe import memo as probe_memo
+from hinttune.construction.variants import first_correct
 from hinttune.construction.audit import run_audit
-from hinttune.construction.export import export_dataset, export_official_layout
-from hinttune.construction.planning import read_plan
-from hinttune.construction.probing import ProbeOutcome, ProbeTarget, graded_part, run_probes
+from hinttune.construction.outputs.export import export_dataset, export_official_layout
+from hinttune.construction.scale.planning import read_plan
+from hinttune.construction.policy import Policy
+from hinttune.construction.probe.search import ProbeOutcome, ProbeTarget, run_probes
 from hinttune.construction.result import RunResult, facts_of, probe_statistics, record_meta
 from hinttune.construction.per_problem import PerProblem, Side
 from hinttune.construction.states import assign
-from hinttune.construction.summary import summarize, write_summary
-from hinttune.construction.variants import export_baselines, export_probes, policy_stats, think_samples
+from hinttune.construction.outputs.summary import summarize, write_summary
+from hinttune.construction.variants.exports import export_baselines, export_probes, policy_stats, think_samples
 from hinttune.core.backends import BackendPool
 from hinttune.core.chat import TokenCounter
 from hinttune.core.config import AssembleConfig, ExportConfig, RunConfig
 from hinttune.core.files import write_jsonl
 from hinttune.core.grading import GradeItem, Grader
-from hinttune.core.rundir import open_run
+from hinttune.core.store.rundir import open_run
 from hinttune.core.secrets import MASKED_COUNTER
 
 log = logging.getLogger(__name__)
@@ -101,9 +103,9 @@ def in_problem_order(result: RunResult) -> None:
 
 
 def _probe_items(cfg: RunConfig, result: RunResult) -> list[tuple[str, GradeItem]]:
-    by_id = {p.id: p for p in result.problems}
+    by_id, policy = {p.id: p for p in result.problems}, Policy.of(cfg)
     return [(pid, GradeItem(f"{a.key}/{pid}", by_id[pid].problem, by_id[pid].gold_answer,
-                            a.text if cfg.official else graded_part(a.text)))
+                            policy.continuation_answer(a.text)))
             for pid, outcome in result.probes.items() for a in outcome.attempts]
 
 

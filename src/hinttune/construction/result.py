@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hinttune.construction.baselines import ThinkSample
-from hinttune.construction.probing import ProbeOutcome
+from hinttune.construction.variants.baselines import ThinkSample
+from hinttune.construction.probe.search import ProbeOutcome
 from hinttune.construction.states import INCOMPLETE, Assignment, ProblemFacts, cause_of
 from hinttune.core.chat import TokenCounter
 from hinttune.core.config import ProbeConfig

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from hinttune.construction.probing import ProbeOutcome, continuation_parts
+from hinttune.construction.probe.search import ProbeOutcome, continuation_parts
 from hinttune.core.grading import NO_VERDICT
 from hinttune.core.reasoning import split_think, split_think_official
 from hinttune.core.store import REFUSED, stable_hash

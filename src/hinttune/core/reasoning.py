@@ -43,3 +43,8 @@ def split_think_official(text: str) -> ThinkSplit:
     start = head.find(OPEN)
     return ThinkSplit(head[start + len(OPEN):] if start >= 0 else head, text[end + len(CLOSE):].strip(),
                       start >= 0, True)
+
+
+def graded_part(text: str) -> str:
+    """The part of an output that holds the answer: after the last </think>, if any."""
+    return text.rsplit(CLOSE, 1)[1] if CLOSE in text else text

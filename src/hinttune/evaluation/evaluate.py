@@ -12,7 +12,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from hinttune.construction.probing import graded_part
+from hinttune.core.reasoning import graded_part
 from hinttune.core.backends import BackendPool
 from hinttune.core.backends.base import Request
 from hinttune.core.chat import TokenCounter

@@ -70,7 +70,7 @@ def _read_messages(path: Path) -> list[dict[str, Any]]:
 
 def load_sft_data(data: str) -> SFTData:
     if str(data).startswith("hf://"):  # a dataset `hinttune push` uploaded
-        from hinttune.construction.hub import fetch
+        from hinttune.construction.outputs.hub import fetch
 
         folder = fetch(str(data))
         info_path = folder / "dataset_info.json"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hinttune.construction.probing import ProbeAttempt, ProbeOutcome
+from hinttune.construction.probe.search import ProbeAttempt, ProbeOutcome
 from hinttune.construction.segmentation import prefix, trace_episodes
 from hinttune.core.config import OFFICIAL_KEYWORDS, SegmentConfig
 from hinttune.core.errors import HinttuneError

@@ -116,7 +116,7 @@ def merge(sources: list[Path], out: Path) -> Any:
         raise HinttuneError("merge: name at least one run directory")
     if any(s.resolve() == out.resolve() for s in sources):
         raise HinttuneError(f"merge: {out} is also a source; write the merge elsewhere")
-    from hinttune.core.rundir import lock_holder
+    from hinttune.core.store.rundir import lock_holder
 
     for source in sources:
         holder = lock_holder(source)

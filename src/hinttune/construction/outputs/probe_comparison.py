@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from hinttune.construction.summary import OUTCOME_COLORS, STATES
+from hinttune.construction.outputs.summary import OUTCOME_COLORS, STATES
 from hinttune.core.plots import pyplot, save
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hinttune.construction.probing import ProbeOutcome, ProbeTarget, continuation_parts
+from hinttune.construction.probe.search import ProbeOutcome, ProbeTarget, continuation_parts
 from hinttune.construction.states import CUT_TRACE, INCOMPLETE, UNSOLVED, Assignment, incomplete_note
 from hinttune.core.config import ProbeConfig, RunConfig
 from hinttune.core.problems import Problem

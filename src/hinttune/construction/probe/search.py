@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hinttune.construction.attempts import problem_messages
+from hinttune.construction.policy import Policy
 from hinttune.construction.segmentation import prefix
-from hinttune.construction.strategies import Linear, make_search
+from hinttune.construction.probe.strategies import Linear, make_search
 from hinttune.core.backends import BackendPool, engine_key
 from hinttune.core.backends.base import Request
 from hinttune.core.config import ProbeConfig, RunConfig
@@ -81,11 +82,6 @@ class ProbeOutcome:
         """K* as one sample per prefix would have found it: the smallest tried k whose first
         sample was correct (for reporting what samples_per_prefix changed)."""
         return min((a.k for a in self.attempts if a.sample == 0 and a.verdict.correct), default=None)
-
-
-def graded_part(text: str) -> str:
-    """The part of an output that holds the answer: after the last </think>, if any."""
-    return text.rsplit(CLOSE, 1)[1] if CLOSE in text else text
 
 
 def probe_request(cfg: RunConfig, target: ProbeTarget, k: int) -> Request:
@@ -214,6 +210,7 @@ class Probing:
                  bar: Any = None, sharing: list[AsyncJobs] = ()):
         self.cfg, self.probe, self.store, self.grader, self.role = cfg, cfg.probe, store, grader, role
         self.spp = cfg.probe.samples_per_prefix
+        self.policy = Policy.of(cfg)
         self.backend = pool.get(cfg.instruct)
         self.tries: dict[tuple[str, int], int] = {}  # a re-checked k gets fresh sample indices
         self.jobs = AsyncJobs(store, self.backend, STAGE, role, cfg.seed, bar)
@@ -326,10 +323,7 @@ class Probing:
 
     def item(self, target: ProbeTarget, rec: Any) -> GradeItem:
         p = target.problem
-        # the official scripts grade the whole continuation, reasoning included
-        text = rec.text or ""
-        return GradeItem(f"{rec.key}/{p.id}", p.problem, p.gold_answer,
-                         text if self.cfg.official else graded_part(text))
+        return GradeItem(f"{rec.key}/{p.id}", p.problem, p.gold_answer, self.policy.continuation_answer(rec.text or ""))
 
     @staticmethod
     def settle(search: Any, outcome: ProbeOutcome, tried: Tried) -> bool:

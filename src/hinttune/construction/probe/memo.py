@@ -16,7 +16,7 @@ from typing import Any
 
 from hinttune.core.grading import Grader
 
-from hinttune.construction.probing import STAGE, ProbeAttempt, ProbeOutcome, ProbeTarget
+from hinttune.construction.probe.search import STAGE, ProbeAttempt, ProbeOutcome, ProbeTarget
 from hinttune.core.grading import Verdict
 from hinttune.core.config import RunConfig
 from hinttune.core.store import RunStore, stable_hash

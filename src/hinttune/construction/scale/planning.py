@@ -14,8 +14,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from hinttune.construction.segmentation import trace_episodes
-from hinttune.construction.strategies import make_search
+from hinttune.construction.policy import Policy
+from hinttune.construction.probe.strategies import make_search
 from hinttune.core.config import RunConfig
 from hinttune.core.files import write_json
 from hinttune.core.problems import load_problems
@@ -94,7 +94,7 @@ def estimate(cfg: RunConfig, throughput: float, prefill_throughput: float | None
     probe_budget = cfg.probe.max_tokens or cfg.instruct.sampling.max_tokens
     probe_tokens = min(instruct_tokens, probe_budget)
     if stored.get("think"):
-        ns = [len(trace_episodes(t, cfg.segment, cfg.official)) for t, _ in stored["think"]]
+        ns = [len(Policy.of(cfg).episodes(t, cfg.segment)) for t, _ in stored["think"]]
         source = f"episode counts of {len(ns)} stored think traces"
     else:
         ns = [cfg.segment.max_episodes] * problems

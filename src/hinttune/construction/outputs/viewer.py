@@ -113,7 +113,7 @@ def write_view(run_dir: Path, out: Path | None = None) -> Path:
     leftover scan), then the page that loads them."""
     out = out or run_dir / "view"
     overview, details = collect(run_dir)
-    page = resources.files("hinttune.construction").joinpath("viewer_page.html").read_text(encoding="utf-8")
+    page = resources.files("hinttune.construction.outputs").joinpath("viewer_page.html").read_text(encoding="utf-8")
     with atomic_dir(out / "problems") as folder:
         for detail in details:
             (folder / f"{detail['n']}.js").write_text(f"hinttuneProblem({script_json(detail)});\n",

@@ -174,7 +174,7 @@ def write_summary(summary: dict[str, Any], meta: list[dict[str, Any]], out_dir: 
     path = write_json(out_dir / "summary.json", summary)
     written = [path, *write_plots(summary, meta, out_dir)]
     if "probes" in summary:
-        from hinttune.construction.probe_comparison import write_probes_plot
+        from hinttune.construction.outputs.probe_comparison import write_probes_plot
 
         written += write_probes_plot(summary, out_dir)
     write_text(stamp, fingerprint)

@@ -15,7 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from hinttune.construction.states import CUT_TRACE, FULL_TRACE
-from hinttune.construction.summary import OUTCOME_COLORS, STATES, dataset_stats
+from hinttune.construction.outputs.summary import OUTCOME_COLORS, STATES, dataset_stats
 from hinttune.core.errors import HinttuneError
 from hinttune.core.files import read_jsonl
 from hinttune.core.plots import pyplot, save

@@ -42,13 +42,13 @@ def verdicts_table(verdicts: dict[str, dict[str, Any]]) -> Table:
 
 def stage_report(result: Any) -> list[Any]:
     """What to show after a stage: the furthest stage's own table, and the files written."""
-    from hinttune.construction.summary import summary_table
+    from hinttune.construction.outputs.summary import summary_table
 
     files = "\n".join(f"  {path}" for path in result.files.values())
     if result.summary is not None:
         tables = [summary_table(result.summary)]
         if "probes" in result.summary:
-            from hinttune.construction.probe_comparison import probes_table
+            from hinttune.construction.outputs.probe_comparison import probes_table
 
             tables.append(probes_table(result.summary))
         if "grading_audit" in result.summary:

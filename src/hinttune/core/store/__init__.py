@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from hinttune.core.errors import HinttuneError
-from hinttune.core.write_behind import WriteBehind
+from hinttune.core.store.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -532,7 +532,7 @@ class RunStore:
             found[r["key"]] = (None if r["correct"] is None else bool(r["correct"]), r["grader"], r["detail"] or "")
         return found
 
-    # --- a stage's finished results, by problem (see probe_memo.py) ----------------------
+    # --- a stage's finished results, by problem (see construction/probe/memo.py) ----------------------
     def stage_results(self, stage: str) -> dict[str, tuple[str, Any]]:
         """problem_id -> (fingerprint, body) of what ``stage`` remembered."""
         try:

@@ -9,13 +9,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from hinttune.construction import first_correct
-from hinttune.construction.baselines import BaselineInputs, ThinkSample, build_baselines
-from hinttune.construction.combine import combine, rank
-from hinttune.construction.export import export_dataset
+from hinttune.construction.variants import first_correct
+from hinttune.construction.variants.baselines import BaselineInputs, ThinkSample, build_baselines
+from hinttune.construction.variants.combine import combine, rank
+from hinttune.construction.outputs.export import export_dataset
 from hinttune.construction.result import RunResult, attempt_missing, facts_of, probe_statistics, record_meta
 from hinttune.construction.states import INCOMPLETE, Assignment
-from hinttune.construction.summary import dataset_stats
+from hinttune.construction.outputs.summary import dataset_stats
 from hinttune.core.chat import TokenCounter
 from hinttune.core.config import RunConfig
 from hinttune.core.grading import GradeItem, Grader

@@ -30,7 +30,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from hinttune.core.answers import choice_letter, is_choice, is_text, last_boxed, normalized_text, stated_answer
+from hinttune.core.grading.answers import choice_letter, is_choice, is_text, last_boxed, normalized_text, stated_answer
 from hinttune.core.backends import BackendPool
 from hinttune.core.backends.base import Request
 from hinttune.core.config import JUDGE_SAMPLING, PLACEMENT, GradingConfig, ModelBase, RunConfig

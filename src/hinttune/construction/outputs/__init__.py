@@ -1,0 +1,1 @@
+"""What a run writes and shows: export, summary, report, viewer, hub, comparisons."""

@@ -1,0 +1,1 @@
+"""The K* search: one search per problem, its strategies, finished searches remembered."""

@@ -1,0 +1,1 @@
+"""Scale-out: shards of a run and their merge, the cost plan."""

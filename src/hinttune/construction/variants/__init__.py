@@ -1,0 +1,1 @@
+"""The dataset variants (baselines, first-correct, combined probes)."""
