@@ -192,19 +192,40 @@ def test_per_server_limits_share_the_load_by_capacity(scripted, second_server):
     assert used[big] > sum(used.values()) / 2, used  # the server allowed 3 at once takes more
 
 
-def test_a_request_submitted_while_others_run_is_sent_at_once(scripted):
-    """Submitting never waits: a request submitted while the slow one is in flight is sent
-    and answered before it."""
+def test_a_request_asked_while_others_run_is_sent_at_once(scripted):
+    """Asking never waits for other requests: one asked while the slow one is in flight is
+    sent and answered before it, on the caller's event loop."""
+    import asyncio
+
     backend = chat_backend(scripted, max_retries=1)  # the slow one times out once, then answers
-    try:
-        slow = backend.submit(Request([{"role": "user", "content": "slow question"}], Sampling(max_tokens=8)))
-        time.sleep(0.2)
-        fast = backend.submit(Request([{"role": "user", "content": "fine question"}], Sampling(max_tokens=8)))
-        assert fast.result(timeout=5)[0].text == "reply to fine"
+    finished = []
+
+    async def one(content):
+        gen, = await backend.ask(Request([{"role": "user", "content": content}], Sampling(max_tokens=8)))
+        finished.append(gen.text)
+
+    async def main():
+        slow = asyncio.ensure_future(one("slow question"))
+        await asyncio.sleep(0.2)
+        await one("fine question")
         assert not slow.done()  # still sleeping on the server
-        assert slow.result(timeout=5)[0].text == "reply to slow"
+        await slow
+
+    try:
+        asyncio.run(main())
     finally:
         backend.close()
+    assert finished == ["reply to fine", "reply to slow"]
+
+
+def ask_all(backend, asks):
+    """Every (affinity, request) at once through ``ask``; the replies in order."""
+    import asyncio
+
+    async def main():
+        return await asyncio.gather(*(backend.ask(request, pid) for pid, request in asks))
+
+    return asyncio.run(main())
 
 
 def test_several_servers_keep_a_problems_requests_on_one(scripted, second_server):
@@ -213,11 +234,8 @@ def test_several_servers_keep_a_problems_requests_on_one(scripted, second_server
     backend = make_backend(OpenAIModel(backend="openai", model="served", base_url=[scripted, second_server],
                                        continue_mode="chat_fallback", max_concurrency=1))
     try:
-        futures = [(pid, backend.submit(Request([{"role": "user", "content": f"fine {pid} {k}"}],
-                                                Sampling(max_tokens=8)), pid))
-                   for k in range(3) for pid in ("a", "b", "c", "d")]
-        for _, future in futures:
-            future.result(timeout=10)
+        ask_all(backend, [(pid, Request([{"role": "user", "content": f"fine {pid} {k}"}], Sampling(max_tokens=8)))
+                          for k in range(3) for pid in ("a", "b", "c", "d")])
     finally:
         backend.close()
     port_of = {}
@@ -240,9 +258,8 @@ def test_two_llamacpp_servers_keep_each_problem_on_one(llama_process, second_lla
     try:
         asks = [(pid, Request(COUNT, Sampling(temperature=0, max_tokens=6), continuation=prefix))
                 for pid in ("a", "b", "c", "d") for prefix in ("1,", "1, 2,", "1, 2, 3,")]
-        futures = [(pid, backend.submit(request, pid)) for pid, request in asks]
-        texts = [f.result(timeout=300)[0].text for _, f in futures]
-        expected = [single.submit(request).result(timeout=300)[0].text for _, request in asks]
+        texts = [gens[0].text for gens in ask_all(backend, asks)]
+        expected = [gens[0].text for _, gens in single.generate([request for _, request in asks])]
     finally:
         backend.close()
         single.close()

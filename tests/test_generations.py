@@ -207,8 +207,32 @@ def test_what_came_back_before_a_kill_is_kept_once(tmp_path):
 
 
 def test_run_jobs_keeps_what_came_back_before_a_kill(tmp_path):
-    backend = breaking_after(2)
+    """Two generations come back and are handed to the store; then the run is interrupted
+    (the engine raises KeyboardInterrupt for the rest): both are kept, nothing else is."""
+    from concurrent.futures import Future
+
+    backend = make_backend(FakeModel(backend="fake", model="f"))
+    waiting = []
+
+    def submit(request, affinity=None):
+        future = Future()
+        if len(waiting) < 2:  # the first two answer at once (their tasks resume next turn)
+            future.set_result(backend._answer(request))
+        waiting.append(future)
+        return future
+
+    backend.submit = submit
     with RunStore(tmp_path) as store:
+        real_defer, handed = store.defer, []
+
+        def defer(records=(), **kw):  # the second record handed over: interrupt the rest
+            real_defer(records, **kw)
+            handed.extend(records)
+            if records and len(handed) == 2:
+                for future in waiting[2:]:
+                    future.set_exception(KeyboardInterrupt())
+
+        store.defer = defer
         with pytest.raises(KeyboardInterrupt):
             run_jobs(store, backend, "s", "r", jobs(4), run_seed=0)
         assert store.count("ok") == 2

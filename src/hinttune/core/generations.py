@@ -144,7 +144,7 @@ class AsyncJobs:
         if self.bar is not None:
             self.bar.grow(1)
         try:
-            gen = (await asyncio.wrap_future(self.backend.submit(job.request, affinity)))[0]
+            gen = (await self.backend.ask(job.request, affinity))[0]
         except BaseException:  # cancelled, or the backend broke (the stage stops): the twins too
             mine.cancel()
             if self.bar is not None:

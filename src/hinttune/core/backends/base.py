@@ -1,20 +1,24 @@
-"""The one narrow interface every generation backend implements: ``submit(request)`` starts a
-request and returns at once with a ``concurrent.futures.Future`` of its ``n`` generations
-(text, finish reason, token counts). It is thread-safe and never blocks, so any number of
-requests can be in flight while others finish, whatever runs them: an engine stepped by its own
-thread (vllm), an event loop of HTTP calls (openai), a worker process or a Ray actor per engine
-(``engines.py``), or a thread that runs batches (transformers, fake, traces: they implement
-``generate`` on a list). Async code awaits a request with ``asyncio.wrap_future``; every result
-is handed back the moment its request finishes.
+"""The one narrow interface every generation backend implements: ``await backend.ask(request,
+affinity)`` returns the request's ``n`` generations (text, finish reason, token counts) the
+moment it finishes, with any number of other requests in flight. Everything that generates
+(``generations.AsyncJobs``: attempts, probes, judge calls, evaluation samples) goes through it.
+
+How a backend answers it depends on its transport:
+- an HTTP server (openai): a coroutine on the caller's event loop, nothing else;
+- an engine stepped by its own thread (vllm), a worker process or a Ray actor per engine
+  (``engines.py``), or a thread that runs batches (transformers, fake, traces: they implement
+  ``generate`` on a list): ``submit`` starts the request and returns a thread-safe
+  ``concurrent.futures.Future`` at once, and ``ask`` awaits it.
 
 A failure is a generation with ``finish_reason='error'`` (retried by the next run) or
-``'rejected'`` (the request itself can never run), never an exception; an exception from a
-future is a problem with the whole backend (a missing package, a server that cannot be
-reached) and stops the run.
+``'rejected'`` (the request itself can never run), never an exception; an exception is a
+problem with the whole backend (a missing package, a server that cannot be reached) and stops
+the run. Cancelling ``ask`` takes the request out of the engine.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -125,10 +129,16 @@ class Backend(ABC):
         """How many queued requests one ``generate`` call takes (batch backends)."""
         return 1
 
+    async def ask(self, request: Request, affinity: str | None = None) -> list[Generation]:
+        """The request's generations, awaited. ``affinity`` names the problem it belongs to
+        (``engines.Engines`` keeps a problem's requests on one engine; a single engine has
+        nothing to choose). Backends with a thread or process of their own answer through
+        ``submit``; those that speak asyncio themselves override this."""
+        return await asyncio.wrap_future(self.submit(request, affinity))
+
     def submit(self, request: Request, affinity: str | None = None) -> "Future[list[Generation]]":
-        """Start ``request``; its future holds the generations. Thread-safe, never blocks.
-        ``affinity`` names the problem it belongs to (``engines.Engines`` keeps a problem's
-        requests on one engine; a single engine has nothing to choose)."""
+        """Start ``request``; its future holds the generations. Thread-safe, never blocks (for
+        callers outside an event loop: a worker process, a Ray actor, tests)."""
         future = self._start(request)
         with self._count_lock:
             self._in_flight += 1

@@ -76,10 +76,16 @@ class Engines(Backend):
             self.home[affinity] = best
         return best
 
-    def submit(self, request: Request, affinity: str | None = None) -> "Future[list[Generation]]":
+    def _pick(self, affinity: str | None) -> Backend:
         index = self.route(affinity)
         self.sent[index] += 1
-        return self.replicas[index].submit(request)
+        return self.replicas[index]
+
+    async def ask(self, request: Request, affinity: str | None = None) -> list[Generation]:
+        return await self._pick(affinity).ask(request)
+
+    def submit(self, request: Request, affinity: str | None = None) -> "Future[list[Generation]]":
+        return self._pick(affinity).submit(request)
 
     def take_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -1,6 +1,7 @@
 """Any OpenAI-compatible server: vLLM, SGLang, llama.cpp, hosted APIs.
 
-Requests run concurrently (bounded by ``max_concurrency``, optionally paced to
+Each request is a coroutine on the caller's event loop (``ask``); requests run concurrently
+(bounded by ``max_concurrency``, optionally paced to
 ``requests_per_minute``). 408/409/429/5xx, timeouts, dropped connections and replies that are
 not what the API promises (a truncated or invalid body, no text, impossible token counts) are
 retried with exponential backoff (honouring ``Retry-After``) up to ``max_retries`` times; every
@@ -28,11 +29,10 @@ import json
 import logging
 import os
 import random
-import threading
 import time
+import weakref
 from collections import Counter
-from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from hinttune.core.backends.base import Generation, Request, TemplatedBackend, failed, rejected
 from hinttune.core.config import OpenAIModel
@@ -107,8 +107,9 @@ class OpenAIBackend(TemplatedBackend):
     def __init__(self, cfg: OpenAIModel):
         super().__init__(cfg)
         self.retries: Counter = Counter()
-        self._loop: Any = None
-        self._loop_lock = threading.Lock()
+        # each event loop's clients, gone with the loop
+        self._servers: "weakref.WeakKeyDictionary[Any, Servers]" = weakref.WeakKeyDictionary()
+        self._turn_ends: list[str] | None = None  # completions mode: where a turn ends
 
     def identity(self) -> dict[str, Any]:
         # The server address is not part of the identity: the same model served elsewhere
@@ -273,64 +274,59 @@ class OpenAIBackend(TemplatedBackend):
         urls = [self.cfg.base_url] if isinstance(self.cfg.base_url, str) else list(self.cfg.base_url)
         return sum(self._limit(url) for url in urls)
 
-    def _start(self, request: Request) -> "Future[list[Generation]]":
-        """Each request is a coroutine on the backend's own event loop (a thread started with
-        the first request), so it runs beside every other request in flight."""
-        with self._loop_lock:
-            if self._loop is None:
-                self._open()
-        future: Future = Future()
-        job = asyncio.run_coroutine_threadsafe(self._request(self._servers, 0, request), self._loop)
+    async def ask(self, request: Request, affinity: str | None = None) -> list[Generation]:
+        """A coroutine on the caller's event loop, beside every other request in flight."""
+        with self._count_lock:
+            self._in_flight += 1
+        try:
+            return (await self._request(self._servers_here(), 0, request))[1]
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
 
-        def done(job: Any) -> None:
-            if job.cancelled():
-                future.cancel()
-            elif job.exception() is not None:
-                future.set_exception(job.exception())
-            else:
-                future.set_result(job.result()[1])
+    def _servers_here(self) -> Servers:
+        """The clients of the running event loop: an HTTP client belongs to the loop it was
+        made on, and each stage of a run may run its own loop."""
+        loop = asyncio.get_running_loop()
+        servers = self._servers.get(loop)
+        if servers is None:
+            from openai import AsyncOpenAI
 
-        job.add_done_callback(done)
-        future.add_done_callback(lambda f: f.cancelled() and job.cancel())
-        return future
+            if self._turn_ends is None:
+                self._turn_ends = []
+                if self.cfg.continue_mode == "completions":
+                    from hinttune.core.chat import end_of_turn_tokens
 
-    def _open(self) -> None:
-        from openai import AsyncOpenAI
-
-        self._turn_ends: list[str] = []
-        if self.cfg.continue_mode == "completions":
-            from hinttune.core.chat import end_of_turn_tokens
-
-            # load the tokenizer before any request, so a bad name fails early
-            self._turn_ends = end_of_turn_tokens(self.tokenizer())
-        loop = asyncio.new_event_loop()
-        threading.Thread(target=loop.run_forever, daemon=True, name="hinttune-openai").start()
-        urls = [self.cfg.base_url] if isinstance(self.cfg.base_url, str) else list(self.cfg.base_url)
-
-        async def connect() -> Servers:
+                    self._turn_ends = end_of_turn_tokens(self.tokenizer())
+            urls = [self.cfg.base_url] if isinstance(self.cfg.base_url, str) else list(self.cfg.base_url)
             clients = [AsyncOpenAI(base_url=url, api_key=self._api_key(), max_retries=0,
                                    timeout=self.cfg.timeout) for url in urls]
-            return Servers(clients, [self._limit(url) for url in urls], self.cfg.requests_per_minute)
+            servers = self._servers[loop] = Servers(clients, [self._limit(url) for url in urls],
+                                                    self.cfg.requests_per_minute)
+        return servers
 
-        self._servers = asyncio.run_coroutine_threadsafe(connect(), loop).result()
-        self._loop = loop
+    def batch_size(self) -> int:
+        return self.slots
+
+    def generate(self, requests: list[Request]) -> Iterator[tuple[int, list[Generation]]]:
+        """For callers outside an event loop (``submit`` runs batches of it on a thread)."""
+
+        async def every() -> list[list[Generation]]:
+            try:
+                return list(await asyncio.gather(*(self.ask(request) for request in requests)))
+            finally:
+                await self._close_clients()
+
+        yield from enumerate(asyncio.run(every()))
+
+    async def _close_clients(self) -> None:
+        servers = self._servers.pop(asyncio.get_running_loop(), None)
+        for client in servers.clients if servers is not None else []:
+            await client.close()
 
     def close(self) -> None:
-        loop, self._loop = self._loop, None
-        if loop is None:
-            return
-
-        async def shut() -> None:
-            for task in [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
-                task.cancel()
-            for client in self._servers.clients:
-                await client.close()
-
-        try:
-            asyncio.run_coroutine_threadsafe(shut(), loop).result(timeout=30)
-        except Exception:
-            pass
-        loop.call_soon_threadsafe(loop.stop)
+        """Clients of a loop that has ended hold no open request; they are dropped."""
+        self._servers.clear()
 
 
 def _first_choice(response: Any) -> Any:
