@@ -135,11 +135,7 @@ def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
     import tempfile
 
     from hinttune.construction.pipeline import build
-    from hinttune.construction.probe.search import (
-        ProbeTarget,
-        probe_request,
-        run_probes,
-    )
+    from hinttune.construction.probe.search import ProbeSetup, ProbeTarget, probe_request, run_probes
     from hinttune.construction.segmentation import trace_episodes
     from hinttune.core.backends import BackendPool
     from hinttune.core.chat import TokenCounter
@@ -172,7 +168,7 @@ def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
         for t in targets:
             official_k[t.problem.id] = None
             for k in range(t.first_k, t.last_k + 1):
-                job = Job(f"{t.problem.id}#k{k}", 0, probe_request(cfg, t, k))
+                job = Job(f"{t.problem.id}#k{k}", 0, probe_request(cfg.instruct, cfg.probe, t, k))
                 plan_keys(backend, [job], cfg.seed)  # the same seed as the batched run
                 (_, (gen,)), = list(backend.generate([job.request]))
                 gens += 1
@@ -193,7 +189,7 @@ def wallclock(problems: int, max_tokens: int, batch_size: int) -> None:
                 grader = Grader(run_cfg, fresh, pool)
                 grader.math = verifier
                 started = time.perf_counter()
-                outcomes = run_probes(run_cfg, fresh, grader, pool, targets)
+                outcomes = run_probes(ProbeSetup.of(run_cfg, pool, grader), fresh, grader, targets)
                 variants.append((name, outcomes, time.perf_counter() - started))
         verifier.close()
     print(f"\n## Wall clock, SmolLM2-135M on CPU ({len(targets)} problems, k = 0..N, "

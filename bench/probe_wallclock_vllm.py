@@ -33,7 +33,8 @@ def main() -> None:
 
     import hinttune.construction.pipeline as pipeline
     from hinttune.construction.per_problem import probe_target
-    from hinttune.construction.probe.search import run_probes
+    from hinttune.construction.policy import Policy
+    from hinttune.construction.probe.search import ProbeSetup, run_probes
     from hinttune.core.backends import BackendPool
     from hinttune.core.config import load_config
     from hinttune.core.grading import UNGRADED, Grader
@@ -53,7 +54,7 @@ def main() -> None:
     base = load_config("demo", overrides + [f"run_dir={work / 'base'}"])
     made = pipeline.build(base, until="segment")
     targets = [t for p in made.problems if p.id in made.episodes and (t := probe_target(
-        base, p, made.episodes[p.id], made.verdicts["think"].get(p.id, UNGRADED),
+        Policy.of(base), p, made.episodes[p.id], made.verdicts["think"].get(p.id, UNGRADED),
         made.verdicts["instruct"].get(p.id, UNGRADED))) is not None]
 
     timings, results = {}, {}
@@ -66,13 +67,14 @@ def main() -> None:
         backend.occupancy.clear()
         with RunStore(run_dir) as store:
             grader = Grader(cfg, store, shared)
+            setup = ProbeSetup.of(cfg, shared, grader)
             started = time.perf_counter()
             if schedule == "official":  # one problem after another, one request at a time
                 results[schedule] = {}
                 for target in targets:
-                    results[schedule].update(run_probes(cfg, store, grader, shared, [target]))
+                    results[schedule].update(run_probes(setup, store, grader, [target]))
             else:
-                results[schedule] = run_probes(cfg, store, grader, shared, targets)
+                results[schedule] = run_probes(setup, store, grader, targets)
             timings[schedule] = (time.perf_counter() - started, list(backend.occupancy))
             grader.close()
     shared_close()

@@ -20,10 +20,10 @@ from typing import Any
 from hinttune.construction.attempts import attempt_jobs
 from hinttune.construction.policy import Policy
 from hinttune.construction.probe import memo as probe_memo
-from hinttune.construction.probe.search import ProbeOutcome, ProbeTarget, Probing
+from hinttune.construction.probe.search import ProbeOutcome, ProbeSetup, ProbeTarget, Probing
 from hinttune.construction.result import RunResult
-from hinttune.core.backends import BackendPool, engine_key
-from hinttune.core.config import ModelBase, RunConfig
+from hinttune.core.backends import Model
+from hinttune.core.config import RunConfig, SegmentConfig
 from hinttune.core.generations import AsyncJobs, Job, plan_keys
 from hinttune.core.grading import UNGRADED, GradeItem, Grader, Verdict
 from hinttune.core.problems import Problem
@@ -33,13 +33,26 @@ from hinttune.core.store import GenerationRecord, RunStore
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The parts of the run's config the pipeline reads."""
+    samples: int  # attempts per model and problem
+    seed: int
+    segment: SegmentConfig
+    policy: Policy
+
+    @classmethod
+    def of(cls, cfg: RunConfig) -> "Settings":
+        return cls(cfg.attempts.samples, cfg.seed, cfg.segment, Policy.of(cfg))
+
+
 @dataclass
 class Side:
     """One instruct model's part of the run: its attempts, its grader, its probe search (the
     run's instruct model, and each further probe of ``instruct: [a, b, ...]``)."""
     name: str
     role: str  # attempts and probes are stored under it
-    cfg: RunConfig  # the run's config with this model as the instruct model
+    setup: ProbeSetup  # its model, its judge, the probe settings
     grader: Grader
     result: RunResult
     jobs: dict[str, list[Job]] = field(default_factory=dict)  # its attempts, planned, by problem
@@ -55,10 +68,11 @@ STAGES = ("attempts", "grade", "segment", "probe")
 class PerProblem:
     """The run's stages up to ``STAGES[stop]`` for every problem, one coroutine each."""
 
-    def __init__(self, cfg: RunConfig, store: RunStore, pool: BackendPool, sides: list[Side],
+    def __init__(self, settings: Settings, think: Model, sides: list[Side], store: RunStore,
                  stop: int, tokenizer: Any):
-        self.cfg, self.store, self.pool, self.sides, self.stop = cfg, store, pool, sides, stop
-        self.tokenizer = tokenizer
+        self.settings, self.think_model, self.sides = settings, think, sides
+        self.store, self.stop, self.tokenizer = store, stop, tokenizer
+        self.policy = settings.policy
         self.main = sides[0]
         self.segments: dict[str, asyncio.Future] = {}
 
@@ -67,17 +81,17 @@ class PerProblem:
         self.store.flush()
 
     async def _run(self, problems: list[Problem]) -> None:
-        cfg, store = self.cfg, self.store
         labels = ["attempts · think model"] + [f"attempts · {s.name}" for s in self.sides]
         if self.upto("probe"):
             labels += [f"probe · {s.name}" for s in self.sides]
-        think_model = self.pool.get(cfg.think)
+        think = self.think_model
         # every attempt's key up front: `hinttune status` knows the whole plan from the start
-        self.think_jobs = self._planned(think_model, "think", cfg.think, problems)
+        self.think_jobs = self._planned(think, "think", problems)
         for side in self.sides:
-            side.jobs = self._planned(self.pool.get(side.cfg.instruct), side.role, side.cfg.instruct, problems)
+            side.jobs = self._planned(side.setup.instruct, side.role, problems)
         with stages_progress(labels) as bars:
-            self.think = AsyncJobs(store, think_model, "attempts", "think", cfg.seed, bars[labels[0]], planned=True)
+            self.think = AsyncJobs(self.store, think.backend, "attempts", "think", self.settings.seed,
+                                   bars[labels[0]], planned=True)
             for side in self.sides:
                 self._open(side, bars)
             try:
@@ -85,37 +99,36 @@ class PerProblem:
             finally:
                 self._close()
 
-    def _planned(self, backend: Any, role: str, model: ModelBase, problems: list[Problem]) -> dict[str, list[Job]]:
-        jobs = {p.id: attempt_jobs(model, p, self.cfg.attempts.samples) for p in problems}
+    def _planned(self, model: Model, role: str, problems: list[Problem]) -> dict[str, list[Job]]:
+        jobs = {p.id: attempt_jobs(model.cfg, p, self.settings.samples) for p in problems}
         every = [job for group in jobs.values() for job in group]
-        keys = plan_keys(backend, every, self.cfg.seed)
+        keys = plan_keys(model.backend, every, self.settings.seed)
         self.store.set_plan("attempts", role, [(j.problem_id, j.sample, k) for j, k in zip(every, keys)])
         return jobs
 
     def _open(self, side: Side, bars: dict[str, StageProgress]) -> None:
-        cfg, store = side.cfg, self.store
-        backend = self.pool.get(cfg.instruct)
-        side.attempts = AsyncJobs(store, backend, "attempts", side.role, cfg.seed, bars[f"attempts · {side.name}"],
+        store, seed, setup = self.store, self.settings.seed, side.setup
+        backend = setup.instruct.backend
+        side.attempts = AsyncJobs(store, backend, "attempts", side.role, seed, bars[f"attempts · {side.name}"],
                                   planned=True)
-        judge = self.pool.get(side.grader.judge) if side.grader.kind != "math" else None
-        side.judge = {what: AsyncJobs(store, judge, "grade", f"judge:{what}", cfg.seed)
-                      for what in ("attempts:think", "attempts:instruct")} if judge else {}
+        side.judge = {what: AsyncJobs(store, setup.judge.backend, "grade", f"judge:{what}", seed)
+                      for what in ("attempts:think", "attempts:instruct")} if setup.judge else {}
         if self.upto("probe"):
             bar = bars[f"probe · {side.name}"]
             # what else runs on the instruct engines takes their slots: its attempts, and the
             # think model's where one engine plays both roles (the demo)
-            same = engine_key(self.cfg.think) == engine_key(cfg.instruct)
-            side.probing = Probing(cfg, store, side.grader, self.pool, side.role, bar,
+            same = self.think_model.backend is backend
+            side.probing = Probing(setup, store, side.grader, side.role, bar,
                                    sharing=[side.attempts, *([self.think] if same else [])])
-            side.memo = probe_memo.Memo(store, side.role, probe_memo.common(cfg, backend, side.grader))
+            side.memo = probe_memo.Memo(store, side.role, probe_memo.common(setup, side.grader))
         backend.token_hook = bars[f"attempts · {side.name}"].live
-        self.pool.get(self.cfg.think).token_hook = bars["attempts · think model"].live
+        self.think_model.backend.token_hook = bars["attempts · think model"].live
 
     def _close(self) -> None:
-        self.pool.get(self.cfg.think).token_hook = None
+        self.think_model.backend.token_hook = None
         self.think.close()
         for side in self.sides:
-            self.pool.get(side.cfg.instruct).token_hook = None
+            side.setup.instruct.backend.token_hook = None
             for jobs in [side.attempts, *side.judge.values()]:
                 if jobs is not None:
                     jobs.close()
@@ -165,7 +178,7 @@ class PerProblem:
         episodes = side.result.episodes[p.id] = await self.segmented(p.id, think_record.text or "")
         if not self.upto("probe"):
             return
-        target = probe_target(side.cfg, p, episodes, think_verdict, verdict or UNGRADED)
+        target = probe_target(self.policy, p, episodes, think_verdict, verdict or UNGRADED)
         if target is not None:
             side.result.probes[p.id] = await self.probe(side, target)
 
@@ -173,7 +186,7 @@ class PerProblem:
         """The verdict on sample 0 of a model's attempt (a failed or missing one has none)."""
         if rec is None or rec.status != "ok":
             return None
-        text = Policy.of(side.cfg).attempt_answer(role, rec.text or "")
+        text = self.policy.attempt_answer(role, rec.text or "")
         if isinstance(text, Verdict):  # nothing to grade
             return text
         # keyed by generation and problem: twin problems can share one generation
@@ -187,7 +200,7 @@ class PerProblem:
         windows count tokens)."""
         if pid not in self.segments:
             self.segments[pid] = asyncio.ensure_future(asyncio.to_thread(
-                Policy.of(self.cfg).episodes, text, self.cfg.segment, self.tokenizer))
+                self.policy.episodes, text, self.settings.segment, self.tokenizer))
         return await asyncio.shield(self.segments[pid])
 
     async def probe(self, side: Side, target: ProbeTarget) -> ProbeOutcome:
@@ -201,8 +214,8 @@ class PerProblem:
         return outcome
 
 
-def probe_target(cfg: RunConfig, p: Problem, episodes: list[str], think: Verdict,
+def probe_target(policy: Policy, p: Problem, episodes: list[str], think: Verdict,
                  instruct: Verdict) -> ProbeTarget | None:
     """What the probe searches for this problem, or None when it is not probed."""
-    found = Policy.of(cfg).probe_range(episodes, think, instruct)
+    found = policy.probe_range(episodes, think, instruct)
     return None if found is None else ProbeTarget(p, episodes, *found)

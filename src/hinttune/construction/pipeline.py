@@ -15,9 +15,9 @@ from hinttune.construction.audit import run_audit
 from hinttune.construction.outputs.export import export_dataset, export_official_layout
 from hinttune.construction.scale.planning import read_plan
 from hinttune.construction.policy import Policy
-from hinttune.construction.probe.search import ProbeOutcome, ProbeTarget, run_probes
+from hinttune.construction.probe.search import ProbeOutcome, ProbeSetup, ProbeTarget, run_probes
 from hinttune.construction.result import RunResult, facts_of, probe_statistics, record_meta
-from hinttune.construction.per_problem import PerProblem, Side
+from hinttune.construction.per_problem import PerProblem, Settings, Side
 from hinttune.construction.states import assign
 from hinttune.construction.outputs.summary import summarize, write_summary
 from hinttune.construction.variants.exports import export_baselines, export_probes, policy_stats, think_samples
@@ -38,11 +38,12 @@ def probe(cfg: RunConfig, store: Any, grader: Grader, pool: BackendPool,
     """A dataset variant's searches (the first-correct self-probe): those finished by an
     earlier run with the same inputs are taken as they are (``probe_memo``); the others run,
     and those that finish are remembered."""
-    memo = probe_memo.Memo(store, role, probe_memo.common(cfg, pool.get(cfg.instruct), grader))
+    setup = ProbeSetup.of(cfg, pool, grader)
+    memo = probe_memo.Memo(store, role, probe_memo.common(setup, grader))
     known = {t.problem.id: found for t in targets if (found := memo.recall(t)) is not None}
     if known:
         log.info("probe (%s): %d of %d searches finished in an earlier run", role, len(known), len(targets))
-    fresh = run_probes(cfg, store, grader, pool, [t for t in targets if t.problem.id not in known], role)
+    fresh = run_probes(setup, store, grader, [t for t in targets if t.problem.id not in known], role)
     for t in targets:
         if t.problem.id in fresh:
             memo.remember(t, fresh[t.problem.id])
@@ -129,9 +130,10 @@ def build(cfg: RunConfig, until: str = "summary", frozen: str | None = None) -> 
                    for name, (role, _) in runs.items()}
         result.others = {name: r for name, r in results.items() if r is not result}
         try:
-            sides = [Side(name, role, probe_cfg, graders[name], results[name])
+            sides = [Side(name, role, ProbeSetup.of(probe_cfg, pool, graders[name]), graders[name], results[name])
                      for name, (role, probe_cfg) in runs.items()]
-            PerProblem(cfg, store, pool, sides, min(stop, 3), counter.tokenizer).run(problems)
+            PerProblem(Settings.of(cfg), pool.model(cfg.think), sides, store, min(stop, 3),
+                       counter.tokenizer).run(problems)
             for r in results.values():
                 in_problem_order(r)
             if stop < 2:

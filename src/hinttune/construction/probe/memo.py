@@ -16,19 +16,18 @@ from typing import Any
 
 from hinttune.core.grading import Grader
 
-from hinttune.construction.probe.search import STAGE, ProbeAttempt, ProbeOutcome, ProbeTarget
+from hinttune.construction.probe.search import STAGE, ProbeAttempt, ProbeOutcome, ProbeSetup, ProbeTarget
 from hinttune.core.grading import Verdict
-from hinttune.core.config import RunConfig
 from hinttune.core.store import RunStore, stable_hash
 
 VERSION = 2  # bump when what a fingerprint covers, or the stored body, changes
 
 
-def common(cfg: RunConfig, backend: Any, grader: Grader) -> dict[str, Any]:
+def common(setup: ProbeSetup, grader: Grader) -> dict[str, Any]:
     """What every search of one instruct model in one run shares."""
-    return {"instruct": backend.identity(), "model": cfg.instruct.model_dump(mode="json"),
-            "probe": cfg.probe.model_dump(mode="json"), "grading": grader.settings,
-            "seed": cfg.seed, "official": cfg.official}
+    return {"instruct": setup.instruct.backend.identity(), "model": setup.instruct.cfg.model_dump(mode="json"),
+            "probe": setup.probe.model_dump(mode="json"), "grading": grader.settings,
+            "seed": setup.seed, "official": setup.policy.official}
 
 
 class Memo:

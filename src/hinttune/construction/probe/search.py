@@ -25,9 +25,9 @@ from hinttune.construction.attempts import problem_messages
 from hinttune.construction.policy import Policy
 from hinttune.construction.segmentation import prefix
 from hinttune.construction.probe.strategies import Linear, make_search
-from hinttune.core.backends import BackendPool, engine_key
+from hinttune.core.backends import BackendPool, Model
 from hinttune.core.backends.base import Request
-from hinttune.core.config import ProbeConfig, RunConfig
+from hinttune.core.config import ModelBase, ProbeConfig, RunConfig
 from hinttune.core.generations import AsyncJobs, Job
 from hinttune.core.grading import GradeItem, Grader, Verdict
 from hinttune.core.progress import stage_progress
@@ -84,11 +84,26 @@ class ProbeOutcome:
         return min((a.k for a in self.attempts if a.sample == 0 and a.verdict.correct), default=None)
 
 
-def probe_request(cfg: RunConfig, target: ProbeTarget, k: int) -> Request:
-    instruct = cfg.instruct
+@dataclass(frozen=True)
+class ProbeSetup:
+    """What a probe search uses: the probe settings, the run's policy and seed, and its models
+    (the instruct model that continues the prefixes, the judge when one grades)."""
+    probe: ProbeConfig
+    policy: Policy
+    seed: int
+    instruct: Model
+    judge: Model | None = None
+
+    @classmethod
+    def of(cls, cfg: RunConfig, pool: BackendPool, grader: Grader) -> "ProbeSetup":
+        judge = pool.model(grader.judge) if grader.kind != "math" else None
+        return cls(cfg.probe, Policy.of(cfg), cfg.seed, pool.model(cfg.instruct), judge)
+
+
+def probe_request(instruct: ModelBase, probe: ProbeConfig, target: ProbeTarget, k: int) -> Request:
     sampling = instruct.sampling
-    if cfg.probe.max_tokens is not None:
-        sampling = sampling.model_copy(update={"max_tokens": cfg.probe.max_tokens})
+    if probe.max_tokens is not None:
+        sampling = sampling.model_copy(update={"max_tokens": probe.max_tokens})
     continuation = target.lead + prefix(target.episodes, k) + target.close
     return Request(messages=problem_messages(instruct, target.problem), sampling=sampling,
                    continuation=continuation or None,
@@ -206,18 +221,18 @@ class Probing:
     asked them), whatever order results come back in and however many engines serve them.
     ``sharing``: other jobs on the instruct model's engines (its attempts)."""
 
-    def __init__(self, cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPool, role: str,
+    def __init__(self, setup: ProbeSetup, store: RunStore, grader: Grader, role: str,
                  bar: Any = None, sharing: list[AsyncJobs] = ()):
-        self.cfg, self.probe, self.store, self.grader, self.role = cfg, cfg.probe, store, grader, role
-        self.spp = cfg.probe.samples_per_prefix
-        self.policy = Policy.of(cfg)
-        self.backend = pool.get(cfg.instruct)
+        self.setup, self.probe, self.store, self.grader, self.role = setup, setup.probe, store, grader, role
+        self.spp = setup.probe.samples_per_prefix
+        self.policy = setup.policy
+        self.backend = setup.instruct.backend
         self.tries: dict[tuple[str, int], int] = {}  # a re-checked k gets fresh sample indices
-        self.jobs = AsyncJobs(store, self.backend, STAGE, role, cfg.seed, bar)
-        self.judge_jobs = (AsyncJobs(store, pool.get(grader.judge), "grade", "judge:probe", cfg.seed)
-                           if grader.kind != "math" else None)
+        self.jobs = AsyncJobs(store, self.backend, STAGE, role, setup.seed, bar)
+        judge = setup.judge
+        self.judge_jobs = AsyncJobs(store, judge.backend, "grade", "judge:probe", setup.seed) if judge else None
         # the paper's judge is the instruct model: its calls share the probe engine's slots
-        shares = self.judge_jobs is not None and engine_key(grader.judge) == engine_key(cfg.instruct)
+        shares = judge is not None and judge.backend is self.backend
         self.ahead = LookAhead(self.backend, self.probe.fill_batch,
                                [*sharing, *([self.judge_jobs] if shares else [])])
 
@@ -289,7 +304,7 @@ class Probing:
         pid = target.problem.id
         base = self.tries.get((pid, k), 0) * self.spp
         self.tries[(pid, k)] = self.tries.get((pid, k), 0) + 1
-        request = probe_request(self.cfg, target, k)
+        request = probe_request(self.setup.instruct.cfg, self.probe, target, k)
         # plan rows are per (problem, k); the sample index picks the seed. Under the official
         # policy k = 0 is the bare prompt, which must be sampled afresh.
         salt = "probe" if request.continuation is None else ""
@@ -337,17 +352,17 @@ class Probing:
         return True
 
 
-def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPool,
-               targets: list[ProbeTarget], role: str = "instruct") -> dict[str, ProbeOutcome]:
-    """Search every target's K* with ``cfg.instruct`` (stored and planned under ``role``): the
-    dataset variants' searches (the first-correct self-probe); the run's own probes run in
-    its per-problem pipeline."""
+def run_probes(setup: ProbeSetup, store: RunStore, grader: Grader, targets: list[ProbeTarget],
+               role: str = "instruct") -> dict[str, ProbeOutcome]:
+    """Search every target's K* (stored and planned under ``role``): the dataset variants'
+    searches (the first-correct self-probe); the run's own probes run in its per-problem
+    pipeline."""
     if not targets:
         return {}
 
     async def every() -> list[ProbeOutcome]:
-        with stage_progress(f"probe ({cfg.probe.strategy}) · {role}", 0) as bar:
-            probing = Probing(cfg, store, grader, pool, role, bar)
+        with stage_progress(f"probe ({setup.probe.strategy}) · {role}", 0) as bar:
+            probing = Probing(setup, store, grader, role, bar)
             probing.backend.token_hook = bar.live
             try:
                 return await asyncio.gather(*(probing.search(t) for t in targets))
@@ -357,7 +372,7 @@ def run_probes(cfg: RunConfig, store: RunStore, grader: Grader, pool: BackendPoo
 
     outcomes = {o.problem_id: o for o in asyncio.run(every())}
     solved = sum(o.k_star is not None for o in outcomes.values())
-    log.info("probing (%s, %s): %d problems, %d solved with a hint", cfg.probe.strategy, role,
+    log.info("probing (%s, %s): %d problems, %d solved with a hint", setup.probe.strategy, role,
              len(targets), solved)
     return outcomes
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
+from dataclasses import dataclass
 
 from hinttune.core.backends.base import Backend, Generation, Request
 from hinttune.core.config import PER_REQUEST, ModelBase
@@ -49,6 +50,9 @@ class Frozen:
     def __setattr__(self, name: str, value: object) -> None:
         setattr(self.inner, name, value)
 
+    async def ask(self, request: Request, affinity: str | None = None) -> list[Generation]:
+        return self.submit(request).result()
+
     def submit(self, request: Request, affinity: str | None = None) -> "Future[list[Generation]]":
         from hinttune.core.backends.base import failed
 
@@ -64,7 +68,15 @@ class Frozen:
         self.inner.close()
 
 
-__all__ = ["Backend", "BackendPool", "Generation", "Request", "make_backend", "engine_key"]
+__all__ = ["Backend", "BackendPool", "Generation", "Model", "Request", "make_backend", "engine_key"]
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model as a stage uses it: its role's settings (prompt, sampling) and the engine that
+    runs it (one engine serves every role whose model is the same, ``engine_key``)."""
+    cfg: ModelBase
+    backend: Backend
 
 
 class BackendPool:
@@ -86,6 +98,9 @@ class BackendPool:
         backend = self.backends[key]
         backend.cfg = cfg  # per-request settings (system prompt, sampling) of this role
         return backend
+
+    def model(self, cfg: ModelBase) -> Model:
+        return Model(cfg, self.get(cfg))
 
     def close(self) -> None:
         for backend in self.backends.values():
