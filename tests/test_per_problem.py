@@ -64,3 +64,19 @@ def test_vllm_engines_of_one_run_divide_the_gpu_memory():
     # one engine in both roles: vLLM's own default
     assert shares(instruct={"backend": "vllm", "model": "t"}) == [None, None]
     assert shares(instruct={"backend": "openai", "model": "i"})[0] is None
+
+
+def test_the_think_attempts_reach_the_engines_first(tmp_path, monkeypatch):
+    """The longest requests of a run, the think traces, are asked before any instruct attempt
+    (on one engine in both roles they would otherwise queue behind them)."""
+    asked = []
+    real = FakeBackend.submit
+
+    def logged(self, request, affinity=None):
+        asked.append(self.cfg.model)
+        return real(self, request, affinity)
+
+    monkeypatch.setattr(FakeBackend, "submit", logged)
+    build(validate_config(config_dict(tmp_path)), until="attempts")
+    thinks = asked.count("think")
+    assert thinks == 4 and asked[:thinks] == ["think"] * thinks, asked

@@ -95,7 +95,10 @@ class PerProblem:
             for side in self.sides:
                 self._open(side, bars)
             try:
-                await asyncio.gather(*(self.problem(p) for p in problems))
+                # the think attempts, the longest requests of the run, reach the engines first
+                thinks = {p.id: asyncio.ensure_future(self.attempts(
+                    self.think, self.think_jobs[p.id], "think", self.main.result)) for p in problems}
+                await asyncio.gather(*(self.problem(p, thinks[p.id]) for p in problems))
             finally:
                 self._close()
 
@@ -139,9 +142,9 @@ class PerProblem:
     def upto(self, stage: str) -> bool:
         return STAGES.index(stage) <= self.stop
 
-    async def problem(self, p: Problem) -> None:
-        """attempts -> grade -> segment -> probe, for the think model and every instruct model."""
-        think = asyncio.ensure_future(self.attempts(self.think, self.think_jobs[p.id], "think", self.main.result))
+    async def problem(self, p: Problem, think: "asyncio.Future[GenerationRecord | None]") -> None:
+        """attempts -> grade -> segment -> probe, for the think model and every instruct model
+        (``think``: its think attempts, already asked)."""
         graded = asyncio.ensure_future(self.think_verdict(p, think)) if self.upto("grade") else None
         await asyncio.gather(think, *(self.instruct_side(side, p, think, graded) for side in self.sides))
         if graded is not None:
