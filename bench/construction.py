@@ -5,8 +5,8 @@ uses (``bench/sim_vllm``): the think model's engine and the instruct model's, bo
 each with its share of the slots of one GPU set (``--think-share``), S sequence slots in all,
 ``tokens_per_step`` tokens per running sequence per step, requests past an engine's slots
 waiting. Every engine steps on one virtual clock: a tick after one that finished requests
-starts only once hinttune has reacted to them (its threads idle), so load on the machine
-cannot move the figures. Data-parallel replicas (4 x 256) run in this process as hinttune's
+starts only once hinttune has reacted to them (its threads idle) and each engine has taken
+what hinttune asked of it, so load on the machine cannot move the figures. Data-parallel replicas (4 x 256) run in this process as hinttune's
 ``Engines`` over in-process backends, so that they share the clock (the worker-process pipe
 between them is tested in tests/test_engines.py, not timed here).
 
@@ -34,11 +34,13 @@ the bench machine's, the others are not.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import heapq
 import json
 import math
 import os
+import queue
 import random
 import sys
 import tempfile
@@ -115,7 +117,9 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
 
     import hinttune.core.backends.engines as engine_layer
     from hinttune.construction.pipeline import build
+    from hinttune.construction.per_problem import PerProblem
     from hinttune.core.backends.vllm import VLLMBackend
+    from hinttune.core.grading import MathVerifier
     from hinttune.core.config import validate_config
     from hinttune.core.store import RunStore
 
@@ -145,6 +149,24 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
     CLOCK.__init__()
     in_process = engine_layer.ProcessEngine  # replicas in this process: one clock for all
     engine_layer.ProcessEngine = lambda cfg, rank: VLLMBackend(cfg.model_copy(update={"data_parallel_size": 1}))
+    loading, grading, running = VLLMBackend.load, MathVerifier.__init__, PerProblem._run
+
+    def load(backend):  # the clock sees what hinttune asked of each engine and not added yet
+        if not isinstance(backend._to_encode, Tokenizing):  # before its thread starts
+            backend._to_encode = Tokenizing()
+        loading(backend)
+        CLOCK.undelivered[id(backend.engine)] = lambda: not (backend._inbox.empty() and backend._to_encode.idle())
+
+    def verifier(math, *a, **kw):  # and whether a Math-Verify check is on its way
+        grading(math, *a, **kw)
+        CLOCK.quiet.append(lambda: math.in_flight == 0)
+
+    async def pipeline(per_problem, problems):  # and whether the event loop has work waiting
+        loop = asyncio.get_running_loop()
+        CLOCK.quiet.append(lambda: not loop._ready)
+        await running(per_problem, problems)
+
+    VLLMBackend.load, MathVerifier.__init__, PerProblem._run = load, verifier, pipeline
     sim_before = sim_cpu()
     loop, cpu = time.thread_time(), time.process_time()
     started = time.monotonic()
@@ -152,6 +174,7 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
         result = build(cfg, until="probe")
     finally:
         engine_layer.ProcessEngine = in_process
+        VLLMBackend.load, MathVerifier.__init__, PerProblem._run = loading, grading, running
     seconds = time.monotonic() - started
     loop, cpu = time.thread_time() - loop, time.process_time() - cpu - (sim_cpu() - sim_before)
     found = measure([json.loads(path.read_text()) for path in sorted(stats.glob("*.json"))],
@@ -175,6 +198,24 @@ def run_row(work: Path, problems: int, engines: int, slots: int, grader: str, ar
             "loop_ms_per_request": 1000 * loop / max(1, finished), "seconds": seconds,
             "requests": finished, "probed": len(result.probes), "wrong_k_star": wrong,
             "incomplete": sum(o.incomplete is not None for o in result.probes.values())}
+
+
+class Tokenizing(queue.SimpleQueue):
+    """The vLLM backend's tokenizer queue, which also knows when the prompt it handed out last
+    has been encoded (the thread asks for the next one only then)."""
+
+    def __init__(self):
+        super().__init__()
+        self.holding = False
+
+    def get(self, *args, **kwargs):
+        self.holding = False
+        item = super().get(*args, **kwargs)
+        self.holding = True
+        return item
+
+    def idle(self) -> bool:
+        return self.empty() and not self.holding
 
 
 KINDS = {"think": "think attempts", "attempt": "instruct attempts", "probe": "probes", "judge": "judge"}

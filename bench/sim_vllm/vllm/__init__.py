@@ -10,8 +10,10 @@ in the same tick (``Clock``); an engine with nothing to do lets its tick pass id
 takes tens of milliseconds, in which the caller reacts to what finished (grades it, asks the
 next k); a simulated step takes microseconds. So after a tick that finished requests, the
 clock waits until the caller's process (``$SIM_VLLM_DRIVER``) has gone idle - it has done
-everything those results led to - before the next tick: busy shares in ticks then measure the
-scheduling, not how fast Python runs on the bench machine (the bench reports that separately).
+everything those results led to - before the next tick, and an engine whose caller still holds requests for it (asked, not added yet)
+lets them in before it steps: a request asked in reaction to tick t starts at tick t + 1.
+Busy shares in ticks then measure the scheduling, not how fast Python runs on the bench
+machine (the bench reports that separately).
 
 Prompts are character-level token ids (the bench's tokenizer maps a character to its code
 point), so the engine reads the prompt text back: the problem (``Problem N``), k (how many
@@ -87,11 +89,12 @@ class _Seq:
     admitted: int = 0
 
 
-def _caller_idle():
-    """Until hinttune ran under 0.2 ms in 10 ms, 2 s at most: it has done what the finished
-    requests led to. hinttune is every thread of this process but the engines' own while they
-    wait for the clock (they sleep in it). /proc's schedstat counts a thread's run time in
-    nanoseconds (stat's ticks are too coarse for this)."""
+def _caller_idle(quiet=()):
+    """Until hinttune has done what the finished requests led to: every ``quiet`` check holds
+    (the bench's: nothing waits on the event loop, in a tokenizer queue or at Math-Verify) and
+    hinttune ran under 0.2 ms in 10 ms; 10 s at most. hinttune is every thread of this process
+    but the engines' own while they wait for the clock (they sleep in it). /proc's schedstat
+    counts a thread's run time in nanoseconds (stat's ticks are too coarse for this)."""
     import threading
 
     if not os.environ.get("SIM_VLLM_DRIVER"):
@@ -110,12 +113,12 @@ def _caller_idle():
                 pass
         return total
 
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 10.0
     last = ran()
     while time.monotonic() < deadline:
         time.sleep(0.01)
         now = ran()
-        if now - last < 200_000:
+        if now - last < 200_000 and all(check() for check in quiet):
             return
         last = now
 
@@ -132,8 +135,12 @@ class Clock:
         self.tick = 0
         self.engines = []
         self.stepped = set()
-        self.finished = False  # some engine finished requests in this tick
-        self.opening = False  # the next tick waits for the caller
+        # the first tick, and the tick after one that finished requests, wait for the caller
+        self.finished = True
+        self.opening = False
+        # engine -> whether its caller holds requests for it not added yet (set by the bench)
+        self.undelivered = {}
+        self.quiet = []  # checks that hinttune has nothing left to do (set by the bench)
 
     def _others_done(self):
         return all(id(e) in self.stepped or not e.has_work() for e in self.engines)
@@ -149,7 +156,7 @@ class Clock:
                         self.opening, self.finished = True, False
                         self.cond.release()
                         try:
-                            _caller_idle()
+                            _caller_idle(self.quiet)
                         finally:
                             self.cond.acquire()
                             self.opening = False
@@ -158,6 +165,18 @@ class Clock:
                 self.cond.wait(0.01)
             self.stepped.add(id(engine))
             return self.tick
+
+    def handed_all(self, engine):
+        """After the caller went idle: has it added everything it asked of this engine? If
+        not, the engine leaves its turn in this tick to the caller's thread, which adds them
+        and steps again - so a request asked in reaction to tick t starts at tick t + 1,
+        however fast or slow the caller was."""
+        pending = self.undelivered.get(id(engine))
+        if pending is None or not pending():
+            return True
+        with self.cond:
+            self.stepped.discard(id(engine))
+        return False
 
     def end(self, finished):
         with self.cond:
@@ -201,6 +220,8 @@ class _Engine:
     @_counted
     def step(self):
         tick = CLOCK.begin(self)
+        if not CLOCK.handed_all(self):
+            return []
         while self.waiting and len(self.running) < self.slots:
             seq = self.waiting.popleft()
             seq.admitted = tick

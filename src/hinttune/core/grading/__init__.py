@@ -253,6 +253,7 @@ class MathVerifier:
         self._thread: threading.Thread | None = None
         self._broken: BaseException | None = None
         self._lock = threading.Lock()
+        self.in_flight = 0  # checks submitted and not answered yet
 
     def _context(self) -> Any:
         if self._ctx is None:
@@ -281,9 +282,15 @@ class MathVerifier:
                 self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
                 self._thread = threading.Thread(target=self._serve, daemon=True, name="hinttune-math")
                 self._thread.start()
+            self.in_flight += 1
+        future.add_done_callback(self._answered)
         self._inbox.put((item, future))
         self._wake_w.send_bytes(b".")
         return future
+
+    def _answered(self, _: Future) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def check_many(self, items: list[tuple[str, str, bool]]) -> list[tuple[str, str, str | None]]:
         """(status, detail, extracted answer) for each (gold, answer, gold is short)."""
