@@ -116,6 +116,45 @@ def test_what_is_written_behind_is_read_back_before_and_after_its_commit(tmp_pat
         assert committed(tmp_path) == 3 and store.get("k2").text == "text 2"
 
 
+def test_what_comes_while_the_writer_commits_joins_the_next_transaction(tmp_path):
+    """Group commit: while a batch is being committed, the loop goes on (it never waits for
+    the writer) and what its later turns store is handed over together, in one transaction,
+    the moment that commit is done; a stage result goes with them."""
+    import asyncio
+    import threading
+
+    release, groups = threading.Event(), []
+    with RunStore(tmp_path) as store:
+        real = store._commit
+
+        def slow(db, batch):
+            release.wait(10)
+            groups.append((len(batch[0]), len(batch[3])))
+            real(db, batch)
+
+        store._commit = slow
+
+        async def main():
+            store.defer([record("a")])
+            await asyncio.sleep(0)  # handed over; its commit waits for `release`
+            for key in ("b", "c", "d"):  # three more turns, none of them waits
+                store.defer([record(key)])
+                await asyncio.sleep(0)
+            store.put_stage_results("probe", [("p1", "print", {"k_star": 3})])
+            await asyncio.sleep(0)
+            assert groups == [] and store.get("c") is not None  # read from memory
+            release.set()
+            for _ in range(500):
+                if len(groups) == 2:
+                    break
+                await asyncio.sleep(0.01)
+
+        asyncio.run(main())
+        assert groups == [(1, 0), (3, 1)]
+        assert committed(tmp_path) == 4
+        assert store.stage_results("probe") == {"p1": ("print", {"k_star": 3})}
+
+
 def test_a_failed_write_behind_stops_the_stage_naming_the_store(tmp_path):
     import asyncio
     import sqlite3

@@ -32,7 +32,8 @@ def common(setup: ProbeSetup, grader: Grader) -> dict[str, Any]:
 
 class Memo:
     """The searches an earlier run finished, read once; a search that finishes now is
-    remembered at once (one small transaction), so a kill loses none."""
+    remembered at once, written behind with the generations (a kill that loses it leaves
+    the generations it names, from which the next run replays that search)."""
 
     def __init__(self, store: RunStore, role: str, shared: dict[str, Any]):
         self.store, self.role, self.shared = store, role, shared

@@ -154,6 +154,15 @@ class PlanStatus:
     imported: int = 0  # read from a file of traces, not generated
 
 
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
+    """``callback`` on ``loop`` from another thread, unless the loop has ended (what it
+    queued is then handed over by ``flush``)."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # the loop is closed
+        pass
+
+
 class RunStore:
     def __init__(self, run_dir: Path, readonly: bool = False):
         self.run_dir = Path(run_dir)
@@ -162,7 +171,8 @@ class RunStore:
         self._pending_records: dict[str, GenerationRecord] = {}  # see defer
         self._pending_plan: dict[tuple[str, str], list] = {}
         self._pending_grades: list[tuple] = []
-        self._flush_scheduled = False
+        self._pending_stage: list[tuple] = []  # (stage, problem_id, fingerprint, body)
+        self._flush_scheduled: Any = None  # the loop a hand-over is scheduled on
         self._read_messages: dict[str, Any] = {}
         # keys of the rows this store holds, read once: a fresh run asks for every request's
         # record and verdict before sending it, and a set answers "not there" without a query
@@ -267,7 +277,7 @@ class RunStore:
 
     # --- written behind: what tasks of one event-loop turn produced, in one transaction ----
     def defer(self, records: list[GenerationRecord] = (), plan: tuple[str, str, list] | None = None,
-              grades: list[tuple] = ()) -> None:
+              grades: list[tuple] = (), stage_results: list[tuple] = ()) -> None:
         """Queue writes; inside a running event loop they are handed to the writer thread
         together when the loop's current turn ends, and committed there in one transaction
         (a kill loses what was in flight or not committed yet, which the next run generates
@@ -278,14 +288,15 @@ class RunStore:
         if plan is not None:
             self._pending_plan.setdefault(plan[:2], []).extend(plan[2])
         self._pending_grades.extend(grades)
+        self._pending_stage.extend(stage_results)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.flush()
             return
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._write_behind)
+        if self._flush_scheduled is not loop:  # (one scheduled on a loop that ended is void)
+            self._flush_scheduled = loop
+            loop.call_soon(self._hand_over, loop)
 
     def flush(self) -> None:
         """Commit what ``defer`` queued, and wait until the writer has committed it all."""
@@ -293,28 +304,43 @@ class RunStore:
         if self._writer is not None:
             self._writer.wait()
 
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """At the end of a turn of the loop: hand what it queued to the writer, unless the
+        writer is still committing an earlier batch - then what comes meanwhile joins the
+        next transaction, handed over the moment that commit is done (group commit: the
+        slower the disk, the bigger the transactions, and the loop never waits for them)."""
+        if self._writer is not None and self._writer.writing():
+            self._writer.when_done(lambda: _call_soon(loop, self._hand_over, loop))
+            return
+        self._write_behind()
+
     def _write_behind(self) -> None:
         """Hand what ``defer`` queued to the writer thread, as one transaction."""
-        self._flush_scheduled = False
+        self._flush_scheduled = None
         records, plans, grades = self._pending_records, self._pending_plan, self._pending_grades
-        if not (records or plans or grades):
+        stage = self._pending_stage
+        if not (records or plans or grades or stage):
             return
-        self._pending_records, self._pending_plan, self._pending_grades = {}, {}, []
+        self._pending_records, self._pending_plan, self._pending_grades, self._pending_stage = {}, {}, [], []
         self._note_records(records.values())
         self._note_grades(grades)
         if self._writer is None:
             self._writer = WriteBehind(self.path, self._commit)
-        self._writer.submit((list(records.values()), plans, grades), records)
+        self._writer.submit((list(records.values()), plans, grades, stage), records)
 
     def _commit(self, db: sqlite3.Connection, batch: tuple) -> None:
         """Write one batch of ``_write_behind`` (on the writer's connection, in its thread)."""
-        records, plans, grades = batch
+        records, plans, grades, stage_results = batch
         if records:
             self._insert_records(db, records)
         for (stage, role), rows in plans.items():
             self._insert_plan(db, stage, role, rows)
         if grades:
             self._insert_grades(db, grades)
+        if stage_results:  # after the records they name: a recall finds their texts
+            db.executemany("INSERT OR REPLACE INTO stage_results VALUES (?,?,?,?)",
+                           [(stage, pid, fingerprint, json.dumps(body, ensure_ascii=False))
+                            for stage, pid, fingerprint, body in stage_results])
 
     def __enter__(self) -> "RunStore":
         return self
@@ -544,11 +570,8 @@ class RunStore:
                 for pid, fingerprint, body in rows}
 
     def put_stage_results(self, stage: str, rows: list[tuple[str, str, Any]]) -> None:
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany("INSERT OR REPLACE INTO stage_results VALUES (?,?,?,?)",
-                                [(stage, pid, fingerprint, json.dumps(body, ensure_ascii=False))
-                                 for pid, fingerprint, body in rows])
+        """Written behind, as generations are (at once outside an event loop)."""
+        self.defer(stage_results=[(stage, pid, fingerprint, body) for pid, fingerprint, body in rows])
 
     # --- merging (shards) ------------------------------------------------------------------
     def merge_from(self, path: Path) -> dict[str, int]:

@@ -62,6 +62,19 @@ class WriteBehind:
     def busy(self) -> bool:
         return self._last is not None
 
+    def writing(self) -> bool:
+        """Whether a batch handed over is still being committed."""
+        return self._last is not None and not self._last.done()
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """``callback()`` once what was handed over so far is committed (on the writer's
+        thread, or at once if it is)."""
+        last = self._last
+        if last is None:
+            callback()
+        else:
+            last.add_done_callback(lambda _: callback())
+
     def wait(self) -> None:
         """Until every batch handed over is committed; raises the writer's failure."""
         if self._last is not None:
