@@ -155,6 +155,33 @@ def test_what_comes_while_the_writer_commits_joins_the_next_transaction(tmp_path
         assert store.stage_results("probe") == {"p1": ("print", {"k_star": 3})}
 
 
+def test_a_read_sees_what_waits_for_the_next_transaction(tmp_path):
+    """A read through the store's connection (a count, a query) sees a record still waiting to
+    join the writer's next transaction, not only those handed over."""
+    import asyncio
+    import threading
+
+    release = threading.Event()
+    with RunStore(tmp_path) as store:
+        real = store._commit
+
+        def slow(db, batch):
+            release.wait(10)
+            real(db, batch)
+
+        store._commit = slow
+
+        async def main():
+            store.defer([record("a")])
+            await asyncio.sleep(0)  # handed over; its commit waits for `release`
+            store.defer([record("b")])
+            await asyncio.sleep(0)  # waits for the next transaction
+            threading.Timer(0.1, release.set).start()
+            return store.count()
+
+        assert asyncio.run(main()) == 2
+
+
 def test_a_failed_write_behind_stops_the_stage_naming_the_store(tmp_path):
     import asyncio
     import sqlite3

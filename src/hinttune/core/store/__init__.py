@@ -260,7 +260,9 @@ class RunStore:
     @property
     def db(self) -> sqlite3.Connection:
         """The store's connection, once what was written behind is committed (every read and
-        write but ``get``'s, which finds what was handed over in memory, sees it)."""
+        write but ``get``'s, which finds what was handed over in memory, sees it) - including
+        what waits to join the writer's next transaction."""
+        self._write_behind()
         if self._writer is not None and self._writer.busy:
             self._writer.wait()
         return self._db
