@@ -6,9 +6,10 @@ each with its share of the slots of one GPU set (``--think-share``), S sequence 
 ``tokens_per_step`` tokens per running sequence per step, requests past an engine's slots
 waiting. Every engine steps on one virtual clock: a tick after one that finished requests
 starts only once hinttune has reacted to them (its threads idle) and each engine has taken
-what hinttune asked of it, so load on the machine cannot move the figures. Data-parallel replicas (4 x 256) run in this process as hinttune's
-``Engines`` over in-process backends, so that they share the clock (the worker-process pipe
-between them is tested in tests/test_engines.py, not timed here).
+what hinttune asked of it, so load on the machine cannot move the figures. Data-parallel
+replicas (4 x 256) run in this process as hinttune's ``Engines`` over in-process backends, so
+that they share the clock (the worker-process pipe between them is tested in
+tests/test_engines.py, not timed here).
 
 Workload (1,000 problems by default): think traces of N = 40 episodes whose lengths are
 lognormal (median 6,000 tokens, sigma 0.7, at most 32,768; the text itself is short, so

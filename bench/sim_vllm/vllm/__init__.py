@@ -10,8 +10,9 @@ in the same tick (``Clock``); an engine with nothing to do lets its tick pass id
 takes tens of milliseconds, in which the caller reacts to what finished (grades it, asks the
 next k); a simulated step takes microseconds. So after a tick that finished requests, the
 clock waits until the caller's process (``$SIM_VLLM_DRIVER``) has gone idle - it has done
-everything those results led to - before the next tick, and an engine whose caller still holds requests for it (asked, not added yet)
-lets them in before it steps: a request asked in reaction to tick t starts at tick t + 1.
+everything those results led to - before the next tick, and an engine whose caller still
+holds requests for it (asked, not added yet) lets them in before it steps: a request asked in
+reaction to tick t starts at tick t + 1.
 Busy shares in ticks then measure the scheduling, not how fast Python runs on the bench
 machine (the bench reports that separately).
 

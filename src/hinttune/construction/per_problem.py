@@ -72,7 +72,6 @@ class PerProblem:
                  stop: int, tokenizer: Any):
         self.settings, self.think_model, self.sides = settings, think, sides
         self.store, self.stop, self.tokenizer = store, stop, tokenizer
-        self.policy = settings.policy
         self.main = sides[0]
         self.segments: dict[str, asyncio.Future] = {}
 
@@ -181,7 +180,7 @@ class PerProblem:
         episodes = side.result.episodes[p.id] = await self.segmented(p.id, think_record.text or "")
         if not self.upto("probe"):
             return
-        target = probe_target(self.policy, p, episodes, think_verdict, verdict or UNGRADED)
+        target = probe_target(self.settings.policy, p, episodes, think_verdict, verdict or UNGRADED)
         if target is not None:
             side.result.probes[p.id] = await self.probe(side, target)
 
@@ -189,7 +188,7 @@ class PerProblem:
         """The verdict on sample 0 of a model's attempt (a failed or missing one has none)."""
         if rec is None or rec.status != "ok":
             return None
-        text = self.policy.attempt_answer(role, rec.text or "")
+        text = self.settings.policy.attempt_answer(role, rec.text or "")
         if isinstance(text, Verdict):  # nothing to grade
             return text
         # keyed by generation and problem: twin problems can share one generation
@@ -203,7 +202,7 @@ class PerProblem:
         windows count tokens)."""
         if pid not in self.segments:
             self.segments[pid] = asyncio.ensure_future(asyncio.to_thread(
-                self.policy.episodes, text, self.settings.segment, self.tokenizer))
+                self.settings.policy.episodes, text, self.settings.segment, self.tokenizer))
         return await asyncio.shield(self.segments[pid])
 
     async def probe(self, side: Side, target: ProbeTarget) -> ProbeOutcome:
